@@ -1,0 +1,1 @@
+"""rdm_flux2 plugin."""

@@ -1,0 +1,1 @@
+"""rdm_wan plugin."""

@@ -1,0 +1,119 @@
+"""Run checkpoints: one directory per step, safetensors for tensors and JSON for the rest.
+
+Layout (``<run_dir>/checkpoints/step_0000020/``)::
+
+    model.safetensors      trainable module state_dict (what `rdm generate` / `rdm eval` load)
+    state.safetensors      optimizer tensors, RNG states, controller tensors (flattened keys)
+    state.json             step, optimizer hyper-parameters, controller scalars, anything JSON
+
+A checkpoint directory is written under a temporary name and renamed into place, so a killed
+run never leaves a half-written checkpoint under a final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rdm_core.artifacts import load_tensors, read_json, save_tensors, write_json
+from rdm_core.errors import ArtifactError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor, nn
+
+STEP_DIR = re.compile(r"^step_(\d{7})$")
+MODEL_FILE = "model.safetensors"
+STATE_TENSORS = "state.safetensors"
+STATE_JSON = "state.json"
+
+
+def checkpoint_dir(run_dir: str | os.PathLike[str], step: int) -> Path:
+    return Path(run_dir) / "checkpoints" / f"step_{step:07d}"
+
+
+def list_checkpoints(run_dir: str | os.PathLike[str]) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        m = STEP_DIR.match(p.name)
+        if m and (p / STATE_JSON).exists() and (p / MODEL_FILE).exists():
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1][1] if found else None
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike[str],
+    step: int,
+    model_state: dict[str, Tensor],
+    state_tensors: dict[str, Tensor],
+    state_json: dict[str, Any],
+    *,
+    meta: dict[str, Any] | None = None,
+    keep: int | None = None,
+) -> Path:
+    """Write one checkpoint atomically (the directory appears whole or not at all)."""
+    final = checkpoint_dir(run_dir, step)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        save_tensors(tmp / MODEL_FILE, model_state, {"step": step, **(meta or {})})
+        save_tensors(tmp / STATE_TENSORS, state_tensors, {"step": step})
+        write_json(tmp / STATE_JSON, {"step": step, **state_json})
+        if final.exists():  # re-saving the same step after a resume
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    if keep:
+        for _, old in list_checkpoints(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+    """(model state, state tensors, state JSON) of a checkpoint directory."""
+    p = Path(path)
+    if not (p / STATE_JSON).exists():
+        raise ArtifactError(f"{p} is not a complete rdm checkpoint (no {STATE_JSON}).",
+                            "pass a directory like runs/NAME/checkpoints/step_0000020")
+    model, _ = load_tensors(p / MODEL_FILE, device)
+    state, _ = load_tensors(p / STATE_TENSORS, device)
+    return model, state, read_json(p / STATE_JSON)
+
+
+def resolve_model_file(path: str | os.PathLike[str]) -> Path:
+    """A checkpoint directory, a run directory (latest checkpoint) or a model file -> model file."""
+    p = Path(path)
+    if p.is_file():
+        return p
+    if (p / MODEL_FILE).is_file():
+        return p / MODEL_FILE
+    latest = latest_checkpoint(p)
+    if latest is not None:
+        return latest / MODEL_FILE
+    raise ArtifactError(f"no model weights at {p}.",
+                        "pass a model.safetensors file, a checkpoint directory or a run directory with checkpoints")
+
+
+def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, strict: bool = True) -> Path:
+    """Load trained weights into ``module`` (the generator's trainable module); returns the file."""
+    file = resolve_model_file(path)
+    state, _ = load_tensors(file)
+    result = module.load_state_dict(state, strict=strict)
+    if strict is False and (result.missing_keys or result.unexpected_keys):
+        raise ArtifactError(f"{file} does not match the generator: missing {result.missing_keys[:3]}, "
+                            f"unexpected {result.unexpected_keys[:3]}.", "use the recipe the checkpoint was trained with")
+    return file

@@ -1,0 +1,30 @@
+"""``rdm validate RECIPE [key=value ...]``: names, keys and arguments, without weights."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser):
+    parser.add_argument("recipe", nargs="+", help="recipe file(s) or shipped recipe name(s)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return run
+
+
+def run(args: argparse.Namespace) -> int:
+    from rdm_core.console import console, print_json
+    from rdm_core.recipe.load import find_recipe, load_recipe
+    from rdm_core.recipe.validate import validate_recipe
+
+    report = []
+    for name in args.recipe:
+        recipe = load_recipe(name, args.overrides)
+        checks = validate_recipe(recipe)
+        report.append({"recipe": str(find_recipe(name)), "ok": True, "checks": checks})
+        if not args.json:
+            console.print(f"[green]ok[/] {find_recipe(name)}: " + "; ".join(checks))
+    if args.json:
+        print_json(report)
+    return 0

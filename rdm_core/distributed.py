@@ -1,0 +1,139 @@
+"""torch.distributed helpers shared by the trainer and the reference builder.
+
+Launch is always ``torchrun`` (no home-made launcher). Without ``WORLD_SIZE`` in the environment
+everything degrades to a single process and the collectives are identities.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """Who this process is: rank, world size and the device it owns."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` -> this rank's CUDA device when available, else CPU."""
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "cpu"
+    if preference == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(preference)
+
+
+def init_from_env(device: str = "auto") -> DistContext:
+    """Initialise the process group from torchrun's environment (NCCL on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    dev = resolve_device(device, local_rank)
+    if world > 1 and not dist.is_initialized():
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)
+        dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+    return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def current_context(device: str = "auto") -> DistContext:
+    """The context of an already initialised group (or a single-process one)."""
+    if dist.is_available() and dist.is_initialized():
+        rank, world = dist.get_rank(), dist.get_world_size()
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistContext(rank, world, local, resolve_device(device, local))
+    return DistContext(device=resolve_device(device))
+
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _sync_stream(t: torch.Tensor) -> None:
+    # Kernels queued on the compute stream (bf16 sampler chains) can otherwise race NCCL.
+    if t.is_cuda:
+        torch.cuda.current_stream(t.device).synchronize()
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """All-gather along dim 0 that keeps the local slot's autograd graph.
+
+    Backward returns the slice of the upstream gradient that belongs to the local rows. Every
+    rank computes the same loss on the gathered rows, so no gradient reduction is needed here;
+    parameter gradients are averaged after backward.
+    """
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        world, rank = dist.get_world_size(), dist.get_rank()
+        sizes = torch.tensor([local.shape[0]], device=local.device)
+        all_sizes = [torch.zeros_like(sizes) for _ in range(world)]
+        _sync_stream(local)
+        dist.all_gather(all_sizes, sizes)
+        counts = [int(s.item()) for s in all_sizes]
+        if len(set(counts)) != 1:
+            raise RuntimeError(f"all_gather_with_grad needs equal rows on every rank, got {counts}")
+        parts = [torch.empty_like(local) for _ in range(world)]
+        dist.all_gather(parts, local.contiguous())
+        parts[rank] = local
+        ctx.rank, ctx.rows = rank, local.shape[0]
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        start = ctx.rank * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
+def all_gather_with_grad(local: torch.Tensor) -> torch.Tensor:
+    """Concatenate every rank's rows (rank order); gradients flow back to the local rows."""
+    if not _active():
+        return local
+    return _GatherWithGrad.apply(local)
+
+
+def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
+    """In place: replace each tensor by its mean over ranks (one collective per tensor)."""
+    if not _active():
+        return
+    world = dist.get_world_size()
+    for t in tensors:
+        _sync_stream(t)
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t.div_(world)
+
+
+def broadcast_object(obj: object, src: int = 0) -> object:
+    """Send a picklable-free small object (ints, strings, dicts of those) from ``src``."""
+    if not _active():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def barrier() -> None:
+    if _active():
+        dist.barrier()
+
+
+def destroy() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

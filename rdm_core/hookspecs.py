@@ -1,0 +1,76 @@
+"""The hooks a plugin implements: one ``rdm_register_<kind>(registry)`` per registry.
+
+A plugin module (the target of an entry point in group ``rdm``) implements any subset::
+
+    from rdm_core import hookimpl
+
+    @hookimpl
+    def rdm_register_encoders(registry):
+        registry.add("my_encoder", "my_pkg.encoder:build", spec=MY_SPEC)
+
+Implementations must be cheap: register names, specs and lazy factories only. ``docs/plugins.md``
+lists these signatures; a test keeps the two in sync.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+from rdm_core.registry import CommandSpec, Registry  # noqa: F401  (documented types)
+
+hookspec = pluggy.HookspecMarker("rdm")
+hookimpl = pluggy.HookimplMarker("rdm")
+
+
+@hookspec
+def rdm_register_encoders(registry: Registry) -> None:
+    """Register frozen encoders: ``registry.add(name, factory, spec=EncoderSpec(...))``.
+
+    The factory is called as ``factory(variant="full"|"tiny", weights=path_or_None, **args)`` and
+    returns an :class:`rdm_core.interfaces.Encoder`.
+    """
+
+
+@hookspec
+def rdm_register_kernels(registry: Registry) -> None:
+    """Register kernels: ``registry.add(name, factory)``; ``factory(bandwidth=..., **args)``
+    returns an :class:`rdm_core.interfaces.Kernel`."""
+
+
+@hookspec
+def rdm_register_references(registry: Registry) -> None:
+    """Register reference-set kinds (``nystrom``, ``exact``, ``rff``, ...).
+
+    The factory is a class with ``build(features, kernel, **args)`` and ``load(path)``
+    classmethods returning an :class:`rdm_core.interfaces.ReferenceSet`.
+    """
+
+
+@hookspec
+def rdm_register_generators(registry: Registry) -> None:
+    """Register generators: ``factory(**args)`` returns an :class:`rdm_core.interfaces.Generator`."""
+
+
+@hookspec
+def rdm_register_trainers(registry: Registry) -> None:
+    """Register trainers: ``factory(recipe)`` returns an :class:`rdm_core.interfaces.Trainer`."""
+
+
+@hookspec
+def rdm_register_metrics(registry: Registry) -> None:
+    """Register evaluation metrics: ``factory(**args)`` returns a :class:`rdm_core.interfaces.Metric`."""
+
+
+@hookspec
+def rdm_register_data_sources(registry: Registry) -> None:
+    """Register image and prompt sources: ``factory(**args)`` returns an ``ImageSource`` or
+    ``PromptSource``."""
+
+
+@hookspec
+def rdm_register_commands(registry: Registry) -> None:
+    """Register CLI command groups: ``registry.add(name, "pkg.cli:configure", spec=CommandSpec(help))``.
+
+    ``configure(parser)`` adds the command's arguments to an ``argparse`` parser and returns the
+    function ``run(args) -> int`` that executes it.
+    """

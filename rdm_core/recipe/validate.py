@@ -1,0 +1,107 @@
+"""``rdm validate``: check every name and argument of a recipe without loading any weights.
+
+Each check resolves a factory (importing the plugin module that defines it, but never calling
+it) and binds the recipe's arguments to its signature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rdm_core.errors import RecipeError, UnknownNameError
+from rdm_core.plugins import registry
+from rdm_core.recipe.assemble import plain
+
+CHOICES = {
+    "encoders.variant": ("full", "tiny"),
+    "balance.mode": ("uniform", "static", "controller"),
+    "train.precision": ("bf16", "fp32", "fp64"),
+    "train.schedule": ("constant", "cosine"),
+    "run.device": ("auto", "cpu", "cuda"),
+}
+
+
+def _choice(recipe: Any, dotted: str) -> None:
+    section, key = dotted.split(".")
+    value = getattr(getattr(recipe, section), key)
+    if value not in CHOICES[dotted]:
+        raise RecipeError(f"{dotted} = {value!r} is not allowed.", f"use one of: {', '.join(CHOICES[dotted])}")
+
+
+def _name(kind: str, name: str, where: str) -> None:
+    try:
+        registry(kind).get(name)
+    except UnknownNameError as exc:
+        raise RecipeError(f"{where}: {exc.problem}", exc.fix) from None
+
+
+def _component(kind: str, name: str, args: Any, where: str) -> None:
+    _name(kind, name, where)
+    registry(kind).check_args(name, plain(args) or {}, where)
+
+
+def validate_recipe(recipe: Any) -> list[str]:
+    """Run every check; return a description of each check that passed.
+
+    Raises:
+        RecipeError: on the first problem, naming it and the fix.
+    """
+    done: list[str] = []
+    for dotted in CHOICES:
+        _choice(recipe, dotted)
+    done.append("choices (variant, balance mode, precision, schedule, device)")
+
+    enc = recipe.encoders
+    if not enc.train:
+        raise RecipeError("encoders.train is empty.", "list at least one training encoder")
+    overlap = set(enc.train) & set(enc.held_out)
+    if overlap:
+        raise RecipeError(f"encoders {sorted(overlap)} are both training and held-out.",
+                          "held-out encoders must be disjoint from training ones")
+    for name in [*enc.train, *enc.held_out]:
+        args = plain(enc.args).get(name, {})
+        _component("encoders", name, args, f"encoders ({name})")
+    for name in [*plain(enc.args), *plain(enc.weights)]:
+        if name not in enc.train and name not in enc.held_out:
+            raise RecipeError(f"encoders.args/weights mention {name!r}, which is not in the battery.",
+                              "add it to encoders.train or encoders.held_out, or remove the entry")
+    done.append(f"{len(enc.train)} training + {len(enc.held_out)} held-out encoders")
+
+    _component("generators", recipe.generator.name, recipe.generator.args, "generator")
+    done.append(f"generator {recipe.generator.name!r}")
+
+    _name("references", recipe.distance.reference, "distance.reference")
+    _component("kernels", recipe.distance.kernel, recipe.distance.kernel_args, "distance.kernel")
+    if recipe.distance.bandwidth_scale <= 0:
+        raise RecipeError("distance.bandwidth_scale must be positive.", "use e.g. 1.0 (or 0.25 for the cold klein kernel)")
+    done.append(f"distance {recipe.distance.reference} with {recipe.distance.kernel} kernel")
+
+    refs = recipe.references
+    if refs.train.name != "???":
+        _component("data_sources", refs.train.name, refs.train.args, "references.train")
+    if refs.val is not None:
+        _component("data_sources", refs.val.name, refs.val.args, "references.val")
+    done.append("reference sources")
+
+    tr = recipe.train
+    _name("trainers", tr.trainer, "train.trainer")
+    if tr.rollout % tr.micro_batch:
+        raise RecipeError(f"train.rollout {tr.rollout} is not a multiple of train.micro_batch {tr.micro_batch}.",
+                          "make rollout = micro_batch x world_size x chunks")
+    if tr.chunks is not None and tr.rollout % (tr.micro_batch * tr.chunks):
+        raise RecipeError(f"train.rollout {tr.rollout} != micro_batch {tr.micro_batch} x world_size x chunks {tr.chunks}.",
+                          "fix chunks, or leave it null to derive it from the world size")
+    if len(tr.betas) != 2:
+        raise RecipeError(f"train.betas must have two values, got {list(tr.betas)}.", "use e.g. [0.9, 0.95]")
+    done.append(f"trainer {tr.trainer!r}, rollout {tr.rollout}")
+
+    if recipe.balance.mode == "static":
+        unknown = set(plain(recipe.balance.weights)) - set(enc.train)
+        if unknown:
+            raise RecipeError(f"balance.weights names {sorted(unknown)}, not training encoders.",
+                              "weights apply to encoders.train entries only")
+
+    for metric in recipe.eval.metrics:
+        _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), f"eval.metrics ({metric})")
+    done.append(f"metrics {list(recipe.eval.metrics)}")
+    return done
