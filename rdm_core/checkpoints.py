@@ -112,8 +112,10 @@ def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, stric
     """Load trained weights into ``module`` (the generator's trainable module); returns the file."""
     file = resolve_model_file(path)
     state, _ = load_tensors(file)
-    result = module.load_state_dict(state, strict=strict)
-    if strict is False and (result.missing_keys or result.unexpected_keys):
-        raise ArtifactError(f"{file} does not match the generator: missing {result.missing_keys[:3]}, "
-                            f"unexpected {result.unexpected_keys[:3]}.", "use the recipe the checkpoint was trained with")
+    try:
+        module.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise ArtifactError(f"{file} does not match the generator ({first[0].strip()}).",
+                            "use the recipe (and generator args) the checkpoint was trained with") from exc
     return file

@@ -1,0 +1,1 @@
+"""Example rdm plugin package (see docs/plugins.md)."""

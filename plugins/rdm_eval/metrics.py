@@ -1,0 +1,115 @@
+"""The feature-level metrics, SW_r14 and MMD_r14, as registered :class:`Metric` objects.
+
+Both take generated features per encoder and the real eval banks, and return one ratio per
+encoder (generated vs the real-val floor, ~1 for real data) plus their arithmetic mean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rdm_core.errors import ArtifactError
+from rdm_core.interfaces import MetricResult
+
+from rdm_eval.sliced import NUM_PROJECTIONS, PROJECTION_CHUNK, PROJECTION_SEED, mean_ratio, safe_ratio
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+    from rdm_eval.banks import EvalBank
+
+
+def _check_inputs(name: str, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank]) -> list[str]:
+    missing = [e for e in banks if e not in generated]
+    if missing:
+        raise ArtifactError(f"{name}: no generated features for encoder(s) {', '.join(missing)}.",
+                            "extract generated features with every encoder that has an eval bank")
+    if not banks:
+        raise ArtifactError(f"{name}: no encoders to evaluate.", "list encoders in the recipe (encoders.train / held_out)")
+    return list(banks)
+
+
+def _summary(name: str, ratios: dict[str, float], held_out: Sequence[str]) -> dict[str, Any]:
+    held = [e for e in ratios if e in set(held_out)]
+    train = [e for e in ratios if e not in set(held_out)]
+    return {
+        "held_out": held,
+        "mean_train": mean_ratio({e: ratios[e] for e in train}),
+        "mean_held_out": mean_ratio({e: ratios[e] for e in held}),
+        "dropped": [e for e, v in ratios.items() if v != v],  # NaN ratios are left out of the mean
+        "metric": name,
+    }
+
+
+class SlicedWassersteinRatio:
+    """SW_r14: per encoder ``SW_2(gen, train) / SW_2(val, train)``, arithmetic mean over encoders.
+
+    Args:
+        num_projections: directions L (1024).
+        chunk: directions per chunk (64).
+        seed: direction seed shared by every encoder and checkpoint (0).
+        p: order (2).
+        n: cap on the common N (the protocol uses 16384 for all three sets).
+    """
+
+    name = "sw_r14"
+
+    def __init__(self, num_projections: int = NUM_PROJECTIONS, chunk: int = PROJECTION_CHUNK,
+                 seed: int = PROJECTION_SEED, p: int = 2, n: int | None = None) -> None:
+        self.num_projections, self.chunk, self.seed, self.p, self.n = num_projections, chunk, seed, p, n
+
+    def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
+                 held_out: Sequence[str] = (), **_: Any) -> MetricResult:
+        """Score ``generated`` features against each encoder's (train, val) banks."""
+        from rdm_eval.sliced import sliced_wasserstein_many
+
+        ratios: dict[str, float] = {}
+        details: dict[str, dict[str, float]] = {}
+        for enc in _check_inputs(self.name, generated, banks):
+            bank = banks[enc]
+            sw, n = sliced_wasserstein_many({"gen": generated[enc], "val": bank.val}, bank.train, p=self.p,
+                                            num_projections=self.num_projections, chunk=self.chunk,
+                                            seed=self.seed, n=self.n, name=f"{self.name}/{enc}")
+            ratios[enc] = safe_ratio(sw["gen"], sw["val"])
+            details[enc] = {"sw_gen": sw["gen"], "sw_val": sw["val"], "ratio": ratios[enc], "n": n}
+        extra = _summary(self.name, ratios, held_out)
+        extra.update(details=details, num_projections=self.num_projections, chunk=self.chunk, seed=self.seed, p=self.p)
+        return MetricResult(self.name, mean_ratio(ratios), ratios, extra)
+
+
+class RffMmdRatio:
+    """MMD_r14: per encoder ``m(gen) / m(val)`` with random Fourier features (D 4096, seed 99999).
+
+    Args:
+        features: RFF dimension D.
+        seed: the RFF seed (independent of training); subsamples use ``seed + 1`` / ``seed + 2``.
+        mean_subsample: train rows (seeded random) averaged into ``mu_r``.
+        sigma_subsample: train rows (seeded random) for the median bandwidth.
+        n: cap on the common N of gen and val (the paper used 50000 generated samples).
+    """
+
+    name = "mmd_r14"
+
+    def __init__(self, features: int = 4096, seed: int = 99999, mean_subsample: int = 50000,
+                 sigma_subsample: int = 4096, n: int | None = None) -> None:
+        self.features, self.seed = features, seed
+        self.mean_subsample, self.sigma_subsample, self.n = mean_subsample, sigma_subsample, n
+
+    def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
+                 held_out: Sequence[str] = (), **_: Any) -> MetricResult:
+        """Score ``generated`` features against each encoder's (train, val) banks."""
+        from rdm_eval.rff import mmd_rff_ratios
+
+        ratios: dict[str, float] = {}
+        details: dict[str, dict[str, float]] = {}
+        for enc in _check_inputs(self.name, generated, banks):
+            bank = banks[enc]
+            out = mmd_rff_ratios(generated[enc], bank.val, bank.train, n=self.n, features=self.features,
+                                 seed=self.seed, mean_subsample=self.mean_subsample,
+                                 sigma_subsample=self.sigma_subsample)
+            ratios[enc] = out["ratio"]
+            details[enc] = out
+        extra = _summary(self.name, ratios, held_out)
+        extra.update(details=details, features=self.features, seed=self.seed, mean_subsample=self.mean_subsample)
+        return MetricResult(self.name, mean_ratio(ratios), ratios, extra)

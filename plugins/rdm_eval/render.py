@@ -1,0 +1,167 @@
+"""Images for evaluation: seeded one-step renders, image folders, and feature extraction.
+
+Render protocol (SPEC 11.1): ONE generator seeded ``seed`` on the device draws, per batch, the
+noise and then the conditions, so a render is reproducible and matched across checkpoints
+(same noise and labels for model A and model B).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rdm_core.errors import ArtifactError, NonFiniteError, ShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import Tensor
+
+    from rdm_core.interfaces import Conditions, Encoder, Generator
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+
+
+def render_batches(generator: Generator, num_samples: int, batch_size: int, *, seed: int = 0,
+                   device: Any = "cpu") -> Iterator[tuple[Tensor, Conditions]]:
+    """Yield ``([0,1] images, conditions)`` batches of a seeded one-step render, without grad.
+
+    Per batch the single seeded generator draws noise ``(b, *noise_shape)`` first, then the
+    conditions through ``generator.sample_conditions(b, rng)``.
+    """
+    import torch
+
+    from rdm_core.interfaces import as_image_batch, iter_chunks
+
+    if num_samples <= 0 or batch_size <= 0:
+        raise ValueError(f"num_samples and batch_size must be positive (got {num_samples}, {batch_size})")
+    rng = torch.Generator(device=device).manual_seed(seed)
+    module = generator.trainable_module()
+    was_training = module.training
+    module.eval()
+    try:
+        for start, stop in iter_chunks(num_samples, batch_size):
+            b = stop - start
+            noise = torch.randn((b, *generator.noise_shape()), generator=rng, device=device)
+            cond = generator.sample_conditions(b, rng).to(device)
+            with torch.no_grad():
+                images = as_image_batch(generator.generate(noise, cond)).float()
+            yield images, cond
+    finally:
+        module.train(was_training)
+
+
+def list_images(folder: str | os.PathLike[str]) -> list[Path]:
+    """Image files under ``folder``, recursively, in sorted order (non-images ignored)."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise ArtifactError(f"image folder {root} does not exist.", "pass --images DIR with PNG/JPEG files")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ArtifactError(f"{root} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
+                            "point --images at a folder of generated samples")
+    return files
+
+
+def load_image(path: Path, resolution: int) -> Tensor:
+    """One image as ``[0,1]`` (3, R, R) float32: RGB, centre-cropped to a square, resized (bicubic)."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        w, h = im.size
+        side = min(w, h)
+        if w != h:
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.crop((left, top, left + side, top + side))
+        if side != resolution:
+            im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
+        arr = np.asarray(im, dtype=np.uint8).copy()
+    return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
+
+
+def folder_batches(files: list[Path], batch_size: int, resolution: int) -> Iterator[Tensor]:
+    """``[0,1]`` image batches read from ``files`` in order."""
+    import torch
+
+    for start in range(0, len(files), batch_size):
+        yield torch.stack([load_image(p, resolution) for p in files[start:start + batch_size]])
+
+
+def to_uint8(images: Tensor) -> Tensor:
+    """``[0,1]`` float -> uint8 with ``round(x * 255)`` (NCHW kept)."""
+    import torch
+
+    return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+
+
+def save_png(image: Tensor, path: str | os.PathLike[str]) -> None:
+    """Save one ``[0,1]`` (3, H, W) image as PNG (uint8, round(x*255)), atomically."""
+    from PIL import Image
+
+    from rdm_core.artifacts import atomic_path
+
+    arr = to_uint8(image).permute(1, 2, 0).cpu().numpy()
+    with atomic_path(path) as tmp:
+        Image.fromarray(arr).save(tmp, format="PNG")
+
+
+class FeatureExtractor:
+    """Runs every encoder on image batches under ``no_grad`` and collects fp32 features on CPU.
+
+    Args:
+        encoders: name -> frozen encoder (panel order kept).
+        device: where images are moved before encoding.
+    """
+
+    def __init__(self, encoders: Mapping[str, Encoder], device: Any = "cpu") -> None:
+        if not encoders:
+            raise ArtifactError("no encoders to extract features with.", "list encoders in the recipe")
+        self.encoders = dict(encoders)
+        self.device = device
+        self._parts: dict[str, list[Tensor]] = {name: [] for name in self.encoders}
+
+    def add(self, images: Tensor) -> None:
+        import torch
+
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ShapeError(f"images must be (B, 3, H, W) in [0,1], got {tuple(images.shape)}.",
+                             "check the generator output / image folder")
+        images = images.to(self.device)
+        with torch.no_grad():
+            for name, enc in self.encoders.items():
+                feats = enc(images).float()
+                if not bool(torch.isfinite(feats).all()):
+                    raise NonFiniteError(f"encoder {name!r} produced NaN/Inf features.",
+                                         "check the encoder precision policy and the input images")
+                self._parts[name].append(feats.cpu())
+
+    def result(self) -> dict[str, Tensor]:
+        import torch
+
+        return {name: torch.cat(parts) for name, parts in self._parts.items() if parts}
+
+
+def extract(batches: Iterator[Tensor], encoders: Mapping[str, Encoder], *, total: int, device: Any = "cpu",
+            description: str = "extracting", on_batch: Callable[[Tensor], None] | None = None) -> dict[str, Tensor]:
+    """Encode every batch with every encoder (rich progress), returning name -> (N, d) features."""
+    from rdm_core.console import progress
+
+    extractor = FeatureExtractor(encoders, device)
+    with progress(transient=True) as bar:
+        task = bar.add_task(description, total=total, status="")
+        for images in batches:
+            extractor.add(images)
+            if on_batch is not None:
+                on_batch(images)
+            bar.update(task, advance=int(images.shape[0]))
+    return extractor.result()
+
+
+def seeded_generator(seed: int, device: Any = "cpu") -> torch.Generator:
+    import torch
+
+    return torch.Generator(device=device).manual_seed(seed)

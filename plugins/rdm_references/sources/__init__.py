@@ -1,0 +1,1 @@
+"""Image and prompt sources for reference building (registered as ``data_sources``)."""

@@ -1,0 +1,204 @@
+"""``teacher``: images rendered by a generator plugin's multi-step teacher sampler.
+
+Row ``r`` renders prompt ``r // repeats`` (each prompt gets ``repeats`` consecutive seeds) from
+noise drawn by its own generator seeded ``seed * 1_000_003 + r``, the per-image seed of the
+reference release's renderer. A row's image therefore depends only on the row, never on the
+batch it was rendered in or on what ran before, so a resumed or sharded build renders the
+same pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rdm_core.artifacts import fingerprint_parts
+from rdm_core.errors import RecipeError
+from rdm_core.interfaces import Conditions, ImageBatch, as_image_batch
+
+from rdm_references.images import resize_center
+from rdm_references.sources.prompts import read_prompts
+
+SEED_STRIDE = 1_000_003
+
+
+def row_seed(seed: int, row: int) -> int:
+    """The noise seed of row ``row`` (``seed * 1_000_003 + row``)."""
+    return int(seed) * SEED_STRIDE + int(row)
+
+
+class TeacherSource:
+    """Teacher renders as an image source.
+
+    Args:
+        generator: generator registry name.
+        generator_args: keyword arguments of the generator factory.
+        weights: base weights to load (``None``: the factory's own initialisation).
+        weights_format: format passed to ``load_weights``.
+        prompts: prompt file; ``None`` for generators conditioned by ``sample_conditions``.
+        repeats: renders (seeds) per prompt.
+        count: number of rows when there are no prompts.
+        steps: teacher sampling steps (``k``).
+        seed: base seed of the per-row seeds.
+        resolution: output side; renders of another size are resized and centre-cropped.
+        batch_size: rows rendered together.
+        device: ``cpu``, ``cuda`` or ``auto``.
+    """
+
+    def __init__(self, generator: str, generator_args: dict[str, Any] | None = None, weights: str | None = None,
+                 weights_format: str = "auto", prompts: str | None = None, repeats: int = 1,
+                 count: int | None = None, steps: int = 4, seed: int = 0, resolution: int | None = None,
+                 batch_size: int = 8, device: str = "auto") -> None:
+        if steps < 1:
+            raise RecipeError(f"teacher steps must be >= 1, got {steps}.", "use e.g. steps: 4")
+        if repeats < 1:
+            raise RecipeError(f"teacher repeats must be >= 1, got {repeats}.", "use repeats: 1 or more")
+        self.generator_name = generator
+        self.generator_args = dict(generator_args or {})
+        self.weights, self.weights_format = weights, weights_format
+        self.prompt_list = read_prompts(prompts) if prompts else None
+        self.repeats, self.steps, self.seed = int(repeats), int(steps), int(seed)
+        self.resolution = resolution
+        self.batch_size = max(1, int(batch_size))
+        self.device = device
+        if self.prompt_list is None:
+            if not count or count < 1:
+                raise RecipeError("the teacher source needs `prompts` or a positive `count`.",
+                                  "set prompts: <file> for text-to-image teachers, or count: N otherwise")
+            self._n = int(count)
+        else:
+            self._n = len(self.prompt_list) * self.repeats
+        self._gen: Any = None
+        self._identity = fingerprint_parts([
+            generator, json.dumps(self.generator_args, sort_keys=True, default=str), _weights_token(weights),
+            str(self.steps), str(resolution)])
+
+    # -- ImageSource -------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._n
+
+    def prompt_index(self, row: int) -> int | None:
+        return None if self.prompt_list is None else row // self.repeats
+
+    def seed_of(self, row: int) -> int:
+        return row_seed(self.seed, row)
+
+    def key(self, index: int) -> str:
+        return f"teacher/{index:08d}/seed{self.seed_of(index)}"
+
+    def fingerprint(self, index: int) -> str:
+        """What determines the pixels: generator identity, steps, the row's seed and prompt."""
+        prompt = "" if self.prompt_list is None else self.prompt_list[self.prompt_index(index)]
+        return fingerprint_parts([self._identity, str(self.seed_of(index)), prompt])
+
+    def captions(self, indices: Sequence[int]) -> list[str] | None:
+        if self.prompt_list is None:
+            return None
+        return [self.prompt_list[self.prompt_index(i)] for i in indices]
+
+    def read(self, indices: Sequence[int]) -> ImageBatch:
+        import torch
+
+        rows = list(indices)
+        out = []
+        for start in range(0, len(rows), self.batch_size):
+            out.append(self.render(rows[start:start + self.batch_size]))
+        images = torch.cat(out) if out else torch.empty(0, 3, self.resolution or 1, self.resolution or 1)
+        return ImageBatch(images=images, keys=[self.key(i) for i in rows], captions=self.captions(rows))
+
+    # -- rendering ---------------------------------------------------------------------------
+    def _device(self) -> Any:
+        import torch
+
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    def generator(self) -> Any:
+        """The generator, built once, with weights loaded, in eval mode."""
+        if self._gen is None:
+            from rdm_core.plugins import registry
+
+            gen = registry("generators").create(self.generator_name, **self.generator_args)
+            if not hasattr(gen, "teacher_sample"):
+                raise RecipeError(f"generator {self.generator_name!r} has no teacher_sample(); it cannot render references.",
+                                  "use a generator plugin that implements TeacherSampler, or build from a folder/jsonl")
+            if self.weights:
+                gen.load_weights(self.weights, format=self.weights_format)
+            module = gen.trainable_module()
+            module.to(self._device())
+            module.eval()
+            self._gen = gen
+        return self._gen
+
+    def _conditions(self, gen: Any, rows: list[int]) -> Conditions:
+        import torch
+
+        if self.prompt_list is not None:
+            if not hasattr(gen, "conditions_from_prompts"):
+                raise RecipeError(f"generator {self.generator_name!r} cannot be conditioned on prompts.",
+                                  "drop `prompts` and set `count`, or use a text-to-image generator")
+            cond = gen.conditions_from_prompts(self.captions(rows))
+            cond.caption_ids = torch.tensor([self.prompt_index(r) for r in rows], dtype=torch.long)
+            return cond
+        # Per-row condition draws from the row's own generator keep rows batch-independent.
+        parts = [gen.sample_conditions(1, torch.Generator().manual_seed(self.seed_of(r) + 1)) for r in rows]
+        return _cat_conditions(parts)
+
+    def render(self, rows: Sequence[int]) -> Any:
+        """Render ``rows`` -> ``(len(rows), 3, R, R)`` float32 in ``[0, 1]`` on CPU."""
+        import torch
+
+        gen = self.generator()
+        rows = list(rows)
+        shape = tuple(gen.noise_shape())
+        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(self.seed_of(r))) for r in rows])
+        device = self._device()
+        cond = self._conditions(gen, rows).to(device)
+        with torch.no_grad():
+            images = gen.teacher_sample(noise.to(device), cond, self.steps)
+        images = as_image_batch(images).float().clamp(0, 1).cpu()
+        if self.resolution:
+            images = resize_center(images, int(self.resolution))
+        return images
+
+    def describe(self) -> dict[str, object]:
+        return {"kind": "teacher", "generator": self.generator_name, "steps": self.steps, "seed": self.seed,
+                "repeats": self.repeats, "n": len(self), "seed_rule": "seed*1_000_003+row"}
+
+
+def _weights_token(path: str | None) -> str:
+    if not path:
+        return "init"
+    p = Path(path)
+    if not p.exists():
+        return f"{path}:missing"
+    st = p.stat()
+    return f"{p.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _cat_conditions(parts: list[Conditions]) -> Conditions:
+    """Concatenate single-row conditions (tensor, tuple of tensors, or ``None`` inputs)."""
+    import torch
+
+    first = parts[0].inputs
+
+    def cat(values: list[Any]) -> Any:
+        v0 = values[0]
+        if v0 is None:
+            return None
+        if isinstance(v0, torch.Tensor):
+            return torch.cat(values)
+        if isinstance(v0, tuple):
+            return tuple(cat([v[i] for v in values]) for i in range(len(v0)))
+        raise RecipeError(f"cannot batch generator conditions of type {type(first).__name__}.",
+                          "make sample_conditions return tensors (or tuples of tensors)")
+
+    inputs = cat([p.inputs for p in parts])
+    ids = [p.caption_ids for p in parts]
+    caption_ids = torch.cat(ids) if all(i is not None for i in ids) else None
+    caps = [p.captions for p in parts]
+    captions = [c for cs in caps for c in cs] if all(c is not None for c in caps) else None
+    return Conditions(inputs=inputs, caption_ids=caption_ids, captions=captions)

@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from rdm_core.artifacts import (
+    atomic_path,
+    fingerprint_file,
+    fingerprint_tensor,
+    load_tensors,
+    read_json,
+    read_meta,
+    save_tensors,
+    write_json,
+)
+from rdm_core.checkpoints import latest_checkpoint, load_checkpoint, load_model_weights, save_checkpoint
+from rdm_core.errors import ArtifactError
+
+
+def test_tensors_and_meta_round_trip(tmp_path):
+    t = {"a": torch.randn(3, 4), "b": torch.arange(5)}
+    save_tensors(tmp_path / "x.safetensors", t, {"encoder": "clip", "n": 3})
+    back, meta = load_tensors(tmp_path / "x.safetensors")
+    assert torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
+    assert meta["encoder"] == "clip" and meta["n"] == 3 and meta["format_version"] == 1
+    assert read_meta(tmp_path / "x.safetensors") == meta
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_truncated_file_is_detected(tmp_path):
+    p = tmp_path / "x.safetensors"
+    save_tensors(p, {"a": torch.randn(100, 100)}, {"k": 1})
+    data = p.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        load_tensors(p)
+    p.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(ArtifactError, match="corrupt or truncated"):
+        read_meta(p)
+    with pytest.raises(ArtifactError, match="does not exist"):
+        load_tensors(tmp_path / "missing.safetensors")
+
+
+def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
+    p = tmp_path / "state.json"
+    write_json(p, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with atomic_path(p) as tmp:
+            tmp.write_text('{"v": 2')
+            raise RuntimeError("killed mid-write")
+    assert read_json(p) == {"v": 1}
+    assert sorted(os.listdir(tmp_path)) == ["state.json"]
+
+
+def test_fingerprints_track_content(tmp_path):
+    a = torch.arange(6.0)
+    assert fingerprint_tensor(a) == fingerprint_tensor(a.clone())
+    assert fingerprint_tensor(a) != fingerprint_tensor(a.reshape(2, 3))
+    assert fingerprint_tensor(a) != fingerprint_tensor(a + 1)
+    (tmp_path / "f").write_bytes(b"abc")
+    first = fingerprint_file(tmp_path / "f")
+    (tmp_path / "f").write_bytes(b"abd")
+    assert fingerprint_file(tmp_path / "f") != first
+
+
+def test_checkpoints_round_trip_and_keep(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    for step in (1, 2, 3):
+        save_checkpoint(tmp_path, step, model.state_dict(), {"rng": torch.arange(4)}, {"lr": 0.1}, keep=2)
+    assert latest_checkpoint(tmp_path).name == "step_0000003"
+    assert len(list((tmp_path / "checkpoints").iterdir())) == 2
+    m, s, j = load_checkpoint(latest_checkpoint(tmp_path))
+    assert torch.equal(m["weight"], model.weight) and j == {"step": 3, "lr": 0.1}
+    fresh = torch.nn.Linear(3, 2)
+    load_model_weights(tmp_path, fresh)  # a run directory resolves to its latest checkpoint
+    assert torch.equal(fresh.weight, model.weight)
+    with pytest.raises(ArtifactError, match="does not match"):
+        load_model_weights(tmp_path, torch.nn.Linear(4, 2))

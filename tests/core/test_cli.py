@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+
+import pytest
+
+from rdm_core import hookimpl
+from rdm_core.cli.main import main
+from rdm_core.plugins import PluginHost, get_host, set_host
+
+FIRST_PARTY = {"encoders", "mmd", "gradcache", "flux2", "flux1", "wan", "eval", "references", "toy"}
+
+
+def run_json(capsys, *argv):
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_plugins_json_lists_first_party_plugins_through_entry_points(capsys):
+    rows = {r["name"]: r for r in run_json(capsys, "plugins", "--json")}
+    assert FIRST_PARTY <= set(rows)
+    for name in FIRST_PARTY:
+        assert rows[name]["status"] == "loaded", rows[name]
+        assert rows[name]["source"] == "entry point" and rows[name]["distribution"] == "rdm"
+
+
+def test_broken_plugin_is_reported_and_others_still_load(capsys):
+    previous = get_host()
+    host = PluginHost()
+    broken = types.SimpleNamespace(__name__="broken_plugin")
+
+    def rdm_register_encoders(registry):
+        raise ImportError("missing dependency 'frobnicate'")
+
+    broken.rdm_register_encoders = hookimpl(rdm_register_encoders)
+    host.register_module(broken, "broken_plugin")
+    host.registry("encoders")
+    set_host(host)
+    try:
+        rows = {r["name"]: r for r in run_json(capsys, "plugins", "--json")}
+    finally:
+        set_host(previous)
+    assert rows["broken_plugin"]["status"] == "failed"
+    assert "frobnicate" in rows["broken_plugin"]["error"]
+    assert all(rows[n]["status"] == "loaded" for n in FIRST_PARTY)
+
+
+def test_env_and_recipes_json(capsys):
+    env = run_json(capsys, "env", "--json")
+    assert env["packages"]["torch"] and "cuda_available" in env["device"]
+    assert "HF_HUB_OFFLINE" in env["environment"]
+    recipes = run_json(capsys, "recipes", "--json")
+    assert all({"name", "path", "about"} <= set(r) for r in recipes)
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: {stepz: 3}\n")
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "train.stepz" in err and "Fix:" in err
+    assert "Traceback" not in err
+
+
+def test_help_lists_commands_without_heavy_imports():
+    code = ("import sys; from rdm_core.cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('timm', 'open_clip', 'transformers', 'diffusers') if m in sys.modules]\n"
+            "print('HEAVY', heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "validate" in out and "plugins" in out
+    assert "HEAVY []" in out
