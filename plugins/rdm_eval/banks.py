@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
 FEATURES_KIND = "eval_features"
+BATTERY_CACHE_KIND = "battery_features"  # rdm_core.battery.Battery.extract caches: same layout
 BANK_SPLITS = ("train", "val")
 
 
@@ -101,7 +102,7 @@ def load_features(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict
             out[f.stem] = tensors["features"].float()
         return out, {"kind": FEATURES_KIND, "source": str(p)}
     tensors, meta = load_tensors(p)
-    if meta.get("kind") not in (None, FEATURES_KIND):
+    if meta.get("kind") not in (None, FEATURES_KIND, BATTERY_CACHE_KIND):
         raise ArtifactError(f"{p} is a {meta.get('kind')!r} file, not generated features.",
                             "pass the features.safetensors that `rdm eval` wrote, or a folder of per-encoder files")
     return {k: v.float() for k, v in tensors.items()}, meta

@@ -50,14 +50,17 @@ class SlicedWassersteinRatio:
         chunk: directions per chunk (64).
         seed: direction seed shared by every encoder and checkpoint (0).
         p: order (2).
-        n: cap on the common N (the protocol uses 16384 for all three sets).
+        n: cap on the common N (the protocol's 16384 for all three sets; ``None`` = no cap).
+        device: where each encoder's sets are moved and the directions drawn (``None``: where
+            the train bank is). The reference draws the directions on the GPU.
     """
 
     name = "sw_r14"
 
     def __init__(self, num_projections: int = NUM_PROJECTIONS, chunk: int = PROJECTION_CHUNK,
-                 seed: int = PROJECTION_SEED, p: int = 2, n: int | None = None) -> None:
+                 seed: int = PROJECTION_SEED, p: int = 2, n: int | None = 16384, device: str | None = None) -> None:
         self.num_projections, self.chunk, self.seed, self.p, self.n = num_projections, chunk, seed, p, n
+        self.device = device
 
     def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
                  held_out: Sequence[str] = (), **_: Any) -> MetricResult:
@@ -68,7 +71,9 @@ class SlicedWassersteinRatio:
         details: dict[str, dict[str, float]] = {}
         for enc in _check_inputs(self.name, generated, banks):
             bank = banks[enc]
-            sw, n = sliced_wasserstein_many({"gen": generated[enc], "val": bank.val}, bank.train, p=self.p,
+            dev = self.device or bank.train.device
+            sw, n = sliced_wasserstein_many({"gen": generated[enc].to(dev), "val": bank.val.to(dev)},
+                                            bank.train.to(dev), p=self.p,
                                             num_projections=self.num_projections, chunk=self.chunk,
                                             seed=self.seed, n=self.n, name=f"{self.name}/{enc}")
             ratios[enc] = safe_ratio(sw["gen"], sw["val"])
@@ -87,14 +92,17 @@ class RffMmdRatio:
         mean_subsample: train rows (seeded random) averaged into ``mu_r``.
         sigma_subsample: train rows (seeded random) for the median bandwidth.
         n: cap on the common N of gen and val (the paper used 50000 generated samples).
+        device: where each encoder's sets are moved (``None``: where the train bank is). The RFF
+            draw itself is on the CPU, so values do not depend on the device.
     """
 
     name = "mmd_r14"
 
     def __init__(self, features: int = 4096, seed: int = 99999, mean_subsample: int = 50000,
-                 sigma_subsample: int = 4096, n: int | None = None) -> None:
+                 sigma_subsample: int = 4096, n: int | None = None, device: str | None = None) -> None:
         self.features, self.seed = features, seed
         self.mean_subsample, self.sigma_subsample, self.n = mean_subsample, sigma_subsample, n
+        self.device = device
 
     def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
                  held_out: Sequence[str] = (), **_: Any) -> MetricResult:
@@ -105,7 +113,9 @@ class RffMmdRatio:
         details: dict[str, dict[str, float]] = {}
         for enc in _check_inputs(self.name, generated, banks):
             bank = banks[enc]
-            out = mmd_rff_ratios(generated[enc], bank.val, bank.train, n=self.n, features=self.features,
+            dev = self.device or bank.train.device
+            out = mmd_rff_ratios(generated[enc].to(dev), bank.val.to(dev), bank.train.to(dev), n=self.n,
+                                 features=self.features,
                                  seed=self.seed, mean_subsample=self.mean_subsample,
                                  sigma_subsample=self.sigma_subsample)
             ratios[enc] = out["ratio"]

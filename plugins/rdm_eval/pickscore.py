@@ -97,12 +97,12 @@ class PickScorer:
             pixel = self.processor(images=to_pil(images[start:stop]), return_tensors="pt")["pixel_values"]
             text = self.processor(text=list(prompts[start:stop]), padding="max_length", truncation=True,
                                   max_length=MAX_TEXT_TOKENS, return_tensors="pt")
+            mask = text.get("attention_mask")
             with torch.no_grad():
-                # CLIPModel.forward returns normalised image/text embeddings across transformers
-                # versions (get_*_features changed to output objects in v5).
-                res = self.model(input_ids=text["input_ids"].to(self.device),
-                                 attention_mask=text.get("attention_mask").to(self.device) if "attention_mask" in text else None,
-                                 pixel_values=pixel.to(self.device))
+                # CLIPModel.forward's image/text embeddings are stable across transformers versions
+                # (get_*_features return output objects since v5).
+                res = self.model(input_ids=text["input_ids"].to(self.device), pixel_values=pixel.to(self.device),
+                                 attention_mask=mask.to(self.device) if mask is not None else None)
                 img, txt = res.image_embeds.float(), res.text_embeds.float()
                 cos = (img / img.norm(dim=-1, keepdim=True) * (txt / txt.norm(dim=-1, keepdim=True))).sum(-1)
                 out.append((self.model.logit_scale.float().exp() * cos).cpu())
@@ -124,20 +124,39 @@ class PickScoreMetric:
 
     Args:
         model / processor / device / batch_size: see :class:`PickScorer`.
+        num_samples: class-conditional render size (4000 for the ImageNet protocol).
+        seed: render seed (1 for class-conditional renders; 0 with a prompt file).
+        prompts: prompt file (JSONL ``prompt`` rows or text lines): one sample per prompt.
+        baseline: checkpoint of model B for the matched-pair win rate (same noise and conditions).
+        template: class-name prompt template for class-conditional generators.
     """
 
     name = "pickscore"
 
     def __init__(self, model: str = PICKSCORE_MODEL, processor: str | None = PICKSCORE_PROCESSOR,
-                 device: Any = "cpu", batch_size: int = 64) -> None:
+                 device: Any = "cpu", batch_size: int = 64, num_samples: int = 4000, seed: int | None = None,
+                 prompts: str | None = None, baseline: str | None = None, template: str = "a photo of a {}") -> None:
         self._args = dict(model=model, processor=processor, device=device, batch_size=batch_size)
         self._scorer: PickScorer | None = None
+        self.num_samples = int(num_samples)
+        self.seed = int(seed) if seed is not None else (0 if prompts else 1)
+        self.prompts, self.baseline, self.template = prompts, baseline, template
+
+    def render_settings(self) -> dict[str, Any]:
+        """The render protocol options (recorded in reports)."""
+        return {"num_samples": self.num_samples, "seed": self.seed, "prompts": self.prompts,
+                "baseline": self.baseline, "template": self.template, "model": self._args["model"],
+                "processor": self._args["processor"]}
 
     @property
     def scorer(self) -> PickScorer:
         if self._scorer is None:
             self._scorer = PickScorer(**self._args)
         return self._scorer
+
+    def score(self, images: Tensor, prompts: Sequence[str]) -> Tensor:
+        """Per-pair PickScores (the callable other plugins use, e.g. reference curation)."""
+        return self.scorer.score(images, prompts)
 
     def evaluate(self, *, images: Tensor | None = None, prompts: Sequence[str] | None = None,
                  scores: Tensor | None = None, baseline_images: Tensor | None = None,

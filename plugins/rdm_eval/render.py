@@ -1,4 +1,7 @@
-"""Images for evaluation: seeded one-step renders, image folders, and feature extraction.
+"""Images for evaluation: seeded one-step renders, image folders, uint8 PNG output.
+
+Features are extracted with :class:`rdm_core.battery.Battery` (the same facade reference
+building uses), so evaluation and references see every encoder the same way.
 
 Render protocol (SPEC 11.1): ONE generator seeded ``seed`` on the device draws, per batch, the
 noise and then the conditions, so a render is reproducible and matched across checkpoints
@@ -8,17 +11,16 @@ noise and then the conditions, so a render is reproducible and matched across ch
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.errors import ArtifactError, NonFiniteError, ShapeError
+from rdm_core.errors import ArtifactError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from torch import Tensor
 
-    from rdm_core.interfaces import Conditions, Encoder, Generator
+    from rdm_core.interfaces import Conditions, Generator
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -107,61 +109,3 @@ def save_png(image: Tensor, path: str | os.PathLike[str]) -> None:
     arr = to_uint8(image).permute(1, 2, 0).cpu().numpy()
     with atomic_path(path) as tmp:
         Image.fromarray(arr).save(tmp, format="PNG")
-
-
-class FeatureExtractor:
-    """Runs every encoder on image batches under ``no_grad`` and collects fp32 features on CPU.
-
-    Args:
-        encoders: name -> frozen encoder (panel order kept).
-        device: where images are moved before encoding.
-    """
-
-    def __init__(self, encoders: Mapping[str, Encoder], device: Any = "cpu") -> None:
-        if not encoders:
-            raise ArtifactError("no encoders to extract features with.", "list encoders in the recipe")
-        self.encoders = dict(encoders)
-        self.device = device
-        self._parts: dict[str, list[Tensor]] = {name: [] for name in self.encoders}
-
-    def add(self, images: Tensor) -> None:
-        import torch
-
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ShapeError(f"images must be (B, 3, H, W) in [0,1], got {tuple(images.shape)}.",
-                             "check the generator output / image folder")
-        images = images.to(self.device)
-        with torch.no_grad():
-            for name, enc in self.encoders.items():
-                feats = enc(images).float()
-                if not bool(torch.isfinite(feats).all()):
-                    raise NonFiniteError(f"encoder {name!r} produced NaN/Inf features.",
-                                         "check the encoder precision policy and the input images")
-                self._parts[name].append(feats.cpu())
-
-    def result(self) -> dict[str, Tensor]:
-        import torch
-
-        return {name: torch.cat(parts) for name, parts in self._parts.items() if parts}
-
-
-def extract(batches: Iterator[Tensor], encoders: Mapping[str, Encoder], *, total: int, device: Any = "cpu",
-            description: str = "extracting", on_batch: Callable[[Tensor], None] | None = None) -> dict[str, Tensor]:
-    """Encode every batch with every encoder (rich progress), returning name -> (N, d) features."""
-    from rdm_core.console import progress
-
-    extractor = FeatureExtractor(encoders, device)
-    with progress(transient=True) as bar:
-        task = bar.add_task(description, total=total, status="")
-        for images in batches:
-            extractor.add(images)
-            if on_batch is not None:
-                on_batch(images)
-            bar.update(task, advance=int(images.shape[0]))
-    return extractor.result()
-
-
-def seeded_generator(seed: int, device: Any = "cpu") -> torch.Generator:
-    import torch
-
-    return torch.Generator(device=device).manual_seed(seed)

@@ -49,7 +49,11 @@ def median_bandwidth(x: Tensor, *, subsample: int = SIGMA_SUBSAMPLE, seed: int =
     sub = seeded_subsample(x, subsample, seed).to(torch.float64)
     d = torch.cdist(sub, sub)
     iu = torch.triu_indices(sub.shape[0], sub.shape[0], offset=1, device=d.device)
-    sigma = float(d[iu[0], iu[1]].median())
+    pairs = d[iu[0], iu[1]]
+    k = pairs.numel() // 2 + 1  # 1-based rank of the upper middle value
+    upper = pairs.kthvalue(k).values
+    # the usual median (mean of the two middle values for an even count), not torch's lower one
+    sigma = float(upper) if pairs.numel() % 2 else float(0.5 * (pairs.kthvalue(k - 1).values + upper))
     if not math.isfinite(sigma) or sigma <= 0.0:
         raise NonFiniteError(f"the median pairwise distance of the train bank is {sigma}.",
                              "the train bank is degenerate (identical rows?); rebuild it with `rdm reference build`")

@@ -1,0 +1,280 @@
+"""``rdm eval`` as a library call: pick the input, get features, run the metrics, write the report.
+
+Inputs (exactly one): a generator checkpoint (seeded render), the recipe's base weights
+(``base=True``, explicit so an untrained base is never evaluated by accident), an image folder,
+a cached features file, or the real val bank itself (a seeded half split, the ~1 sanity floor).
+
+Nothing here imports training code (rdm_gradcache, rdm_mmd): a test enforces it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rdm_core.errors import ArtifactError, RdmError, RecipeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+    from rdm_core.interfaces import Generator, MetricResult
+
+    from rdm_eval.banks import EvalBank
+
+FEATURE_METRICS = ("sw_r14", "mmd_r14")
+GENERATOR_METRICS = ("pickscore", "geneval")
+
+
+@dataclass
+class EvalOutcome:
+    """What an evaluation produced: metric results and the files written."""
+
+    results: dict[str, MetricResult]
+    encoders: list[str]
+    held_out: list[str]
+    out_dir: Path
+    context: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def _metric_args(recipe: Any, name: str) -> dict[str, Any]:
+    from rdm_core.recipe.assemble import plain
+
+    return dict(plain(recipe.eval.args).get(name, {}) or {})
+
+
+def real_val_split(banks: dict[str, EvalBank], seed: int) -> tuple[dict[str, Tensor], dict[str, EvalBank]]:
+    """Score real data against itself: a seeded half split of each val bank, the first half as
+    "generated", the second half as the floor (both then share the common N)."""
+    import torch
+
+    from rdm_eval.banks import EvalBank
+
+    generated, floors = {}, {}
+    for enc, bank in banks.items():
+        perm = torch.randperm(bank.val.shape[0], generator=torch.Generator().manual_seed(seed))
+        half = bank.val.shape[0] // 2
+        generated[enc] = bank.val[perm[:half]]
+        floors[enc] = EvalBank(enc, bank.train, bank.val[perm[half:]], bank.meta)
+    return generated, floors
+
+
+def build_generator_with(recipe: Any, checkpoint: str | None, device: str) -> Generator:
+    """The recipe's generator with the checkpoint's weights (or the base weights when None)."""
+    from rdm_core.checkpoints import load_model_weights
+    from rdm_core.recipe.assemble import build_generator
+
+    generator = build_generator(recipe, device)
+    if checkpoint is not None:
+        try:
+            load_model_weights(checkpoint, generator.trainable_module())
+        except RuntimeError as exc:  # torch's state-dict mismatch
+            raise ArtifactError(f"checkpoint {checkpoint} does not fit generator {recipe.generator.name!r}: "
+                                f"{str(exc).splitlines()[0]}", "evaluate with the recipe the checkpoint was trained with") from exc
+    return generator
+
+
+def generated_features(recipe: Any, encoders: list[str], source: dict[str, Any], device: str,
+                       out_dir: Path, generator: Generator | None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Generated features for every encoder, from the chosen source; rendered ones are cached."""
+    from rdm_core.battery import Battery
+    from rdm_core.recipe.assemble import build_encoders
+
+    from rdm_eval.banks import load_features, save_features, select_features
+    from rdm_eval.render import folder_batches, list_images, render_batches
+
+    if source["kind"] == "features":
+        feats, meta = load_features(source["path"])
+        return select_features(feats, encoders, source["path"]), {"features_meta": meta}
+    batch = int(recipe.eval.batch_size)
+    battery = Battery(build_encoders(recipe, "all", device), chunk_size=batch, device=device)
+    if source["kind"] == "images":
+        files = list_images(source["path"])
+        feats = battery.extract(folder_batches(files, batch, int(recipe.references.resolution)),
+                                description=f"encoding {len(files)} images")
+        meta = {"source": "images", "path": str(source["path"]), "n": len(files)}
+    else:
+        assert generator is not None
+        n, seed = int(recipe.eval.num_samples), int(recipe.eval.seed)
+        renders = (imgs for imgs, _ in render_batches(generator, n, batch, seed=seed, device=device))
+        feats = battery.extract(renders, description=f"render + encode {n} samples")
+        meta = {"source": source["kind"], "checkpoint": source.get("path"), "n": n, "seed": seed}
+    path = out_dir / "features.safetensors"
+    save_features(path, feats, {**meta, "held_out": list(recipe.encoders.held_out),
+                                "dims": {k: int(v.shape[1]) for k, v in feats.items()}})
+    return feats, {**meta, "features_file": str(path)}
+
+
+def _prompts_for(cond: Any, class_names: list[str]) -> list[str]:
+    import torch
+
+    if cond.captions:
+        return list(cond.captions)
+    labels = cond.inputs
+    if isinstance(labels, torch.Tensor) and labels.dim() == 1 and not labels.is_floating_point():
+        return [class_names[int(i)] for i in labels.cpu()]
+    raise RdmError("pickscore cannot tell the prompts of this generator's conditions (no captions, no class ids).",
+                   "pass a prompt file: --set eval.args.pickscore.prompts=PATH")
+
+
+def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str) -> Tensor:
+    """PickScores of one seeded render: class-conditional (noise then labels per batch, seed 1)
+    or, with a prompt file, one sample per prompt with all noise drawn at once (seed 0)."""
+    import torch
+
+    from rdm_core.interfaces import as_image_batch
+
+    from rdm_eval.render import render_batches
+
+    scores = []
+    if metric.prompts:
+        from rdm_eval.prompts import read_prompts
+
+        prompts = read_prompts(metric.prompts)
+        if not hasattr(generator, "conditions_from_prompts"):
+            raise RdmError("pickscore prompts need a text-to-image generator (conditions_from_prompts).",
+                           "drop eval.args.pickscore.prompts for class-conditional generators")
+        rng = torch.Generator(device=device).manual_seed(metric.seed)
+        noise = torch.randn((len(prompts), *generator.noise_shape()), generator=rng, device=device)
+        for start in range(0, len(prompts), batch):
+            cond = generator.conditions_from_prompts(prompts[start:start + batch]).to(device)
+            with torch.no_grad():
+                images = as_image_batch(generator.generate(noise[start:start + batch], cond)).float()
+            scores.append(metric.score(images, prompts[start:start + batch]))
+        return torch.cat(scores)
+    from rdm_eval.pickscore import class_prompts
+
+    names = class_prompts(metric.template)
+    for images, cond in render_batches(generator, metric.num_samples, batch, seed=metric.seed, device=device):
+        scores.append(metric.score(images, _prompts_for(cond, names)))
+    return torch.cat(scores)
+
+
+def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResult:
+    """Mean PickScore of the render; with ``baseline``, the matched-pair win rate (the same seeded
+    stream re-rendered with the baseline weights, which stay loaded afterwards)."""
+    from rdm_core.checkpoints import load_model_weights
+    from rdm_core.plugins import registry
+
+    args = _metric_args(recipe, "pickscore")
+    args.setdefault("device", device)
+    metric = registry("metrics").create("pickscore", **args)
+    batch = int(recipe.eval.batch_size)
+    scores = pickscore_scores(generator, metric, batch, device)
+    baseline = None
+    if metric.baseline:
+        load_model_weights(metric.baseline, generator.trainable_module())
+        baseline = pickscore_scores(generator, metric, batch, device)
+    result = metric.evaluate(scores=scores, baseline_scores=baseline)
+    result.extra.update(metric.render_settings())
+    return result
+
+
+def run_geneval(recipe: Any, generator: Generator | None, device: str, out_dir: Path) -> MetricResult:
+    from rdm_core.plugins import registry
+
+    from rdm_eval import geneval
+
+    metric = registry("metrics").create("geneval", **_metric_args(recipe, "geneval"))
+    if metric.scorer_name == "results":  # scored elsewhere: nothing to render
+        return metric.evaluate(image_dir=out_dir / "geneval")
+    if generator is None:
+        raise RdmError("geneval needs a generator to render the prompts.",
+                       "pass --checkpoint (or --base), or score an existing render with eval.args.geneval.scorer=results")
+    prompts = geneval.load_prompts(metric.prompts)
+    image_dir = geneval.render(generator, prompts, out_dir / "geneval", samples_per_prompt=metric.samples_per_prompt,
+                               device=device, resume=metric.resume)
+    result = metric.evaluate(image_dir=image_dir)
+    result.extra["prompt_set"] = geneval.prompt_set_report(prompts)
+    return result
+
+
+def evaluate(recipe: Any, *, checkpoint: str | None = None, base: bool = False, images: str | None = None,
+             features: str | None = None, real_val: bool = False, metrics: list[str] | None = None,
+             out_dir: str | Path | None = None) -> EvalOutcome:
+    """Run the recipe's (or the given) metrics on one input and write features + report files.
+
+    Raises:
+        RecipeError: no input or several inputs, unknown metric names.
+    """
+    from rdm_core.plugins import registry
+    from rdm_core.recipe.assemble import encoder_names
+
+    from rdm_eval.banks import load_banks
+
+    chosen = [k for k, v in (("checkpoint", checkpoint), ("base", base), ("images", images),
+                             ("features", features), ("real_val", real_val)) if v]
+    if len(chosen) != 1:
+        raise RecipeError(f"rdm eval needs exactly one input, got {', '.join(chosen) or 'none'}.",
+                          "pass one of --checkpoint C, --base, --images DIR, --features FILE, --real-val")
+    kind = chosen[0]
+    names = list(metrics or recipe.eval.metrics)
+    known = registry("metrics")
+    for m in names:
+        known.get(m)  # UnknownNameError with suggestions
+    needs_generator = [m for m in names if m in GENERATOR_METRICS]
+    if needs_generator and kind not in ("checkpoint", "base") and not (
+            needs_generator == ["geneval"] and _metric_args(recipe, "geneval").get("scorer") == "results"):
+        raise RecipeError(f"metric(s) {', '.join(needs_generator)} render with the generator, but the input is {kind}.",
+                          "pass --checkpoint C (or --base), or drop them from --metrics")
+    device = resolve_device(str(recipe.run.device))
+    ckpt = Path(str(checkpoint))
+    label = {"checkpoint": ckpt.parent.name if ckpt.is_file() else ckpt.name, "base": "base", "images": "images",
+             "features": "features", "real_val": "real_val"}[kind]
+    out = Path(out_dir) if out_dir else Path(recipe.run.output_dir) / recipe.run.name / "eval" / label
+    out.mkdir(parents=True, exist_ok=True)
+    encoders, held_out = encoder_names(recipe, "all"), list(recipe.encoders.held_out)
+    source = {"kind": kind, "path": checkpoint or images or features}
+    generator = build_generator_with(recipe, checkpoint, device) if kind in ("checkpoint", "base") else None
+    context: dict[str, Any] = {"input": source, "device": device, "references": str(recipe.references.dir),
+                               "encoders": encoders, "held_out": held_out, "metrics": names}
+    results: dict[str, MetricResult] = {}
+    feature_metrics = [m for m in names if m not in GENERATOR_METRICS]
+    if feature_metrics:
+        banks = load_banks(recipe.references.dir, encoders)
+        if kind == "real_val":
+            gen_feats, banks = real_val_split(banks, int(recipe.eval.seed))
+            context["real_val_split_seed"] = int(recipe.eval.seed)
+        else:
+            gen_feats, meta = generated_features(recipe, encoders, source, device, out, generator)
+            context["generated"] = meta
+        for m in feature_metrics:
+            args = _metric_args(recipe, m)
+            if m in FEATURE_METRICS:
+                args.setdefault("device", device)
+            metric = known.create(m, **args)
+            results[m] = metric.evaluate(generated=gen_feats, banks=banks, held_out=held_out)
+    if "geneval" in names:
+        results["geneval"] = run_geneval(recipe, generator, device, out)
+    if "pickscore" in names:  # last: a baseline pass leaves the baseline weights loaded
+        assert generator is not None
+        results["pickscore"] = run_pickscore(recipe, generator, device)
+    outcome = EvalOutcome(results, encoders, held_out, out, context)
+    _write_outputs(outcome)
+    return outcome
+
+
+def _write_outputs(outcome: EvalOutcome) -> None:
+    from rdm_eval.report import bar_chart, write_report
+
+    outcome.files["report"] = str(write_report(outcome.out_dir / "eval.json", outcome.results, outcome.context))
+    png = bar_chart(outcome.out_dir / "ratios.png", outcome.results, outcome.encoders, outcome.held_out,
+                    title=f"{outcome.context['input']['kind']}: ratio to real val (dashed = 1; * held-out, hatched)")
+    if png is not None:
+        outcome.files["chart"] = str(png)
+    if "generated" in outcome.context and "features_file" in outcome.context["generated"]:
+        outcome.files["features"] = outcome.context["generated"]["features_file"]
+
+
+def headline(outcome: EvalOutcome) -> dict[str, float]:
+    """Metric name -> headline value."""
+    return {name: res.value for name, res in outcome.results.items()}

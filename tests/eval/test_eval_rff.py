@@ -1,0 +1,99 @@
+"""MMD_r14: the RFF map, the seeded median bandwidth and mu_r, against float64 brute force;
+a fresh real draw scores ~1 and a shifted one clearly above."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rdm_core.errors import ShapeError
+from rdm_eval.banks import EvalBank
+from rdm_eval.metrics import RffMmdRatio
+from rdm_eval.rff import RandomFourierFeatures, RffBank, median_bandwidth, mmd_rff_ratios, mmd_score, seeded_subsample
+
+
+def test_draw_is_seeded_device_free_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a = RandomFourierFeatures.draw(5, 2.0, features=256, seed=99999)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    b = RandomFourierFeatures.draw(5, 2.0, features=256, seed=99999)
+    assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)
+    g = torch.Generator().manual_seed(99999)
+    assert torch.allclose(a.weight, torch.randn(5, 256, generator=g) / 2.0)
+    assert torch.allclose(a.bias, torch.rand(256, generator=g) * 2 * math.pi)
+    assert float(a.bias.min()) >= 0 and float(a.bias.max()) < 2 * math.pi
+
+
+def test_mean_embedding_and_score_match_float64_bruteforce():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(333, 6, generator=g)
+    mu = torch.randn(512, generator=g).double() * 0.01
+    rff = RandomFourierFeatures.draw(6, 1.7, features=512, seed=7)
+    w, b = rff.weight.double().numpy(), rff.bias.double().numpy()
+    phi = np.sqrt(2.0 / 512) * np.cos(x.double().numpy() @ w + b)
+    expected_mean = phi.mean(axis=0)
+    got = rff.mean_embedding(x, chunk=100)  # chunking must not change the result
+    assert np.allclose(got.numpy(), expected_mean, atol=1e-6)
+    assert mmd_score(got, mu) == pytest.approx(1000 * np.sum((expected_mean - mu.numpy()) ** 2), rel=1e-5)
+
+
+def test_rff_approximates_the_gaussian_kernel():
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(20, 4, generator=g), torch.randn(20, 4, generator=g)
+    sigma = 2.0
+    rff = RandomFourierFeatures.draw(4, sigma, features=4096, seed=99999)
+    phi = lambda t: math.sqrt(2 / 4096) * torch.cos(t @ rff.weight + rff.bias)  # noqa: E731
+    approx = phi(x) @ phi(y).T
+    exact = torch.exp(-torch.cdist(x.double(), y.double()) ** 2 / (2 * sigma**2))
+    assert (approx.double() - exact).abs().max() < 0.08
+
+
+def test_median_bandwidth_matches_bruteforce_on_the_seeded_subsample():
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(300, 5, generator=g) * 3
+    sub = seeded_subsample(x, 120, seed=11).double().numpy()
+    d = np.sqrt(((sub[:, None, :] - sub[None, :, :]) ** 2).sum(-1))
+    expected = np.median(d[np.triu_indices(len(sub), k=1)])
+    assert median_bandwidth(x, subsample=120, seed=11) == pytest.approx(expected, rel=1e-9)
+    assert median_bandwidth(x, subsample=120, seed=11) == median_bandwidth(x, subsample=120, seed=11)
+
+
+def test_mu_r_uses_a_seeded_random_subsample_not_first_rows():
+    # A class-sorted train bank: first rows are all cluster A, the rest cluster B.
+    g = torch.Generator().manual_seed(3)
+    train = torch.cat([torch.randn(2000, 3, generator=g) - 2, torch.randn(2000, 3, generator=g) + 2])
+    bank = RffBank.from_train(train, features=1024, mean_subsample=1000, seed=99999)
+    full = bank.rff.mean_embedding(train)
+    first_rows = bank.rff.mean_embedding(train[:1000])
+    assert bank.mean_rows == 1000
+    assert mmd_score(bank.mu_r, full) < 0.1 * mmd_score(first_rows, full)
+
+
+def _banks(n: int, d: int, seed: int) -> dict[str, EvalBank]:
+    g = torch.Generator().manual_seed(seed)
+    return {f"e{k}": EvalBank(f"e{k}", torch.randn(3 * n, d, generator=g), torch.randn(n, d, generator=g)) for k in range(3)}
+
+
+def test_real_draw_near_one_and_shift_above():
+    banks = _banks(2048, 8, 4)
+    g = torch.Generator().manual_seed(5)
+    metric = RffMmdRatio(features=4096, sigma_subsample=1024)
+    real = metric.evaluate(generated={k: torch.randn(2048, 8, generator=g) for k in banks}, banks=banks, held_out=["e2"])
+    assert 0.5 < real.value < 1.8
+    fake = metric.evaluate(generated={k: torch.randn(2048, 8, generator=g) + 0.5 for k in banks}, banks=banks)
+    assert fake.value > 5.0
+    d = fake.extra["details"]["e0"]
+    assert d["ratio"] == pytest.approx(d["m_gen"] / d["m_val"])
+    assert d["n"] == 2048 and d["mean_rows"] == 3 * 2048
+
+
+def test_gen_and_val_share_n_and_dims_are_checked():
+    g = torch.Generator().manual_seed(6)
+    train, val = torch.randn(600, 3, generator=g), torch.randn(300, 3, generator=g)
+    out = mmd_rff_ratios(torch.randn(500, 3, generator=g), val, train, features=256)
+    assert out["n"] == 300
+    with pytest.raises(ShapeError, match="train bank has dim 3"):
+        mmd_rff_ratios(torch.randn(50, 4), val, train, features=256)
