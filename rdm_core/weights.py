@@ -79,10 +79,13 @@ def cache_dir() -> str:
 def fetch_encoder_weights(spec: EncoderSpec) -> list[Path]:
     """Download an encoder's declared weight files into the cache (``rdm encoders fetch``)."""
     src, cmd = spec.weights, f"rdm encoders fetch {spec.name}"
+    paths: list[Path] = []
     if src.hub_id:
         files = src.files or ("model.safetensors",)
-        return [hub_file(src.hub_id, f, revision=src.revision, subfolder=src.subfolder, fetch_command=cmd) for f in files]
-    if src.url:
-        return [url_file(src.url, fetch_command=cmd)]
+        paths += [hub_file(src.hub_id, f, revision=src.revision, subfolder=src.subfolder, fetch_command=cmd) for f in files]
+    if src.url:  # an encoder may need both (DreamSim: DINO from the hub + the release zip)
+        paths.append(url_file(src.url, fetch_command=cmd))
+    if paths:
+        return paths
     raise WeightsNotFoundError(f"encoder {spec.name!r} declares no downloadable weights ({src.note or 'no source'}).",
                                "see `rdm encoders info " + spec.name + "` for how to obtain them")

@@ -8,6 +8,7 @@ float32 features. Subclasses implement :meth:`embed` only.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import AbstractContextManager
 
 import torch
@@ -21,14 +22,17 @@ from rdm_core.interfaces import EncoderSpec, Preprocessing
 def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
     """TensorFlow-1 ``resize_bilinear`` (``align_corners=False``, no half-pixel centres).
 
-    Source coordinate = ``out_index * in / out``, clamped at the last pixel; no antialiasing.
-    Written with index gathers so that gradients reach ``x``.
+    Source coordinate = ``out_index * (in / out)``, clamped at the last pixel; no antialiasing.
+    Like TF1, the scale and coordinates are float32 and each row is interpolated along x before
+    the two rows are blended along y (the rounding then matches the TF graph). Written with index
+    gathers so that gradients reach ``x``.
     """
     def axis(n_in: int) -> tuple[Tensor, Tensor, Tensor]:
-        src = torch.arange(size, device=x.device, dtype=torch.float64) * (n_in / size)
-        lo = src.floor().clamp(max=n_in - 1)
+        scale = torch.tensor(n_in / size, dtype=torch.float32, device=x.device)
+        src = torch.arange(size, device=x.device, dtype=torch.float32) * scale
+        lo = src.floor()
         frac = (src - lo).to(x.dtype)
-        lo_i = lo.long()
+        lo_i = lo.long().clamp(max=n_in - 1)
         hi_i = (lo_i + 1).clamp(max=n_in - 1)
         return lo_i, hi_i, frac
 
@@ -37,10 +41,13 @@ def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
         return x
     y0, y1, fy = axis(h)
     x0, x1, fx = axis(w)
-    top, bottom = x.index_select(-2, y0), x.index_select(-2, y1)
-    rows = top + (bottom - top) * fy.view(-1, 1)
-    left, right = rows.index_select(-1, x0), rows.index_select(-1, x1)
-    return left + (right - left) * fx
+
+    def along_x(rows: Tensor) -> Tensor:
+        left, right = rows.index_select(-1, x0), rows.index_select(-1, x1)
+        return left + (right - left) * fx
+
+    top, bottom = along_x(x.index_select(-2, y0)), along_x(x.index_select(-2, y1))
+    return top + (bottom - top) * fy.view(-1, 1)
 
 
 def preprocess(images: Tensor, pre: Preprocessing) -> Tensor:
@@ -126,3 +133,16 @@ def resolve_pretrained(variant: str, weights: str | None, pretrained: bool | Non
         raise RecipeError(f"encoder {name!r}: weights={weights!r} given together with pretrained=False.",
                           "drop one of them")
     return pretrained
+
+
+def spec_for(spec: EncoderSpec, variant: str, dim: int) -> EncoderSpec:
+    """The spec of a built encoder: tiny variants get their own dim; a full-size model whose
+    loaded config gives another dim than the panel table keeps the real one, with a warning
+    (as the reference release does: a mismatch only warns)."""
+    if variant == "tiny":
+        return spec.with_variant("tiny", dim)
+    if dim != spec.dim:
+        warnings.warn(f"encoder {spec.name!r}: the loaded model gives {dim}-d features, the panel table says "
+                      f"{spec.dim}; using {dim}.", stacklevel=3)
+        return spec.with_variant("full", dim)
+    return spec

@@ -58,12 +58,22 @@ def pretrained_dir(spec: EncoderSpec, weights: str | None) -> Path:
     return paths[0].parent
 
 
+def _is_safetensors(p: Path) -> bool:
+    """Sniff the format: an 8-byte header length followed by a JSON object."""
+    try:
+        with open(p, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") < (1 << 30)
+
+
 def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     """A state dict from ``.safetensors`` or a torch file (``weights_only=True``: never unpickles code)."""
     import torch
 
     p = Path(path)
-    if p.suffix == ".safetensors":
+    if p.suffix == ".safetensors" or _is_safetensors(p):
         from safetensors.torch import load_file
 
         return load_file(str(p))

@@ -76,11 +76,11 @@ DREAMSIM = EncoderSpec(
     name="dreamsim", library="timm", model_id="dreamsim_ensemble(dino_vitb16,clip_vitb16,open_clip_vitb16)",
     pooling="ensemble", dim=1792, split="train",
     preprocessing=Preprocessing(resolution=224, interpolation="bicubic"),
-    weights=WeightSource(url=DREAMSIM_ZIP_URL, files=(DREAMSIM_CONVERTED,),
-                         note="download the official zip (`rdm encoders fetch dreamsim`) and the DINO weights "
-                              "(timm/vit_base_patch16_224.dino), then convert once with `python -m "
-                              "rdm_encoders.dreamsim_convert CHECKPOINT_DIR DINO_WEIGHTS` into "
-                              f"$TORCH_HOME/hub/checkpoints/{DREAMSIM_CONVERTED}"),
+    weights=WeightSource(hub_id="timm/vit_base_patch16_224.dino", files=("model.safetensors",), url=DREAMSIM_ZIP_URL,
+                         note="`rdm encoders fetch dreamsim` downloads the DINO ViT-B/16 weights (hub) and the "
+                              "official ensemble zip (url); the first build converts them (LoRA merged) into "
+                              f"$TORCH_HOME/hub/checkpoints/{DREAMSIM_CONVERTED}. Manual route: `python -m "
+                              "rdm_encoders.dreamsim_convert CHECKPOINT_DIR_OR_ZIP [DINO_WEIGHTS]`."),
     license="mit",
     notes="DINO CLS of the last block before the final norm (768) + CLIP-QuickGELU embedding (512) + "
           "OpenCLIP embedding (512), LoRA merged; per-branch normalisation; concat, centre, L2-normalise.")

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from rdm_core.errors import ShapeError
 from rdm_core.interfaces import EncoderSpec
 from rdm_encoders import specs
-from rdm_encoders.base import FrozenEncoder, resolve_pretrained
+from rdm_encoders.base import FrozenEncoder, resolve_pretrained, spec_for
 from rdm_encoders.loading import weight_file
 
 VIT_TINY: dict[str, Any] = dict(embed_dim=64, depth=2, num_heads=2)
@@ -96,9 +96,7 @@ def build_timm_encoder(spec: EncoderSpec, variant: str = "full", weights: str | 
     kwargs.update(overrides)
     file = str(weight_file(spec, weights)) if load else None
     model = create_timm(spec.model_id, file=file, **kwargs)
-    if variant == "tiny":
-        spec = spec.with_variant("tiny", int(model.num_features))
-    return TimmEncoder(spec, model)
+    return TimmEncoder(spec_for(spec, variant, int(model.num_features)), model)
 
 
 def _builder(name: str):  # type: ignore[no-untyped-def]
