@@ -43,6 +43,18 @@ def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None) -> Ca
                       "pass a function (images, captions) -> scores, a 'module:attr' path, or a metric name")
 
 
+def scorer_identity(scorer: Any, scorer_args: dict[str, Any] | None) -> str:
+    """A stable name for a scorer, so cached scores are never reused for another scorer."""
+    import json
+
+    if isinstance(scorer, str):
+        name = scorer
+    else:
+        target = getattr(scorer, "__func__", scorer)
+        name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+    return f"{name}|{json.dumps(scorer_args or {}, sort_keys=True, default=str)}"
+
+
 class SubsetSource:
     """A view of ``source`` restricted to ``indices`` (in that order)."""
 
@@ -79,9 +91,14 @@ class _ScoredFilter(SubsetSource):
     name = "filter"
 
     def __init__(self, source: Any, scorer: Any, scorer_args: dict[str, Any] | None, batch_size: int,
-                 cache: str | None, config: dict[str, Any]) -> None:
+                 cache: str | None, config: dict[str, Any], resolution: int | None = None) -> None:
+        if isinstance(source, dict):  # a nested component, e.g. one part of a `mix` source
+            from rdm_references.build_sources import build_source
+
+            source = build_source(source, resolution)
         self.config = config
-        fp = fingerprint_parts([self.name, repr(sorted(config.items()))]
+        # Scores depend on the scorer and the items, not on the selection rule (k, caps).
+        fp = fingerprint_parts([self.name, scorer_identity(scorer, scorer_args)]
                                + [source.fingerprint(i) for i in range(len(source))])
         cached = _read_cache(cache, fp)
         if cached is not None:
@@ -125,22 +142,24 @@ class PickScoreTopK(_ScoredFilter):
     """Keep the ``k`` highest-scoring items per caption (ties: the earlier row wins).
 
     Args:
-        source: captioned source (e.g. teacher renders with ``repeats`` seeds per prompt).
+        source: captioned source (e.g. teacher renders with ``repeats`` seeds per prompt), or a
+            ``{name, args}`` component built here (a filtered part of a ``mix``).
         k: items kept per caption.
         scorer: ``(images, captions) -> scores``; see :func:`resolve_scorer`.
         scorer_args: arguments for a scorer built from a class or a metric name.
         batch_size: images per scorer call.
         cache: JSON file for the scores.
+        resolution: crop for a ``source`` given as a component.
     """
 
     name = "pickscore_topk"
 
     def __init__(self, source: Any, k: int, scorer: Any = "pickscore", scorer_args: dict[str, Any] | None = None,
-                 batch_size: int = 64, cache: str | None = None) -> None:
+                 batch_size: int = 64, cache: str | None = None, resolution: int | None = None) -> None:
         if k < 1:
             raise RecipeError(f"pickscore_topk k must be >= 1, got {k}.", "use e.g. k: 3")
         self.k = int(k)
-        super().__init__(source, scorer, scorer_args, batch_size, cache, {"k": self.k})
+        super().__init__(source, scorer, scorer_args, batch_size, cache, {"k": self.k}, resolution)
 
     def select(self, scores: list[float], captions: list[str]) -> list[int]:
         groups: dict[str, list[int]] = defaultdict(list)
@@ -163,14 +182,17 @@ class GenevalCorrect(_ScoredFilter):
         max_per_prompt: cap per prompt (the first correct rows in order are kept).
         batch_size: images per scorer call.
         cache: JSON file for the flags.
+        resolution: crop for a ``source`` given as a component.
     """
 
     name = "geneval_correct"
 
     def __init__(self, source: Any, scorer: Any = "geneval", scorer_args: dict[str, Any] | None = None,
-                 max_per_prompt: int = 100, batch_size: int = 64, cache: str | None = None) -> None:
+                 max_per_prompt: int = 100, batch_size: int = 64, cache: str | None = None,
+                 resolution: int | None = None) -> None:
         self.max_per_prompt = int(max_per_prompt)
-        super().__init__(source, scorer, scorer_args, batch_size, cache, {"max_per_prompt": self.max_per_prompt})
+        super().__init__(source, scorer, scorer_args, batch_size, cache, {"max_per_prompt": self.max_per_prompt},
+                         resolution)
 
     def select(self, scores: list[float], captions: list[str]) -> list[int]:
         taken: dict[str, int] = defaultdict(int)

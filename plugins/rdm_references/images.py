@@ -9,7 +9,7 @@ matters because the reference pool and the evaluation banks must see images the 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,14 +69,6 @@ def pil_to_tensor(image: Image) -> Tensor:
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
-def tensor_to_pil(image: Tensor) -> Image:
-    """``(3, H, W)`` in ``[0, 1]`` -> uint8 RGB PIL image (``round(x * 255)``)."""
-    from PIL import Image as PILImage
-
-    arr = image.detach().float().clamp(0, 1).mul(255).round().to("cpu").byte().permute(1, 2, 0).numpy()
-    return PILImage.fromarray(arr, mode="RGB")
-
-
 def load_image(path: str | os.PathLike[str], size: int) -> Tensor:
     """Decode one file and ADM-crop it to ``(3, size, size)`` float32 in ``[0, 1]``.
 
@@ -134,11 +126,22 @@ def resize_center(images: Tensor, size: int) -> Tensor:
 
 
 def save_png(image: Tensor, path: str | os.PathLike[str]) -> None:
-    """Write one ``(3,H,W)`` ``[0,1]`` image as PNG, atomically."""
+    """Write one ``(3, H, W)`` ``[0, 1]`` image as an 8-bit PNG (``round(x * 255)``), atomically."""
+    from PIL import Image as PILImage
+
     from rdm_core.artifacts import atomic_path
 
+    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().cpu().permute(1, 2, 0).numpy()
     with atomic_path(path) as tmp:
-        tensor_to_pil(image).save(tmp, format="PNG")
+        PILImage.fromarray(arr, mode="RGB").save(tmp, format="PNG")
+
+
+def read_png(path: str | os.PathLike[str]) -> Tensor:
+    """An image file as float32 ``(3, H, W)`` in ``[0, 1]``, without any resize."""
+    from PIL import Image as PILImage
+
+    with PILImage.open(path) as img:
+        return pil_to_tensor(img)
 
 
 def stat_token(path: str | os.PathLike[str]) -> str:
@@ -146,6 +149,3 @@ def stat_token(path: str | os.PathLike[str]) -> str:
     st = os.stat(path)
     return f"{st.st_size}:{st.st_mtime_ns}"
 
-
-def relative_keys(paths: Iterable[Path], root: Path) -> list[str]:
-    return [p.relative_to(root).as_posix() for p in paths]

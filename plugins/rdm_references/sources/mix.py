@@ -30,6 +30,7 @@ class MixSource:
             self._starts.append(total)
             total += len(part)
         self._n = total
+        self._captioned: list[bool] | None = None
 
     def __len__(self) -> int:
         return self._n
@@ -65,42 +66,47 @@ class MixSource:
                 groups.append((j, [i], [pos]))
         return groups
 
+    def captioned(self) -> list[bool]:
+        """Whether each part has captions (asked once, on its first row)."""
+        if self._captioned is None:
+            self._captioned = [_part_captions(p, [0]) is not None for p in self.parts]
+        return self._captioned
+
     def captions(self, indices: Sequence[int]) -> list[str] | None:
-        out: list[str | None] = [None] * len(indices)
+        """Captions of ``indices``; ``None`` when no part has any.
+
+        Raises:
+            RecipeError: some parts have captions and others do not.
+        """
+        flags = self.captioned()
+        if not any(flags):
+            return None
+        if not all(flags):
+            raise RecipeError("the mix source combines captioned and uncaptioned parts.",
+                              "give every part captions (jsonl/teacher with prompts) or none of them")
+        out: list[str] = [""] * len(indices)
         for j, local, positions in self._groups(indices):
-            part = self.parts[j]
-            caps = part.captions(local) if hasattr(part, "captions") else part.read(local).captions
-            if caps is None:
-                return None if all(c is None for c in out) and not _has_captions(self.parts) else _mixed()
-            for pos, cap in zip(positions, caps):
+            for pos, cap in zip(positions, _part_captions(self.parts[j], local)):
                 out[pos] = cap
-        return out  # type: ignore[return-value]
+        return out
 
     def read(self, indices: Sequence[int]) -> ImageBatch:
+        """Images of ``indices``; captions only when every part has them (a marginal pool may mix)."""
         import torch
 
         images, keys, caps = [], [], []
-        has_caps = True
         for j, local, _ in self._groups(indices):
             batch = self.parts[j].read(local)
             images.append(batch.images)
             keys.extend(f"{j}:{k}" for k in batch.keys)
-            if batch.captions is None:
-                has_caps = False
-            else:
-                caps.extend(batch.captions)
-        if caps and not has_caps:
-            _mixed()
-        return ImageBatch(images=torch.cat(images), keys=keys, captions=caps if has_caps else None)
+            caps.extend(batch.captions or [])
+        full = all(self.captioned()) and len(caps) == len(keys)
+        return ImageBatch(images=torch.cat(images), keys=keys, captions=caps if full else None)
 
     def describe(self) -> dict[str, object]:
         return {"kind": "mix", "n": len(self), "parts": [getattr(p, "describe", lambda: {})() for p in self.parts]}
 
 
-def _has_captions(parts: Sequence[Any]) -> bool:
-    return any(p.captions([0]) is not None for p in parts if hasattr(p, "captions") and len(p))
 
-
-def _mixed() -> Any:
-    raise RecipeError("the mix source combines captioned and uncaptioned parts.",
-                      "give every part captions (jsonl/teacher with prompts) or none of them")
+def _part_captions(part: Any, rows: Sequence[int]) -> list[str] | None:
+    return part.captions(rows) if hasattr(part, "captions") else part.read(rows).captions

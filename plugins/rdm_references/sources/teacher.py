@@ -45,12 +45,15 @@ class TeacherSource:
         resolution: output side; renders of another size are resized and centre-cropped.
         batch_size: rows rendered together.
         device: ``cpu``, ``cuda`` or ``auto``.
+        cache_dir: keep every render as an 8-bit PNG named by the row and its fingerprint, so
+            processes that build other encoders (or a resumed build) render each row once. With
+            a cache, images are always the quantised PNGs, whether rendered now or read back.
     """
 
     def __init__(self, generator: str, generator_args: dict[str, Any] | None = None, weights: str | None = None,
                  weights_format: str = "auto", prompts: str | None = None, repeats: int = 1,
                  count: int | None = None, steps: int = 4, seed: int = 0, resolution: int | None = None,
-                 batch_size: int = 8, device: str = "auto") -> None:
+                 batch_size: int = 8, device: str = "auto", cache_dir: str | None = None) -> None:
         if steps < 1:
             raise RecipeError(f"teacher steps must be >= 1, got {steps}.", "use e.g. steps: 4")
         if repeats < 1:
@@ -63,6 +66,7 @@ class TeacherSource:
         self.resolution = resolution
         self.batch_size = max(1, int(batch_size))
         self.device = device
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         if self.prompt_list is None:
             if not count or count < 1:
                 raise RecipeError("the teacher source needs `prompts` or a positive `count`.",
@@ -102,11 +106,30 @@ class TeacherSource:
         import torch
 
         rows = list(indices)
-        out = []
-        for start in range(0, len(rows), self.batch_size):
-            out.append(self.render(rows[start:start + self.batch_size]))
-        images = torch.cat(out) if out else torch.empty(0, 3, self.resolution or 1, self.resolution or 1)
+        if self.cache_dir is not None:
+            images = self._read_cached(rows)
+        else:
+            out = [self.render(rows[s:s + self.batch_size]) for s in range(0, len(rows), self.batch_size)]
+            images = torch.cat(out) if out else torch.empty(0, 3, self.resolution or 1, self.resolution or 1)
         return ImageBatch(images=images, keys=[self.key(i) for i in rows], captions=self.captions(rows))
+
+    def cache_path(self, row: int) -> Path:
+        """``<cache_dir>/<row>_<fingerprint>.png``: a changed generator or prompt never hits."""
+        if self.cache_dir is None:
+            raise RecipeError("this teacher source has no render cache.", "set the teacher source's cache_dir")
+        return self.cache_dir / f"{row:08d}_{self.fingerprint(row)}.png"
+
+    def _read_cached(self, rows: list[int]) -> Any:
+        import torch
+
+        from rdm_references.images import read_png, save_png
+
+        missing = [r for r in rows if not self.cache_path(r).is_file()]
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start:start + self.batch_size]
+            for row, image in zip(chunk, self.render(chunk)):
+                save_png(image, self.cache_path(row))
+        return torch.stack([read_png(self.cache_path(r)) for r in rows])
 
     # -- rendering ---------------------------------------------------------------------------
     def _device(self) -> Any:

@@ -1,0 +1,18 @@
+"""Run a reference build in a separate process (the kill-and-resume test SIGKILLs it)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import refplugin  # noqa: E402
+
+from rdm_core.recipe.load import load_recipe  # noqa: E402
+from rdm_references.pipeline import build_references  # noqa: E402
+
+if __name__ == "__main__":
+    refplugin.install()
+    build_references(load_recipe(sys.argv[1]), encoders=sys.argv[2] if len(sys.argv) > 2 else None)
+    print("BUILD DONE", flush=True)
