@@ -73,10 +73,14 @@ class Battery:
               device: torch.device | str = "cpu", bf16_weights: bool = False) -> Battery:
         """Build the named encoders from the ``encoders`` registry (in the given order)."""
         from rdm_core.plugins import registry
+        from rdm_core.seeding import seeded_init
 
         reg = registry("encoders")
         weights, args = dict(weights or {}), dict(args or {})
-        encoders = {n: reg.create(n, variant=variant, weights=weights.get(n), **dict(args.get(n, {}))) for n in names}
+        encoders = {}
+        for n in names:
+            with seeded_init("encoder", n, variant):  # same random stand-ins as build_encoder
+                encoders[n] = reg.create(n, variant=variant, weights=weights.get(n), **dict(args.get(n, {})))
         return cls(encoders, chunk_size=chunk_size, device=device, bf16_weights=bf16_weights)
 
     @classmethod

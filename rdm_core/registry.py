@@ -90,13 +90,14 @@ class Registry(Generic[T]):
         return name in self._entries
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._entries))
+        return iter(self._entries)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        """Names in registration order (for encoders: the panel order)."""
+        return list(self._entries)
 
     def entries(self) -> list[Entry[T]]:
         return [self._entries[n] for n in self.names()]

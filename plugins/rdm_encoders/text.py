@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rdm_core.errors import WeightsNotFoundError
+from rdm_core.seeding import seeded_init
 from rdm_core.weights import hub_file, local_file
 from rdm_encoders.loading import load_state_dict_file
 
@@ -125,7 +126,8 @@ def build_text_encoder(variant: str = "full", weights: str | None = None, batch_
                                            "put the open_clip weights there, or point weights at the file")
     elif variant == "full":
         path = hub_file(HUB_ID, WEIGHTS_FILE, fetch_command=f"huggingface-cli download {HUB_ID}")
-    tower, cfg = text_tower(variant)  # built after the weights were found: a miss fails fast
+    with seeded_init("text_encoder", "siglip2_text", variant):  # the same random tiny tower in every process
+        tower, cfg = text_tower(variant)  # built after the weights were found: a miss fails fast
     if path is not None:
         state = _text_state(load_state_dict_file(path))
         try:

@@ -86,7 +86,7 @@ def run_encoders(args: argparse.Namespace) -> int:
     if args.split:
         rows = [r for r in rows if r.get("split") == args.split]
     order = {"train": 0, "held_out": 1}
-    rows.sort(key=lambda r: (order.get(r.get("split", ""), 2), r["name"]))
+    rows.sort(key=lambda r: order.get(r.get("split", ""), 2))  # stable: keeps registration (panel) order
     if args.json:
         print_json(rows)
         return 0

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rdm_core.artifacts import read_meta
 from rdm_core.errors import ArtifactError
 from rdm_core.plugins import registry
+from rdm_core.seeding import seeded_init
 
 if TYPE_CHECKING:  # pragma: no cover
     from rdm_core.interfaces import Encoder, Generator, ImageSource, Kernel, ReferenceSet
@@ -36,7 +37,8 @@ def build_encoder(recipe: Any, name: str, device: Any = "cpu") -> Encoder:
     """One frozen encoder as the recipe configures it (variant, local weights, extra args)."""
     args = dict(plain(recipe.encoders.args).get(name, {}))
     weights = plain(recipe.encoders.weights).get(name)
-    encoder = registry("encoders").create(name, variant=recipe.encoders.variant, weights=weights, **args)
+    with seeded_init("encoder", name, recipe.encoders.variant):  # random stand-ins identical in every process
+        encoder = registry("encoders").create(name, variant=recipe.encoders.variant, weights=weights, **args)
     return encoder.to(device)
 
 
@@ -47,7 +49,8 @@ def build_encoders(recipe: Any, which: str = "train", device: Any = "cpu") -> di
 def build_generator(recipe: Any, device: Any = "cpu") -> Generator:
     """The generator with its base weights loaded (when the recipe names them)."""
     section = recipe.generator
-    gen = registry("generators").create(section.name, **plain(section.args))
+    with seeded_init("generator", section.name):
+        gen = registry("generators").create(section.name, **plain(section.args))
     if section.weights:
         gen.load_weights(section.weights, format=section.weights_format)
     module = gen.trainable_module()

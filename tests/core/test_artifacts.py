@@ -78,3 +78,23 @@ def test_checkpoints_round_trip_and_keep(tmp_path):
     assert torch.equal(fresh.weight, model.weight)
     with pytest.raises(ArtifactError, match="does not match"):
         load_model_weights(tmp_path, torch.nn.Linear(4, 2))
+
+
+def test_seeded_init_is_stable_across_processes_and_restores_rng():
+    import subprocess
+    import sys
+
+    from rdm_core.seeding import name_seed, seeded_init
+
+    code = ("import torch; from rdm_core.seeding import seeded_init\n"
+            "with seeded_init('encoder', 'clip', 'tiny'):\n    print(torch.nn.Linear(3, 2).weight.sum().item())")
+    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)}
+    assert len(runs) == 1
+    assert name_seed("a", "b") != name_seed("ab")
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    with seeded_init("x"):
+        torch.rand(10)
+    assert torch.equal(torch.rand(3), expected)
