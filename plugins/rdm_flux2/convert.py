@@ -54,14 +54,15 @@ _SINGLE = {
     "attn.norm_q": "norm.query_norm",
     "attn.norm_k": "norm.key_norm",
 }
-_QKV = {"attn.to_": "img_attn.qkv", "attn.add_": "txt_attn.qkv"}
 _BLOCK = re.compile(r"^(transformer_blocks|single_transformer_blocks)\.(\d+)\.(.+)\.(weight|bias)$")
 
 
 def _swap_halves(t: Tensor) -> Tensor:
     """(shift, scale) <-> (scale, shift) along dim 0; its own inverse."""
+    import torch
+
     a, b = t.chunk(2, dim=0)
-    return __import__("torch").cat([b, a], dim=0)
+    return torch.cat([b, a], dim=0)
 
 
 def diffusers_to_bfl(state: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -83,4 +83,6 @@ def decode_to_unit(latents: Tensor, vae: nn.Module) -> Tensor:
     raw = unpatchify(denormalize(latents, vae))
     vae_dtype = next(vae.parameters()).dtype
     image = vae.decode(raw.to(vae_dtype), return_dict=False)[0]
-    return (image.float() * 0.5 + 0.5).clamp(0.0, 1.0)
+    # bf16 decodes come back as float32 images; an fp64 run (exactness tests) stays fp64
+    image = image if image.dtype == torch.float64 else image.float()
+    return (image * 0.5 + 0.5).clamp(0.0, 1.0)

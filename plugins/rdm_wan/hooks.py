@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-from rdm_core import hookimpl  # noqa: F401
+from rdm_core import hookimpl
+
+
+@hookimpl
+def rdm_register_generators(registry) -> None:  # noqa: ANN001 (typed in rdm_core.hookspecs)
+    registry.add("wan", "rdm_wan.generator:WanGenerator",
+                 help="Wan 2.1 text-to-video one-step generator (diffusers WanTransformer3DModel + AutoencoderKLWan)")

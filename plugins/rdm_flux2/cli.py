@@ -1,0 +1,69 @@
+"""``rdm context``: build and inspect the precomputed text-context pool of a recipe's generator.
+
+``rdm context build RECIPE --prompts FILE -o POOL.npy [--batch-size B] [--set k=v]`` loads only the
+generator's text encoder (never the DiT's training state), encodes every prompt at the recipe's
+``ctx_len`` and writes a resumable float16 pool; ``rdm context info POOL`` prints its metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def configure(parser: argparse.ArgumentParser):
+    sub = parser.add_subparsers(dest="context_command", metavar="SUBCOMMAND", required=True)
+    build = sub.add_parser("build", help="encode a prompts file into a context pool")
+    build.add_argument("recipe", help="recipe file or shipped name (its generator encodes the prompts)")
+    build.add_argument("--prompts", required=True, help="prompts file: .txt (one per line) or .jsonl (prompt/caption/text)")
+    build.add_argument("-o", "--out", required=True, help="pool path (.npy); _meta.json and _prompts.json go beside it")
+    build.add_argument("--batch-size", type=int, default=16, help="prompts per chunk (one resume point per chunk)")
+    build.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a recipe value (repeatable)")
+    info = sub.add_parser("info", help="print a pool's metadata")
+    info.add_argument("pool", help="pool path (.npy)")
+    return run
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def run(args: argparse.Namespace) -> int:
+    from rdm_core.console import console, print_json
+
+    if args.context_command == "info":
+        from rdm_flux2.context_pool import ContextPool
+
+        pool = ContextPool(args.pool)
+        print_json({"path": str(pool.path), **pool.meta})
+        return 0
+
+    from rdm_core.errors import RdmError
+    from rdm_core.recipe.assemble import build_generator
+    from rdm_core.recipe.load import load_recipe
+    from rdm_flux2.configs import TEXT_LAYERS
+    from rdm_flux2.context_pool import build_context_pool, read_prompts
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    # the pool is what we are building: the generator must not try to open it
+    if "context_pool" in recipe.generator.args:
+        recipe.generator.args.context_pool = None
+    recipe.generator.weights = None
+    gen = build_generator(recipe, device=_device(args.device))
+    if not hasattr(gen, "encode_prompts") or not hasattr(gen, "ctx_dim"):
+        raise RdmError(f"generator {recipe.generator.name!r} has no context pool (it encodes prompts itself).",
+                       "use a flux2-klein recipe, or pass prompts to the generator directly")
+    prompts = read_prompts(args.prompts)
+    out = build_context_pool(
+        prompts, gen.encode_prompts, args.out, ctx_len=gen.ctx_len, dim=gen.ctx_dim, variant=gen.variant,
+        batch_size=args.batch_size,
+        info={"generator": recipe.generator.name, "model_dir": str(gen.model_dir) if gen.model_dir else None,
+              "text_layers": list(TEXT_LAYERS), "prompts_file": str(args.prompts)},
+    )
+    console.print(f"[green]ok[/] {len(prompts)} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}")
+    return 0

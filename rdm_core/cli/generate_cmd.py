@@ -1,0 +1,226 @@
+"""``rdm generate``: write samples of any recipe's generator as individual PNGs plus a grid PNG.
+
+::
+
+    rdm generate RECIPE [--checkpoint C | --weights W [--weights-format F]]
+                 (--prompt TEXT ... | --prompts FILE | --num K) [--per-prompt N] [--seed S]
+                 [--teacher-steps K] [--batch-size B] --out DIR [--set key=value ...]
+
+Sample ``i`` (in output order) uses noise drawn from its own CPU generator seeded
+``seed * 1_000_003 + i``, so a sample does not depend on the batch size or on the other samples.
+With prompts, conditions come from ``generator.conditions_from_prompts`` (prompts encoded from their
+own text); without, from ``generator.sample_conditions(K, rng)`` with ``rng`` seeded ``seed``.
+Video generators ``(B, 3, F, H, W)`` are written as one horizontal frame strip per sample.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import Tensor
+
+SEED_STRIDE = 1_000_003
+
+
+def configure(parser: argparse.ArgumentParser):
+    parser.add_argument("recipe", help="recipe file or shipped recipe name")
+    src = parser.add_mutually_exclusive_group()
+    src.add_argument("--checkpoint", help="run checkpoint dir, run dir (latest checkpoint) or model.safetensors")
+    src.add_argument("--weights", help="third-party generator weights, read by the generator's load_weights")
+    parser.add_argument("--weights-format", default="auto", help="format for --weights (generator-specific, e.g. rdm, bfl)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--prompt", action="append", help="a prompt (repeatable)")
+    what.add_argument("--prompts", help="prompts file: .txt (one per line) or .jsonl (prompt/caption/text)")
+    what.add_argument("--num", type=int, help="number of samples with conditions drawn by the generator")
+    parser.add_argument("--per-prompt", type=int, default=1, help="samples per prompt (with --prompt/--prompts)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed (sample i uses seed*1000003+i)")
+    parser.add_argument("--teacher-steps", type=int, default=0,
+                        help="sample with the generator's multi-step teacher instead of one step (0 = one step)")
+    parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe value (repeatable)")
+    return run
+
+
+def read_prompt_file(path: str) -> list[str]:
+    """Prompts from a ``.txt`` (one per line) or ``.jsonl`` file (``prompt``/``caption``/``text``)."""
+    import json
+
+    from rdm_core.errors import RdmError
+
+    p = Path(path)
+    if not p.is_file():
+        raise RdmError(f"prompts file {p} does not exist.", "pass a .txt (one prompt per line) or .jsonl file")
+    prompts = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        if p.suffix == ".jsonl":
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RdmError(f"{p}:{lineno} is not valid JSON ({exc}).", "write one JSON object per line") from exc
+            text = next((row.get(k) for k in ("prompt", "caption", "text") if isinstance(row, dict) and k in row), None)
+            if not isinstance(text, str):
+                raise RdmError(f"{p}:{lineno} has no prompt/caption/text string.", 'write rows like {"prompt": "a cat"}')
+            prompts.append(text)
+        else:
+            prompts.append(line.strip())
+    if not prompts:
+        raise RdmError(f"{p} holds no prompts.", "add at least one prompt")
+    return prompts
+
+
+def sample_noise(shape: tuple[int, ...], indices: range, seed: int) -> Tensor:
+    """Noise for samples ``indices``, each from its own generator (``seed * 1000003 + i``)."""
+    import torch
+
+    rows = [torch.randn(shape, generator=torch.Generator().manual_seed(seed * SEED_STRIDE + i)) for i in indices]
+    return torch.stack(rows)
+
+
+def to_uint8_frames(x: Tensor) -> Any:
+    """``(B,3,H,W)`` or ``(B,3,F,H,W)`` in [0,1] -> uint8 ``(B, H, W', 3)`` (video frames side by side)."""
+    if x.dim() == 5:
+        b, c, f, h, w = x.shape
+        x = x.permute(0, 1, 3, 2, 4).reshape(b, c, h, f * w)
+    return (x.detach().float().clamp(0, 1) * 255).round().to("cpu").byte().permute(0, 2, 3, 1).numpy()
+
+
+def save_png(path: Path, array: Any) -> None:
+    """One RGB PNG, written atomically."""
+    from PIL import Image
+
+    from rdm_core.artifacts import atomic_path
+
+    with atomic_path(path) as tmp:
+        Image.fromarray(array).save(tmp, format="PNG")
+
+
+def make_grid(images: list[Any], pad: int = 2) -> Any:
+    """A near-square grid of equally sized uint8 ``(H, W, 3)`` images on a white background."""
+    import numpy as np
+
+    n = len(images)
+    cols = max(1, math.ceil(math.sqrt(n)))
+    rows = math.ceil(n / cols)
+    h, w, _ = images[0].shape
+    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
+    return grid
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def generate_samples(gen: Any, conditions_for: Any, total: int, *, seed: int, batch_size: int,
+                     teacher_steps: int = 0, device: str = "cpu", autocast: bool = False) -> list[Any]:
+    """``total`` uint8 samples; ``conditions_for(start, stop)`` returns the batch's Conditions."""
+    import contextlib
+
+    import torch
+
+    from rdm_core.console import progress
+    from rdm_core.errors import RdmError
+
+    if teacher_steps and not hasattr(gen, "teacher_sample"):
+        raise RdmError("this generator has no multi-step teacher.", "drop --teacher-steps")
+    out: list[Any] = []
+    amp = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
+    with progress() as bar, torch.no_grad(), amp:
+        task = bar.add_task("generate", total=total, status="")
+        for start in range(0, total, batch_size):
+            stop = min(start + batch_size, total)
+            noise = sample_noise(tuple(gen.noise_shape()), range(start, stop), seed).to(device)
+            cond = conditions_for(start, stop).to(device)
+            x = gen.teacher_sample(noise, cond, teacher_steps) if teacher_steps else gen.generate(noise, cond)
+            out.extend(list(to_uint8_frames(x)))
+            bar.update(task, completed=stop)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from rdm_core.artifacts import write_json
+    from rdm_core.checkpoints import load_model_weights
+    from rdm_core.console import console
+    from rdm_core.errors import RdmError
+    from rdm_core.recipe.assemble import build_generator
+    from rdm_core.recipe.load import load_recipe
+
+    if args.batch_size <= 0 or args.per_prompt <= 0 or (args.num is not None and args.num <= 0):
+        raise RdmError("--num, --per-prompt and --batch-size must be positive.", "pass e.g. --num 16")
+    recipe = load_recipe(args.recipe, args.overrides)
+    device = _device(recipe.run.device)
+    gen = build_generator(recipe, device=device)
+    if args.checkpoint:
+        load_model_weights(args.checkpoint, gen.trainable_module())
+    elif args.weights:
+        gen.load_weights(args.weights, format=args.weights_format)
+    gen.trainable_module().eval()
+
+    prompts = args.prompt or (read_prompt_file(args.prompts) if args.prompts else None)
+    if prompts is not None:
+        if not hasattr(gen, "conditions_from_prompts"):
+            raise RdmError(f"generator {recipe.generator.name!r} cannot encode prompts.", "use --num K instead")
+        per = args.per_prompt
+        expanded = [p for p in prompts for _ in range(per)]
+        total = len(expanded)
+
+        def conditions_for(start: int, stop: int) -> Any:
+            return gen.conditions_from_prompts(expanded[start:stop])
+    else:
+        expanded = None
+        total = int(args.num)
+        rng = torch.Generator().manual_seed(args.seed)
+        cond_all = gen.sample_conditions(total, rng)  # drawn once, so batching does not change them
+
+        def conditions_for(start: int, stop: int) -> Any:
+            return _slice_conditions(cond_all, start, stop)
+
+    autocast = device.startswith("cuda") and recipe.train.precision == "bf16"
+    images = generate_samples(gen, conditions_for, total, seed=args.seed, batch_size=args.batch_size,
+                              teacher_steps=args.teacher_steps, device=device, autocast=autocast)
+    out = Path(args.out)
+    index = []
+    for i, img in enumerate(images):
+        name = f"{i:05d}.png"
+        save_png(out / name, img)
+        row: dict[str, Any] = {"file": name, "noise_seed": args.seed * SEED_STRIDE + i}
+        if expanded is not None:
+            row["prompt"] = expanded[i]
+        index.append(row)
+    save_png(out / "grid.png", make_grid(images))
+    write_json(out / "samples.json", {"recipe": str(args.recipe), "checkpoint": args.checkpoint or args.weights,
+                                      "seed": args.seed, "teacher_steps": args.teacher_steps, "samples": index})
+    console.print(f"[green]ok[/] {len(images)} samples + grid.png -> {out}")
+    return 0
+
+
+def _slice_conditions(cond: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of a Conditions (tensor or tuple inputs, ids, captions)."""
+    from rdm_core.interfaces import Conditions
+
+    def cut(x: Any) -> Any:
+        if x is None:
+            return None
+        if isinstance(x, tuple):
+            return tuple(cut(v) for v in x)
+        if hasattr(x, "shape") or isinstance(x, list):
+            return x[start:stop]
+        return x
+
+    return Conditions(cut(cond.inputs), cut(cond.caption_ids), cut(cond.captions))
