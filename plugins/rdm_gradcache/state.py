@@ -60,30 +60,40 @@ def merge_state(tree: Any, tensors: dict[str, Tensor]) -> Any:
     return tree
 
 
-def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Any]:
-    """Every RNG a step can touch: torch CPU and CUDA, numpy, Python, and the dedicated ones."""
+def capture_rng(generators: dict[str, torch.Generator]) -> dict[str, Tensor]:
+    """Every RNG a step can touch, as a flat ``{key: tensor}`` map with the same keys and shapes
+    on every rank (so ranks can all-gather it): torch CPU (and this rank's CUDA device), numpy,
+    Python, and the dedicated generators."""
     py_version, py_state, py_gauss = random.getstate()
-    np_state = np.random.get_state()
-    state: dict[str, Any] = {
+    np_name, np_keys, np_pos, np_has_gauss, np_cached = np.random.get_state()
+    state = {
         "torch_cpu": torch.get_rng_state(),
-        "python": {"version": py_version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
-        "numpy": {"name": np_state[0], "keys": torch.from_numpy(np_state[1].astype(np.int64)),
-                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
-        "generators": {name: g.get_state() for name, g in generators.items()},
+        "python.version": torch.tensor([py_version], dtype=torch.int64),
+        "python.state": torch.tensor(py_state, dtype=torch.int64),
+        # [has_gauss, value]: Python caches one Gaussian between random.gauss() calls
+        "python.gauss": torch.tensor([0.0 if py_gauss is None else 1.0, py_gauss or 0.0], dtype=torch.float64),
+        "numpy.keys": torch.from_numpy(np_keys.astype(np.int64)),
+        "numpy.pos": torch.tensor([np_pos, np_has_gauss], dtype=torch.int64),
+        "numpy.cached": torch.tensor([np_cached], dtype=torch.float64),
     }
+    assert np_name == "MT19937"
+    for name, g in generators.items():
+        state[f"generator.{name}"] = g.get_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["torch_cuda"] = list(torch.cuda.get_rng_state_all())
+        state["torch_cuda"] = torch.cuda.get_rng_state()
     return state
 
 
-def restore_rng(state: dict[str, Any], generators: dict[str, torch.Generator]) -> None:
+def restore_rng(state: dict[str, Tensor], generators: dict[str, torch.Generator]) -> None:
     """Inverse of :func:`capture_rng` (the dedicated generators are restored in place)."""
-    torch.set_rng_state(state["torch_cpu"])
-    py = state["python"]
-    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss"]))
-    npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached"]))
+    torch.set_rng_state(state["torch_cpu"].to(torch.uint8))
+    has_gauss, gauss = (float(v) for v in state["python.gauss"].tolist())
+    random.setstate((int(state["python.version"][0]), tuple(int(v) for v in state["python.state"].tolist()),
+                     gauss if has_gauss else None))
+    pos, has_gauss = (int(v) for v in state["numpy.pos"].tolist())
+    np.random.set_state(("MT19937", state["numpy.keys"].numpy().astype(np.uint32), pos, has_gauss,
+                         float(state["numpy.cached"][0])))
     if "torch_cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["torch_cuda"]))
+        torch.cuda.set_rng_state(state["torch_cuda"].to(torch.uint8))
     for name, g in generators.items():
-        g.set_state(state["generators"][name])
+        g.set_state(state[f"generator.{name}"].to(torch.uint8))

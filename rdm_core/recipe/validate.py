@@ -77,7 +77,9 @@ def validate_recipe(recipe: Any) -> list[str]:
     done.append(f"distance {recipe.distance.reference} with {recipe.distance.kernel} kernel")
 
     refs = recipe.references
-    if refs.train.name != "???":
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.is_missing(refs.train, "name"):  # reading a "???" value would raise
         _component("data_sources", refs.train.name, refs.train.args, "references.train")
     if refs.val is not None:
         _component("data_sources", refs.val.name, refs.val.args, "references.val")

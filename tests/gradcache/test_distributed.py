@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -52,3 +53,30 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     start, _, _ = make_setup()
     moved = [not torch.equal(single[f"param.{n}"], p) for n, p in start.named_parameters()]
     assert all(moved)
+
+
+@pytest.mark.slow  # two torchrun launches of 2 ranks each (~50 s on 2 busy cores)
+def test_torchrun_trainer_fsdp_matches_replicated(tmp_path):
+    """`rdm train` under torchrun (2 gloo ranks): FSDP2 sharding gives the replicated run's result."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from project import build_references, write_recipe
+
+    here = Path(__file__).parent
+    build_references(tmp_path)
+    runs = {}
+    for fsdp in (False, True):
+        name = f"fsdp_{fsdp}".lower()
+        path = write_recipe(tmp_path, name=name, train={"steps": 2, "fsdp": fsdp, "checkpoint_every": 2, "sample_count": 0})
+        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                               str(here / "run_rdm.py"), "train", str(path), "--no-progress"],
+                              env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stderr[-3000:]
+        runs[fsdp], meta = load_tensors(tmp_path / "runs" / name / "checkpoints" / "step_0000002" / "model.safetensors")
+        state, _ = load_tensors(tmp_path / "runs" / name / "checkpoints" / "step_0000002" / "state.safetensors")
+        assert "rng.1.generator.noise" in state  # every rank's RNG is checkpointed
+        assert not torch.equal(state["rng.0.generator.noise"], state["rng.1.generator.noise"])  # seed + rank
+    for key, value in runs[False].items():
+        assert torch.allclose(runs[True][key], value, rtol=1e-5, atol=1e-7), key
