@@ -29,6 +29,12 @@ DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of block scratch per call
 _BLOCK_BUFFERS = 3  # distance/kernel block + derivative block + elementwise temporaries
 
 
+def full_precision(x: Tensor) -> torch.autocast:
+    """Disable autocast around loss math: a trainer may call the loss inside a bf16 region,
+    but kernels, sums and gradients must stay fp32 (SPEC 3.7)."""
+    return torch.autocast(device_type=x.device.type, enabled=False)
+
+
 def compute_dtype(x: Tensor) -> torch.dtype:
     """fp64 stays fp64; everything else (bf16 encoder outputs, fp32) is computed in fp32."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -86,10 +92,13 @@ class _FusedRepulsion(torch.autograd.Function):
             # Upper trapezoid: rows [lo, hi) x columns [lo, n). The leading c x c block is the
             # (symmetric) diagonal block; the rest stands for itself and its transpose.
             d2 = sq_dists(x[lo:hi], x[lo:], sq[lo:hi], sq[lo:])
+            # self-pairs are exactly 0 apart; the expansion leaves round-off there, which a
+            # kernel singular at 0 (Laplace: sqrt) would amplify
+            d2[:, :c].diagonal().zero_()
             if need_grad:
                 k, deriv = kernel.profile_with_derivative(d2)
             else:
-                k, deriv = kernel.profile(d2), None
+                k, deriv = kernel.profile(d2, inplace=True), None
             total += 2.0 * k.sum().double() - k[:, :c].sum().double()
             if need_grad:
                 if isinstance(deriv, float):
@@ -153,9 +162,10 @@ def repulsion(features: Tensor, kernel: Any, *, gen_chunk: int = DEFAULT_GEN_CHU
     x = features.to(compute_dtype(features))
     n = x.shape[0]
     chunk = rows_for_budget(n, x.element_size(), memory_budget, cap=gen_chunk)
-    if _method(kernel, method) == "fused":
-        return _FusedRepulsion.apply(x, kernel, chunk)
-    return _checkpoint_repulsion(x, kernel, chunk)
+    with full_precision(x):
+        if _method(kernel, method) == "fused":
+            return _FusedRepulsion.apply(x, kernel, chunk)
+        return _checkpoint_repulsion(x, kernel, chunk)
 
 
 # -- weighted cross-kernel mean (attraction) --------------------------------------------------
@@ -174,24 +184,25 @@ class _FusedCrossMean(torch.autograd.Function):
         x_sq, y_sq = x.pow(2).sum(1), y.pow(2).sum(1)
         total = torch.zeros((), dtype=torch.float64, device=x.device)
         grad = torch.empty_like(x) if need_grad else None
+        # (f * w) @ y == f @ (w * y): scale the small side once instead of every block
+        wy = y * w[:, None] if need_grad else None
         for lo in range(0, n, chunk):
             hi = min(lo + chunk, n)
             d2 = sq_dists(x[lo:hi], y, x_sq[lo:hi], y_sq)
             if not need_grad:
-                total += (kernel.profile(d2) @ w).sum().double()
+                total += (kernel.profile(d2, inplace=True) @ w).sum().double()
                 continue
             k, deriv = kernel.profile_with_derivative(d2)
             kw = k @ w
             total += kw.sum().double()
             if isinstance(deriv, float):
-                f = k.mul_(w)  # k is no longer needed: reuse its storage
-                rs, s = kw, deriv
+                f, rs, s = k, kw, deriv
             else:
-                f = deriv.mul_(w)
-                rs, s = f.sum(1), 1.0
+                f, s = deriv, 1.0
+                rs = f @ w
             g = grad[lo:hi]
             torch.mul(x[lo:hi], rs[:, None], out=g)
-            g.sub_(f @ y).mul_(2.0 * s / n)
+            g.sub_(f @ wy).mul_(2.0 * s / n)
             del k, f, d2
         if need_grad:
             ctx.save_for_backward(grad)
@@ -233,16 +244,17 @@ def cross_kernel_mean(x: Tensor, y: Tensor, kernel: Any, weights: Tensor | None 
                              "pass one weight per reference row")
     chunk = rows_for_budget(yy.shape[0], xx.element_size(), memory_budget)
     frozen = not (yy.requires_grad or ww.requires_grad)
-    if _method(kernel, method) == "fused" and frozen:
-        return _FusedCrossMean.apply(xx, yy, ww, kernel, chunk)
-    total = xx.new_zeros(())
-    for lo in range(0, xx.shape[0], chunk):
-        hi = min(lo + chunk, xx.shape[0])
-        if torch.is_grad_enabled() and (xx.requires_grad or not frozen):
-            total = total + checkpoint(_cross_block, xx[lo:hi], yy, ww, kernel, use_reentrant=False)
-        else:
-            total = total + _cross_block(xx[lo:hi], yy, ww, kernel)
-    return total / xx.shape[0]
+    with full_precision(xx):
+        if _method(kernel, method) == "fused" and frozen:
+            return _FusedCrossMean.apply(xx, yy, ww, kernel, chunk)
+        total = xx.new_zeros(())
+        for lo in range(0, xx.shape[0], chunk):
+            hi = min(lo + chunk, xx.shape[0])
+            if torch.is_grad_enabled() and (xx.requires_grad or not frozen):
+                total = total + checkpoint(_cross_block, xx[lo:hi], yy, ww, kernel, use_reentrant=False)
+            else:
+                total = total + _cross_block(xx[lo:hi], yy, ww, kernel)
+        return total / xx.shape[0]
 
 
 # -- constants --------------------------------------------------------------------------------
@@ -270,9 +282,15 @@ def kernel_mean_constant(pool: Tensor, kernel: Any, *, subsample: int = 100000, 
         hi = min(lo + block, m)
         for clo in range(lo, m, block):
             chi = min(clo + block, m)
-            s = kernel.gram(r[lo:hi], r[clo:chi]).sum().item() if not _is_fused(kernel) else \
-                kernel.profile(sq_dists(r[lo:hi], r[clo:chi], sq[lo:hi], sq[clo:chi])).sum().item()
-            total += s if clo == lo else 2.0 * s
+            if _is_fused(kernel):  # reuse the norms and transform the block in place
+                d2 = sq_dists(r[lo:hi], r[clo:chi], sq[lo:hi], sq[clo:chi])
+                if clo == lo:
+                    d2.diagonal().zero_()  # exact self-distances (see the repulsion)
+                tile = kernel.profile(d2, inplace=True)
+            else:
+                tile = kernel.gram(r[lo:hi], r[clo:chi])
+            s = tile.sum().item()
+            total += s if clo == lo else 2.0 * s  # off-diagonal tiles stand for their transpose too
     return total / (m * m), idx
 
 

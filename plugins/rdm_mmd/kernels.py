@@ -60,8 +60,11 @@ class RadialKernel:
     def __init__(self, bandwidth: float) -> None:
         self.bandwidth = _check_bandwidth(bandwidth)
 
-    def profile(self, d2: Tensor) -> Tensor:
-        """``f(d2)``; may overwrite ``d2`` in place (callers pass a scratch block)."""
+    def profile(self, d2: Tensor, inplace: bool = False) -> Tensor:
+        """``f(d2)``; with ``inplace`` it may overwrite ``d2`` (the fused estimator's scratch block).
+
+        Out-of-place is required whenever autograd records the call.
+        """
         raise NotImplementedError
 
     def profile_with_derivative(self, d2: Tensor) -> tuple[Tensor, Derivative]:
@@ -70,7 +73,8 @@ class RadialKernel:
 
     def gram(self, x: Tensor, y: Tensor) -> Tensor:
         """``(n, m)`` matrix of ``k(x_i, y_j)``."""
-        return self.profile(sq_dists(x, y))
+        d2 = sq_dists(x, y)
+        return self.profile(d2, inplace=not (torch.is_grad_enabled() and d2.requires_grad))
 
     def describe(self) -> dict[str, Any]:
         """JSON-ready parameters (stored in reference headers; ``kernel_from_description`` inverts it)."""
@@ -90,11 +94,13 @@ class GaussianKernel(RadialKernel):
     def gamma(self) -> float:
         return 1.0 / (2.0 * self.bandwidth**2)
 
-    def profile(self, d2: Tensor) -> Tensor:
-        return d2.mul_(-self.gamma).exp_()
+    def profile(self, d2: Tensor, inplace: bool = False) -> Tensor:
+        if inplace:
+            return d2.mul_(-self.gamma).exp_()
+        return torch.exp(d2 * -self.gamma)
 
     def profile_with_derivative(self, d2: Tensor) -> tuple[Tensor, Derivative]:
-        return self.profile(d2), -self.gamma
+        return self.profile(d2, inplace=True), -self.gamma
 
 
 class IMQKernel(RadialKernel):
@@ -108,8 +114,10 @@ class IMQKernel(RadialKernel):
             raise RecipeError(f"imq exponent must be > 0, got {exponent!r}.", "use e.g. exponent: 0.5")
         self.exponent = float(exponent)
 
-    def profile(self, d2: Tensor) -> Tensor:
-        return d2.div_(self.bandwidth**2).add_(1.0).pow_(-self.exponent)
+    def profile(self, d2: Tensor, inplace: bool = False) -> Tensor:
+        if inplace:
+            return d2.div_(self.bandwidth**2).add_(1.0).pow_(-self.exponent)
+        return (d2 / self.bandwidth**2 + 1.0).pow(-self.exponent)
 
     def profile_with_derivative(self, d2: Tensor) -> tuple[Tensor, Derivative]:
         base = d2.div_(self.bandwidth**2).add_(1.0)
@@ -127,8 +135,11 @@ class LaplaceKernel(RadialKernel):
 
     name = "laplace"
 
-    def profile(self, d2: Tensor) -> Tensor:
-        return d2.sqrt_().div_(-self.bandwidth).exp_()
+    def profile(self, d2: Tensor, inplace: bool = False) -> Tensor:
+        if inplace:
+            return d2.sqrt_().div_(-self.bandwidth).exp_()
+        # under autograd sqrt is singular at 0 (the diagonal); the fused estimator avoids it
+        return torch.exp(torch.sqrt(d2) / -self.bandwidth)
 
     def profile_with_derivative(self, d2: Tensor) -> tuple[Tensor, Derivative]:
         r = d2.sqrt_()
@@ -158,11 +169,9 @@ class MultiScaleGaussianKernel(RadialKernel):
     def _gammas(self) -> list[float]:
         return [1.0 / (2.0 * (s * self.bandwidth) ** 2) for s in self.scales]
 
-    def profile(self, d2: Tensor) -> Tensor:
-        out = torch.zeros_like(d2)
-        for g in self._gammas():
-            out.add_(torch.exp(d2 * -g))
-        return out.div_(len(self.scales))
+    def profile(self, d2: Tensor, inplace: bool = False) -> Tensor:
+        out = sum(torch.exp(d2 * -g) for g in self._gammas())
+        return out / len(self.scales)
 
     def profile_with_derivative(self, d2: Tensor) -> tuple[Tensor, Derivative]:
         k = torch.zeros_like(d2)
