@@ -8,19 +8,17 @@ Conditions are ``(T5 context (B, L, 4096), CLIP pooled (B, 768))``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rdm_core.errors import ArtifactError, RdmError, ShapeError
+from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
 from rdm_flux1.configs import HUB_IDS
-from rdm_flux2.loading import load_component, parse_dtype, resolve_model_dir
+from rdm_flux2.diffusers_base import DiffusersOneStepGenerator, check_precision, check_resolution, check_variant
 
 PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder/*", "text_encoder_2/*", "tokenizer/*",
             "tokenizer_2/*", "scheduler/*")
@@ -47,7 +45,7 @@ def image_ids(h: int, w: int, device: Any) -> Tensor:
     return torch.stack([torch.zeros_like(rows), rows, cols], dim=1).float()
 
 
-class Flux1Generator:
+class Flux1Generator(DiffusersOneStepGenerator):
     """FLUX.1 one-step generator.
 
     Args:
@@ -62,6 +60,8 @@ class Flux1Generator:
         vae_dtype: ``auto`` (bf16 full, fp32 tiny), ``bf16`` or ``fp32``.
     """
 
+    generator_name = "flux1"
+
     def __init__(self, model_dir: str | None = None, flavor: str = "schnell", hub_id: str | None = None,
                  variant: str = "full", resolution: int = 512, ctx_len: int = 256, guidance: float = 3.5,
                  prompts: str | None = None, precision: str = "inherit", vae_dtype: str = "auto",
@@ -70,57 +70,23 @@ class Flux1Generator:
 
         if flavor not in HUB_IDS:
             raise RdmError(f"flux1 flavor {flavor!r} is unknown.", "use 'schnell' or 'dev'")
-        if variant not in ("full", "tiny"):
-            raise RdmError(f"flux1 variant {variant!r} is unknown.", "use 'full' or 'tiny'")
-        if resolution % 16 or resolution <= 0:
-            raise RdmError(f"resolution {resolution} is not a positive multiple of 16.", "use e.g. 512 (64 when tiny)")
-        if precision not in ("inherit", "bf16", "fp32"):
-            raise RdmError(f"precision {precision!r} is unknown.", "use inherit, bf16 or fp32")
+        check_variant("flux1", variant)
+        check_resolution(resolution, "use e.g. 512 (64 when tiny)")
+        check_precision(precision, "use inherit, bf16 or fp32")
         self.flavor, self.variant, self.resolution, self.ctx_len = flavor, variant, int(resolution), int(ctx_len)
         self.guidance, self.prompts_file, self.precision = float(guidance), prompts, precision
         self.seed, self.teacher_steps = int(seed), int(teacher_steps)
-        vae_torch_dtype = parse_dtype(("bf16" if variant == "full" else "fp32") if vae_dtype == "auto" else vae_dtype)
-        self.model_dir: Path | None = None
-        if model_dir is None and variant == "tiny":
-            from rdm_flux1.tiny import build_tiny_transformer, build_tiny_vae
-
-            self.transformer = build_tiny_transformer(self.seed)
-            self.vae = build_tiny_vae(self.seed + 1)
-            if vae_torch_dtype != torch.float32:
-                self.vae.to(vae_torch_dtype)
-        else:
-            self.model_dir = resolve_model_dir(model_dir, hub_id or HUB_IDS[flavor], None, PATTERNS)
-            self.transformer = load_component(FluxTransformer2DModel, self.model_dir, "transformer", torch.float32)
-            self.vae = load_component(AutoencoderKL, self.model_dir, "vae", vae_torch_dtype)
+        self._build_modules(model_dir, vae_dtype, tiny="rdm_flux1.tiny", transformer_cls=FluxTransformer2DModel,
+                            vae_cls=AutoencoderKL, hub_id=hub_id or HUB_IDS[flavor], patterns=PATTERNS)
         if bool(self.transformer.config.guidance_embeds) != (flavor == "dev"):
             raise RdmError(f"the transformer {'has' if self.transformer.config.guidance_embeds else 'lacks'} a guidance "
                            f"embedding, which does not fit flavor {flavor!r}.", "set generator.args.flavor to match the weights")
-        if next(self.transformer.parameters()).dtype != torch.float32:
-            self.transformer.float()  # fp32 master weights; bf16 comes from autocast
-        self.transformer.train()
-        self.vae.eval().requires_grad_(False)
         self._text: Any = None
         self._prompt_ctx: tuple[tuple[Tensor, Tensor], list[str]] | None = None
 
     def noise_shape(self) -> tuple[int, ...]:
         side = self.resolution // 8
         return (int(self.transformer.config.in_channels) // 4, side, side)
-
-    def trainable_module(self) -> nn.Module:
-        return self.transformer
-
-    def set_gradient_checkpointing(self, on: bool) -> None:
-        if on:
-            self.transformer.enable_gradient_checkpointing()
-        elif self.transformer.is_gradient_checkpointing:
-            self.transformer.disable_gradient_checkpointing()
-
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        if self.precision == "fp32":
-            return torch.autocast(device.type, enabled=False)
-        return contextlib.nullcontext()
 
     def _inputs(self, noise: Tensor, conditions: Conditions) -> tuple[Tensor, Tensor]:
         c = int(self.transformer.config.in_channels) // 4
@@ -156,13 +122,6 @@ class Flux1Generator:
         image = self.vae.decode(z.to(vae_dtype), return_dict=False)[0]
         image = image if image.dtype == torch.float64 else image.float()  # fp64 runs stay fp64
         return (image * 0.5 + 0.5).clamp(0.0, 1.0)
-
-    def _sync_frozen(self, device: torch.device) -> None:
-        """The VAE follows the trainable module's device (and fp64, for exactness runs)."""
-        param = next(self.vae.parameters())
-        want = torch.float64 if next(self.transformer.parameters()).dtype == torch.float64 else param.dtype
-        if param.device != device or param.dtype != want:
-            self.vae.to(device=device, dtype=want)
 
     def generate(self, noise: Tensor, conditions: Conditions) -> Tensor:
         """Differentiable one-step sample ``(B, 3, 8h, 8w)`` in ``[0, 1]``."""
@@ -213,7 +172,7 @@ class Flux1Generator:
             else:
                 from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
 
-                dtype = torch.bfloat16 if self.variant == "full" else torch.float32
+                dtype = self._text_dtype()
                 root = str(self.model_dir)
                 parts = dict(
                     text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype, local_files_only=True),
@@ -228,28 +187,10 @@ class Flux1Generator:
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> tuple[Tensor, Tensor]:
         """``(T5 context (n, ctx_len, 4096), CLIP pooled (n, 768))`` float32 on CPU."""
-        device = next(self.transformer.parameters()).device
+        device = self._device()
         pipe = self.text_pipeline().to(device)
         ctx, pooled, _ = pipe.encode_prompt(list(prompts), device=device, max_sequence_length=self.ctx_len)
         return ctx.float().cpu(), pooled.float().cpu()
-
-    def conditions_from_prompts(self, prompts: Sequence[str]) -> Conditions:
-        prompts = list(prompts)
-        return Conditions(inputs=self.encode_prompts(prompts), caption_ids=None, captions=prompts)
-
-    def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:
-        """``n`` uniformly drawn prompts of the prompts file (encoded once, cached in memory)."""
-        if not self.prompts_file:
-            raise RdmError("flux1 needs a prompts file to draw training conditions.",
-                           "set generator.args.prompts to a .txt/.jsonl prompts file")
-        if self._prompt_ctx is None:
-            from rdm_flux2.context_pool import read_prompts
-
-            prompts = read_prompts(self.prompts_file)
-            self._prompt_ctx = (self.encode_prompts(prompts), prompts)
-        (ctx, pooled), prompts = self._prompt_ctx
-        rows = torch.randint(0, len(prompts), (n,), generator=rng)
-        return Conditions(inputs=(ctx[rows], pooled[rows]), caption_ids=rows, captions=[prompts[i] for i in rows.tolist()])
 
     # -- weights --------------------------------------------------------------------------------
     def load_weights(self, path: str, format: str = "auto") -> None:
@@ -263,15 +204,8 @@ class Flux1Generator:
             state = convert_flux_transformer_checkpoint_to_diffusers(dict(state))
         elif format not in ("auto", "diffusers"):
             raise RdmError(f"unknown flux1 weights format {format!r}.", "use auto, diffusers or bfl")
-        result = self.transformer.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ArtifactError(f"{path} does not match the flux1 transformer: missing {result.missing_keys[:3]}, "
-                                f"unexpected {result.unexpected_keys[:3]}.", "use FLUX.1 weights of the same flavor")
+        self._load_transformer_state(state, path, "use FLUX.1 weights of the same flavor")
 
     def save_weights(self, path: str, format: str = "diffusers") -> None:
         """Save the transformer in diffusers naming (safetensors, atomic)."""
-        from rdm_core.artifacts import save_tensors
-
-        if format not in ("diffusers", "rdm"):
-            raise RdmError(f"flux1 saves only diffusers naming, not {format!r}.", "use format='diffusers'")
-        save_tensors(path, self.transformer.state_dict(), {"generator": "flux1", "flavor": self.flavor})
+        self._save_diffusers_named(path, format, {"generator": "flux1", "flavor": self.flavor})

@@ -8,7 +8,6 @@ weights; bf16 comes from autocast (the trainer's, or this generator's ``precisio
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -16,18 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
 from rdm_flux2 import convert, latents
 from rdm_flux2.configs import DEFAULT_CTX_LEN, HUB_ID_4B, TEXT_LAYERS
-from rdm_flux2.loading import load_component, parse_dtype, resolve_model_dir
+from rdm_flux2.diffusers_base import (PRECISIONS, DiffusersOneStepGenerator, check_precision, check_resolution,
+                                      check_variant, toggle_checkpointing)
+from rdm_flux2.loading import parse_dtype, resolve_model_dir
 
-PRECISIONS = ("inherit", "bf16", "fp32")
+__all__ = ["PRECISIONS", "Flux2KleinGenerator", "build"]
 
 
-class Flux2KleinGenerator:
+class Flux2KleinGenerator(DiffusersOneStepGenerator):
     """FLUX.2 [klein] one-step generator.
 
     Args:
@@ -49,6 +50,8 @@ class Flux2KleinGenerator:
             (the decoder keeps ~3.4 GB of bf16 activations per 512 px sample for the backward pass).
     """
 
+    generator_name = "flux2-klein"
+
     #: latent positions decoded together by :meth:`teacher_sample` (64 latents at 512 px)
     decode_tokens: int = 64 * 1024
 
@@ -59,38 +62,20 @@ class Flux2KleinGenerator:
                  gradient_checkpointing: bool = False, vae_checkpointing: bool = False) -> None:
         from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
 
-        if variant not in ("full", "tiny"):
-            raise RdmError(f"flux2-klein variant {variant!r} is unknown.", "use 'full' or 'tiny'")
-        if resolution % 16 or resolution <= 0:
-            raise RdmError(f"resolution {resolution} is not a positive multiple of 16.", "use e.g. 512 (or 64 when tiny)")
-        if precision not in PRECISIONS:
-            raise RdmError(f"precision {precision!r} is unknown.", f"use one of: {', '.join(PRECISIONS)}")
+        check_variant("flux2-klein", variant)
+        check_resolution(resolution, "use e.g. 512 (or 64 when tiny)")
+        check_precision(precision)
         self.variant, self.resolution, self.ctx_len = variant, int(resolution), int(ctx_len)
         self.precision, self.seed, self.teacher_steps = precision, int(seed), int(teacher_steps)
-        vae_torch_dtype = parse_dtype(("bf16" if variant == "full" else "fp32") if vae_dtype == "auto" else vae_dtype)
-        self.model_dir: Path | None = None
-        if model_dir is None and variant == "tiny":
-            from rdm_flux2.tiny import build_tiny_transformer, build_tiny_vae
-
-            self.transformer = build_tiny_transformer(self.seed)
-            self.vae = build_tiny_vae(self.seed + 1)
-            if vae_torch_dtype != torch.float32:
-                self.vae.to(vae_torch_dtype)
-        else:
-            self.model_dir = resolve_model_dir(model_dir, hub_id, revision)
-            self.transformer = load_component(Flux2Transformer2DModel, self.model_dir, "transformer", torch.float32)
-            self.vae = load_component(AutoencoderKLFlux2, self.model_dir, "vae", vae_torch_dtype)
-        if next(self.transformer.parameters()).dtype != torch.float32:
-            self.transformer.float()  # fp32 master weights; bf16 comes from autocast
-        self.transformer.train()
+        self.context_pool, self.prompts_file = context_pool, prompts
+        self._build_modules(model_dir, vae_dtype, tiny="rdm_flux2.tiny", transformer_cls=Flux2Transformer2DModel,
+                            vae_cls=AutoencoderKLFlux2, hub_id=hub_id, revision=revision)
         if self.transformer.config.guidance_embeds:
             raise RdmError("this transformer has a guidance embedding (FLUX.2-dev), not klein.",
                            "point model_dir at a FLUX.2-klein folder")
-        self.vae.eval().requires_grad_(False)  # frozen, but decode stays differentiable w.r.t. its input
         self._text: Any = None
         self._pool: Any = None
         self._prompt_ctx: tuple[Tensor, list[str]] | None = None
-        self.context_pool, self.prompts_file = context_pool, prompts
         self.vae_checkpointing = bool(vae_checkpointing)
         self.set_gradient_checkpointing(gradient_checkpointing)
 
@@ -104,9 +89,6 @@ class Flux2KleinGenerator:
         side = self.resolution // 16
         return (int(self.transformer.config.in_channels), side, side)
 
-    def trainable_module(self) -> nn.Module:
-        return self.transformer
-
     def set_gradient_checkpointing(self, on: bool) -> None:
         """Per-block activation checkpointing (non-reentrant; klein has no dropout, so no RNG replay).
 
@@ -116,30 +98,13 @@ class Flux2KleinGenerator:
         from torch.utils.checkpoint import checkpoint
 
         fn = partial(checkpoint, use_reentrant=False, preserve_rng_state=False)
-        for module, wanted in ((self.transformer, on), (self.vae, on and self.vae_checkpointing)):
-            if wanted:
-                module.enable_gradient_checkpointing(fn)
-            elif module.is_gradient_checkpointing:
-                module.disable_gradient_checkpointing()
+        toggle_checkpointing(self.transformer, on, fn)
+        toggle_checkpointing(self.vae, on and self.vae_checkpointing, fn)
 
     def to(self, device: torch.device | str) -> Flux2KleinGenerator:
         self.transformer.to(device)
         self.vae.to(device)
         return self
-
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        if self.precision == "fp32":
-            return torch.autocast(device.type, enabled=False)
-        return contextlib.nullcontext()
-
-    def _sync_frozen(self, device: torch.device) -> None:
-        """The VAE follows the trainable module (``build_generator`` moves only that one)."""
-        param = next(self.vae.parameters())
-        want = torch.float64 if next(self.transformer.parameters()).dtype == torch.float64 else param.dtype
-        if param.device != device or param.dtype != want:
-            self.vae.to(device=device, dtype=want)
 
     # -- sampling ---------------------------------------------------------------------------
     def _context(self, conditions: Conditions, batch: int, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -220,8 +185,7 @@ class Flux2KleinGenerator:
                 tok = build_tiny_tokenizer()
                 self._text = Qwen3ContextEncoder(build_tiny_text_encoder(len(tok), self.seed + 2), tok, TEXT_LAYERS)
             else:
-                dtype = torch.bfloat16 if self.variant == "full" else torch.float32
-                self._text = Qwen3ContextEncoder.from_folder(self.model_dir, dtype=dtype)
+                self._text = Qwen3ContextEncoder.from_folder(self.model_dir, dtype=self._text_dtype())
             if self._text.dim != self.ctx_dim:
                 raise ShapeError(f"text encoder gives {self._text.dim}-wide contexts, the transformer expects {self.ctx_dim}.",
                                  "use the text encoder shipped with this klein model")
@@ -229,14 +193,8 @@ class Flux2KleinGenerator:
 
     def encode_prompts(self, prompts: Sequence[str], ctx_len: int | None = None) -> Tensor:
         """Contexts ``(n, ctx_len, dim)`` float32 for ``prompts`` (no grad; Qwen3 on the fly)."""
-        device = next(self.transformer.parameters()).device
-        enc = self.text_encoder().to(device)
+        enc = self.text_encoder().to(self._device())
         return enc.encode(list(prompts), int(ctx_len or self.ctx_len))
-
-    def conditions_from_prompts(self, prompts: Sequence[str]) -> Conditions:
-        """Eval/generation conditions encoded from the prompts' own text (never sliced from a pool)."""
-        prompts = list(prompts)
-        return Conditions(inputs=self.encode_prompts(prompts), caption_ids=None, captions=prompts)
 
     def pool(self) -> Any:
         if self._pool is None and self.context_pool:
@@ -255,13 +213,9 @@ class Flux2KleinGenerator:
             self._pool = pool
         return self._pool
 
-    def _prompt_contexts(self) -> tuple[Tensor, list[str]]:
-        if self._prompt_ctx is None:
-            from rdm_flux2.context_pool import read_prompts
-
-            prompts = read_prompts(self.prompts_file)
-            self._prompt_ctx = (self.encode_prompts(prompts).to(torch.float16).cpu(), prompts)
-        return self._prompt_ctx
+    def _store_prompt_contexts(self, encoded: Tensor) -> Tensor:
+        """The no-pool prompt table is kept as fp16 on the CPU, like a context pool."""
+        return encoded.to(torch.float16).cpu()
 
     def num_conditions(self) -> int:
         """Rows of the prompt pool (the joint feature's text table must have as many)."""

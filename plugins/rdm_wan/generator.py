@@ -8,23 +8,21 @@ decoded by the frozen ``AutoencoderKLWan`` into ``(B, 3, F, H, W)`` in ``[0, 1]`
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from rdm_core.errors import ArtifactError, RdmError, ShapeError
+from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
-from rdm_flux2.loading import load_component, parse_dtype, resolve_model_dir
+from rdm_flux2.diffusers_base import DiffusersOneStepGenerator, check_precision, check_variant
 from rdm_wan.configs import HUB_ID_1_3B
 
 PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*")
 
 
-class WanGenerator:
+class WanGenerator(DiffusersOneStepGenerator):
     """Wan 2.1 T2V one-step generator.
 
     Args:
@@ -39,40 +37,25 @@ class WanGenerator:
         vae_dtype: ``auto`` (fp32; the Wan VAE is run in fp32 by its pipeline), ``bf16`` or ``fp32``.
     """
 
+    generator_name = "wan"
+
     def __init__(self, model_dir: str | None = None, hub_id: str = HUB_ID_1_3B, variant: str = "full",
                  height: int = 480, width: int = 832, num_frames: int = 81, ctx_len: int = 512, sigma: float = 1.0,
                  prompts: str | None = None, precision: str = "inherit", vae_dtype: str = "auto",
                  seed: int = 0, teacher_steps: int = 4) -> None:
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-        if variant not in ("full", "tiny"):
-            raise RdmError(f"wan variant {variant!r} is unknown.", "use 'full' or 'tiny'")
+        check_variant("wan", variant)
         if height % 16 or width % 16 or height <= 0 or width <= 0:
             raise RdmError(f"frame size {height}x{width} is not a multiple of 16.", "use e.g. 480x832 (32x32 when tiny)")
         if num_frames < 1 or (num_frames - 1) % 4:
             raise RdmError(f"num_frames {num_frames} is not 4k+1.", "use e.g. 81, 33 or 5")
-        if precision not in ("inherit", "bf16", "fp32"):
-            raise RdmError(f"precision {precision!r} is unknown.", "use inherit, bf16 or fp32")
+        check_precision(precision, "use inherit, bf16 or fp32")
         self.variant, self.height, self.width, self.num_frames = variant, int(height), int(width), int(num_frames)
         self.ctx_len, self.sigma, self.prompts_file, self.precision = int(ctx_len), float(sigma), prompts, precision
         self.seed, self.teacher_steps = int(seed), int(teacher_steps)
-        vae_torch_dtype = parse_dtype("fp32" if vae_dtype == "auto" else vae_dtype)
-        self.model_dir: Path | None = None
-        if model_dir is None and variant == "tiny":
-            from rdm_wan.tiny import build_tiny_transformer, build_tiny_vae
-
-            self.transformer = build_tiny_transformer(self.seed)
-            self.vae = build_tiny_vae(self.seed + 1)
-            if vae_torch_dtype != torch.float32:
-                self.vae.to(vae_torch_dtype)
-        else:
-            self.model_dir = resolve_model_dir(model_dir, hub_id, None, PATTERNS)
-            self.transformer = load_component(WanTransformer3DModel, self.model_dir, "transformer", torch.float32)
-            self.vae = load_component(AutoencoderKLWan, self.model_dir, "vae", vae_torch_dtype)
-        if next(self.transformer.parameters()).dtype != torch.float32:
-            self.transformer.float()  # fp32 master weights; bf16 comes from autocast
-        self.transformer.train()
-        self.vae.eval().requires_grad_(False)
+        self._build_modules(model_dir, vae_dtype, tiny="rdm_wan.tiny", transformer_cls=WanTransformer3DModel,
+                            vae_cls=AutoencoderKLWan, hub_id=hub_id, patterns=PATTERNS, vae_auto_full="fp32")
         self._text: Any = None
         self._prompt_ctx: tuple[Tensor, list[str]] | None = None
 
@@ -80,22 +63,6 @@ class WanGenerator:
         cfg = self.vae.config
         return (int(self.transformer.config.in_channels), (self.num_frames - 1) // cfg.scale_factor_temporal + 1,
                 self.height // cfg.scale_factor_spatial, self.width // cfg.scale_factor_spatial)
-
-    def trainable_module(self) -> nn.Module:
-        return self.transformer
-
-    def set_gradient_checkpointing(self, on: bool) -> None:
-        if on:
-            self.transformer.enable_gradient_checkpointing()
-        elif self.transformer.is_gradient_checkpointing:
-            self.transformer.disable_gradient_checkpointing()
-
-    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
-        if self.precision == "bf16":
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-        if self.precision == "fp32":
-            return torch.autocast(device.type, enabled=False)
-        return contextlib.nullcontext()
 
     def _context(self, noise: Tensor, conditions: Conditions) -> Tensor:
         c = int(self.transformer.config.in_channels)
@@ -121,13 +88,6 @@ class WanGenerator:
         video = self.vae.decode((latents * std + mean).to(dtype), return_dict=False)[0]
         video = video if video.dtype == torch.float64 else video.float()  # fp64 runs stay fp64
         return (video * 0.5 + 0.5).clamp(0.0, 1.0)
-
-    def _sync_frozen(self, device: torch.device) -> None:
-        """The VAE follows the trainable module's device (and fp64, for exactness runs)."""
-        param = next(self.vae.parameters())
-        want = torch.float64 if next(self.transformer.parameters()).dtype == torch.float64 else param.dtype
-        if param.device != device or param.dtype != want:
-            self.vae.to(device=device, dtype=want)
 
     def generate(self, noise: Tensor, conditions: Conditions) -> Tensor:
         """Differentiable one-step video ``(B, 3, F, H, W)`` in ``[0, 1]``."""
@@ -169,7 +129,7 @@ class WanGenerator:
             else:
                 from transformers import AutoTokenizer, UMT5EncoderModel
 
-                dtype = torch.bfloat16 if self.variant == "full" else torch.float32
+                dtype = self._text_dtype()
                 tok = AutoTokenizer.from_pretrained(str(self.model_dir), subfolder="tokenizer", local_files_only=True)
                 enc = UMT5EncoderModel.from_pretrained(str(self.model_dir), subfolder="text_encoder", dtype=dtype,
                                                        local_files_only=True)
@@ -179,30 +139,12 @@ class WanGenerator:
     @torch.no_grad()
     def encode_prompts(self, prompts: Sequence[str]) -> Tensor:
         """UMT5 contexts ``(n, ctx_len, 4096)`` (zeroed past each prompt, as the pipeline does)."""
-        device = next(self.transformer.parameters()).device
+        device = self._device()
         pipe = self.text_pipeline()
         pipe.text_encoder.to(device)
         ctx, _ = pipe.encode_prompt(list(prompts), do_classifier_free_guidance=False,
                                     max_sequence_length=self.ctx_len, device=device)
         return ctx.float().cpu()
-
-    def conditions_from_prompts(self, prompts: Sequence[str]) -> Conditions:
-        prompts = list(prompts)
-        return Conditions(inputs=self.encode_prompts(prompts), caption_ids=None, captions=prompts)
-
-    def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:
-        """``n`` uniformly drawn prompts of the prompts file (encoded once, cached in memory)."""
-        if not self.prompts_file:
-            raise RdmError("wan needs a prompts file to draw training conditions.",
-                           "set generator.args.prompts to a .txt/.jsonl prompts file")
-        if self._prompt_ctx is None:
-            from rdm_flux2.context_pool import read_prompts
-
-            prompts = read_prompts(self.prompts_file)
-            self._prompt_ctx = (self.encode_prompts(prompts), prompts)
-        ctx, prompts = self._prompt_ctx
-        rows = torch.randint(0, len(prompts), (n,), generator=rng)
-        return Conditions(inputs=ctx[rows], caption_ids=rows, captions=[prompts[i] for i in rows.tolist()])
 
     # -- weights --------------------------------------------------------------------------------
     def load_weights(self, path: str, format: str = "auto") -> None:
@@ -211,14 +153,8 @@ class WanGenerator:
 
         if format not in ("auto", "diffusers"):
             raise RdmError(f"wan loads diffusers-named weights only, not {format!r}.", "convert with diffusers' Wan script first")
-        result = self.transformer.load_state_dict(read_state_dict(path), strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            raise ArtifactError(f"{path} does not match the wan transformer: missing {result.missing_keys[:3]}, "
-                                f"unexpected {result.unexpected_keys[:3]}.", "use weights of the same Wan size")
+        self._load_transformer_state(read_state_dict(path), path, "use weights of the same Wan size")
 
     def save_weights(self, path: str, format: str = "diffusers") -> None:
-        from rdm_core.artifacts import save_tensors
-
-        if format not in ("diffusers", "rdm"):
-            raise RdmError(f"wan saves only diffusers naming, not {format!r}.", "use format='diffusers'")
-        save_tensors(path, self.transformer.state_dict(), {"generator": "wan"})
+        """Save the transformer in diffusers naming (safetensors, atomic)."""
+        self._save_diffusers_named(path, format, {"generator": "wan"})
