@@ -20,9 +20,10 @@ class SmallCNN(nn.Module):
     def __init__(self, resolution: int = 16, dim: int = 64, classes: int = 10) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 16, 3, padding=1), nn.SiLU(),
+            # pool early: the digits are natively 8x8, so full-resolution wide layers buy nothing
+            nn.Conv2d(1, 16, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
             nn.Conv2d(16, 32, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.SiLU(),
         )
         self.proj = nn.Linear(64 * (resolution // 4) ** 2, dim)
         self.head = nn.Linear(dim, classes)
@@ -83,10 +84,10 @@ class ConvAutoencoder(nn.Module):
 class RandomConv(nn.Module):
     """Untrained convolutional features: two seeded random conv layers, tanh, pooled to 2x2."""
 
-    def __init__(self, channels: int = 64) -> None:
+    def __init__(self, channels: int = 32) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 5, padding=2)
-        self.conv2 = nn.Conv2d(32, channels, 3, padding=1, stride=2)
+        self.conv1 = nn.Conv2d(1, 16, 5, padding=2)
+        self.conv2 = nn.Conv2d(16, channels, 3, padding=1, stride=2)
 
     def features(self, x: Tensor) -> Tensor:
         h = torch.tanh(self.conv1(x * 2.0 - 1.0))

@@ -31,7 +31,7 @@ SPECS: dict[str, EncoderSpec] = {
                         "rdm_toy.nets.SmallCNN"),
     "digits_ae": _spec("digits_ae", "bottleneck", 32, "train", _TRAINED,
                        "convolutional autoencoder trained by reconstruction; 32-d code", "rdm_toy.nets.ConvAutoencoder"),
-    "digits_random": _spec("digits_random", "avg 2x2", 256, "train", WeightSource(note="seeded random init, never trained"),
+    "digits_random": _spec("digits_random", "avg 2x2", 128, "train", WeightSource(note="seeded random init, never trained"),
                            "two random conv layers (tanh), average-pooled to 2x2", "rdm_toy.nets.RandomConv"),
     "digits_pixels": _spec("digits_pixels", "area 8x8", 64, "train", _FIXED,
                            "raw grey pixels, area-downsampled to 8x8", "rdm_toy.nets.Pixels"),
@@ -40,7 +40,7 @@ SPECS: dict[str, EncoderSpec] = {
                              "its head is the mode-coverage classifier", "rdm_toy.nets.WideCNN"),
     "digits_pca": _spec("digits_pca", "linear", 24, "held_out", _TRAINED,
                         "top-24 principal components of the train pixels, whitened", "rdm_toy.nets.WhitenedPCA"),
-    "digits_gabor": _spec("digits_gabor", "energy 4x4", 128, "held_out", _FIXED,
+    "digits_gabor": _spec("digits_gabor", "energy 4x4", 256, "held_out", _FIXED,
                           "fixed bank of 16 Gabor filters (4 orientations x 2 wavelengths x 2 phases), squared "
                           "response pooled on a 4x4 grid", "rdm_toy.nets.GaborBank"),
 }

@@ -25,12 +25,12 @@ from rdm_toy import nets
 from rdm_toy.data import DigitsSource
 from rdm_toy.specs import RESOLUTION, SPECS
 
-TRAINING_VERSION = 1  # bump when a fit below changes, so old cache files are not reused
+TRAINING_VERSION = 3  # bump when a fit below changes, so old cache files are not reused
 SPLIT = {"val_fraction": 0.25, "seed": 0}  # the split every encoder is fitted on (train part only)
 DEFAULT_SEEDS = {"digits_cnn": 0, "digits_ae": 0, "digits_random": 0, "digits_cnn_wide": 1}
 FIT = {  # optimisation settings per trained network
-    "digits_cnn": {"epochs": 12, "batch": 64, "lr": 2e-3},
-    "digits_cnn_wide": {"epochs": 12, "batch": 32, "lr": 1e-3},
+    "digits_cnn": {"epochs": 20, "batch": 64, "lr": 2e-3},
+    "digits_cnn_wide": {"epochs": 12, "batch": 64, "lr": 2e-3},
     "digits_ae": {"epochs": 25, "batch": 64, "lr": 3e-3},
 }
 
