@@ -120,7 +120,7 @@ def render(generator: Generator, prompts: Sequence[GenEvalPrompt], out: str | os
     from rdm_core.console import progress
     from rdm_core.interfaces import as_image_batch
 
-    from rdm_eval.render import save_png
+    from rdm_core.images import save_png
 
     if not hasattr(generator, "conditions_from_prompts"):
         raise RdmError(f"generator {type(generator).__name__} cannot be conditioned on prompts (no conditions_from_prompts).",

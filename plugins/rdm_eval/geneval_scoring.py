@@ -192,7 +192,7 @@ class GenEvalMetric:
         import tempfile
 
         from rdm_eval.geneval import load_prompts, read_results
-        from rdm_eval.render import save_png
+        from rdm_core.images import save_png
 
         if len(prompts) != images.shape[0]:
             raise RdmError(f"{images.shape[0]} images but {len(prompts)} prompts.", "pass one prompt per image")

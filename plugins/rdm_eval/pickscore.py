@@ -59,7 +59,7 @@ def to_pil(images: Tensor) -> list[Any]:
     """``[0,1]`` (B,3,H,W) -> uint8 PIL images with ``round(x*255)``."""
     from PIL import Image
 
-    from rdm_eval.render import to_uint8
+    from rdm_core.images import to_uint8
 
     arr = to_uint8(images).permute(0, 2, 3, 1).cpu().numpy()
     return [Image.fromarray(a) for a in arr]

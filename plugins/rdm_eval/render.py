@@ -93,19 +93,3 @@ def folder_batches(files: list[Path], batch_size: int, resolution: int) -> Itera
         yield torch.stack([load_image(p, resolution) for p in files[start:start + batch_size]])
 
 
-def to_uint8(images: Tensor) -> Tensor:
-    """``[0,1]`` float -> uint8 with ``round(x * 255)`` (NCHW kept)."""
-    import torch
-
-    return (images.detach().float().clamp(0, 1) * 255.0).round().to(torch.uint8)
-
-
-def save_png(image: Tensor, path: str | os.PathLike[str]) -> None:
-    """Save one ``[0,1]`` (3, H, W) image as PNG (uint8, round(x*255)), atomically."""
-    from PIL import Image
-
-    from rdm_core.artifacts import atomic_path
-
-    arr = to_uint8(image).permute(1, 2, 0).cpu().numpy()
-    with atomic_path(path) as tmp:
-        Image.fromarray(arr).save(tmp, format="PNG")

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 from rdm_core.errors import NonFiniteError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
     from torch import Tensor
 
 RFF_DIM = 4096

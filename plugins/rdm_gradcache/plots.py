@@ -8,38 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import Tensor
 
 from rdm_core.artifacts import atomic_path
-
-
-def save_grid(images: Tensor, path: str | os.PathLike[str], *, columns: int | None = None, pad: int = 2) -> Path:
-    """Tile ``(B,3,H,W)`` images in ``[0,1]`` (video: its first frame) into one PNG, atomically."""
-    from PIL import Image
-
-    x = images.detach().float().cpu()
-    if x.dim() == 5:  # (B,3,F,H,W): show the first frame
-        x = x[:, :, 0]
-    x = x.clamp(0, 1)
-    b, c, h, w = x.shape
-    if c == 1:
-        x = x.expand(-1, 3, -1, -1)
-    cols = columns or max(1, math.ceil(math.sqrt(b)))
-    rows = math.ceil(b / cols)
-    canvas = torch.ones(3, rows * (h + pad) + pad, cols * (w + pad) + pad)
-    for i in range(b):
-        r, col = divmod(i, cols)
-        top, left = pad + r * (h + pad), pad + col * (w + pad)
-        canvas[:, top : top + h, left : left + w] = x[i, :3]
-    array = (canvas.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
-    image = Image.fromarray(array)
-    if max(image.size) < 512:  # tiny demo images: upscale so the PNG is viewable
-        factor = max(1, 512 // max(image.size))
-        image = image.resize((image.size[0] * factor, image.size[1] * factor), Image.NEAREST)
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return Path(path)
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

@@ -28,7 +28,8 @@ from rdm_core.recipe.load import to_yaml
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.objective import Objective
-from rdm_gradcache.plots import save_grid, save_loss_curve
+from rdm_core.images import save_grid
+from rdm_gradcache.plots import save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
 from rdm_gradcache.sharding import (full_model_state, full_optimizer_state, is_sharded, load_full_model_state,
                                     load_full_optimizer_state, shard)
@@ -246,6 +247,13 @@ class GradCacheTrainer:
         sync_hook = self._sync_hook()
         average = None if is_sharded(self.module) else all_reduce_mean_  # FSDP already averages
         last: dict[str, Any] = {}
+        # Compute budget: process CPU seconds of the training steps of this segment only (a resumed
+        # run starts from 0), so load from other jobs on a shared machine does not shrink it.
+        budget = None if train.get("max_seconds") is None else float(train.max_seconds)
+        if budget is not None and not budget > 0:
+            raise RecipeError(f"train.max_seconds must be positive, got {budget}.",
+                              "set train.max_seconds to a positive number of CPU seconds, or null for no budget")
+        cpu_used = 0.0
         bar = progress() if (ctx.is_main and self.show_progress) else None
         with bar if bar is not None else contextlib.nullcontext():
             task = bar.add_task("train", total=steps, completed=start, status="") if bar is not None else None
@@ -253,7 +261,7 @@ class GradCacheTrainer:
                 lr = lr_at(train, step - 1)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 chunks = self.draw_chunks(ctx.device)
                 self.objective.begin_step(step)
                 result = gradcache_step(self.params, self.optimizer, chunks, self.encode, self.objective.loss_fn,
@@ -265,17 +273,23 @@ class GradCacheTrainer:
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)
                 seconds = time.perf_counter() - t0
+                cpu_used += time.process_time() - c0
+                # Every rank stops at the same step: rank 0's verdict is broadcast.
+                out_of_budget = budget is not None and _agree(cpu_used > budget, ctx)
                 last = {"step": step, "raw": raw, "weights": result.logs.get("weights", {}), "loss": result.loss,
                         "grad_norm": result.grad_norm, "lr": lr, "samples_per_s": n / seconds, "step_seconds": seconds,
                         "peak_memory_gb": peak_memory_gb(ctx.device), "skipped": result.skipped}
-                if ctx.is_main and (step % max(1, int(train.log_every)) == 0 or result.skipped or step == steps):
+                if budget is not None:
+                    last["train_cpu_seconds"] = cpu_used
+                final = step == steps or out_of_budget
+                if ctx.is_main and (step % max(1, int(train.log_every)) == 0 or result.skipped or final):
                     run.log(last)
                 if result.skipped and ctx.is_main:
                     err_console.print(f"[yellow]step {step}: non-finite loss or gradient, optimizer step skipped[/]")
                 if bar is not None:
                     losses = " ".join(f"{k}={v:.3g}" for k, v in raw.items())
                     bar.update(task, completed=step, status=f"{losses} | {n / seconds:.0f} samples/s")
-                at_checkpoint = step % max(1, int(train.checkpoint_every)) == 0 or step == steps
+                at_checkpoint = step % max(1, int(train.checkpoint_every)) == 0 or final
                 if at_checkpoint:
                     self.save_checkpoint(run, step, ctx)
                 sample_every = int(train.sample_every)
@@ -285,9 +299,29 @@ class GradCacheTrainer:
                         save_loss_curve(run.metrics, run.loss_png)
                 if kill_after and step == kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
+                if out_of_budget:
+                    if ctx.is_main:
+                        err_console.print(f"train.max_seconds {budget:g} reached after step {step} "
+                                          f"({cpu_used:.1f} CPU s of training steps)")
+                    break
         if start >= steps and ctx.is_main:
             err_console.print(f"run {run.root} is already at step {start} >= train.steps {steps}; nothing to do")
-        return {"run_dir": str(run.root), "step": max(start, steps), "last": last, "layout": vars(self.layout)}
+        done = int(last["step"]) if last else max(start, steps)
+        summary = {"run_dir": str(run.root), "step": done, "last": last, "layout": vars(self.layout)}
+        if budget is not None:
+            summary["train_cpu_seconds"] = cpu_used
+        return summary
+
+
+def _agree(flag: bool, ctx: DistContext) -> bool:
+    """Rank 0's ``flag`` on every rank (CPU clocks differ between processes)."""
+    if not ctx.distributed:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
 
 
 def gradcache_trainer(recipe: Any, recipe_ref: str | None = None, show_progress: bool = True) -> GradCacheTrainer:

@@ -125,17 +125,6 @@ def resize_center(images: Tensor, size: int) -> Tensor:
     return out[..., top:top + size, left:left + size].clamp(0, 1)
 
 
-def save_png(image: Tensor, path: str | os.PathLike[str]) -> None:
-    """Write one ``(3, H, W)`` ``[0, 1]`` image as an 8-bit PNG (``round(x * 255)``), atomically."""
-    from PIL import Image as PILImage
-
-    from rdm_core.artifacts import atomic_path
-
-    arr = image.detach().float().clamp(0, 1).mul(255).round().byte().cpu().permute(1, 2, 0).numpy()
-    with atomic_path(path) as tmp:
-        PILImage.fromarray(arr, mode="RGB").save(tmp, format="PNG")
-
-
 def read_png(path: str | os.PathLike[str]) -> Tensor:
     """An image file as float32 ``(3, H, W)`` in ``[0, 1]``, without any resize."""
     from PIL import Image as PILImage

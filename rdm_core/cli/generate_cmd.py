@@ -16,7 +16,6 @@ Video generators ``(B, 3, F, H, W)`` are written as one horizontal frame strip p
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -84,39 +83,6 @@ def sample_noise(shape: tuple[int, ...], indices: range, seed: int) -> Tensor:
     return torch.stack(rows)
 
 
-def to_uint8_frames(x: Tensor) -> Any:
-    """``(B,3,H,W)`` or ``(B,3,F,H,W)`` in [0,1] -> uint8 ``(B, H, W', 3)`` (video frames side by side)."""
-    if x.dim() == 5:
-        b, c, f, h, w = x.shape
-        x = x.permute(0, 1, 3, 2, 4).reshape(b, c, h, f * w)
-    return (x.detach().float().clamp(0, 1) * 255).round().to("cpu").byte().permute(0, 2, 3, 1).numpy()
-
-
-def save_png(path: Path, array: Any) -> None:
-    """One RGB PNG, written atomically."""
-    from PIL import Image
-
-    from rdm_core.artifacts import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-
-
-def make_grid(images: list[Any], pad: int = 2) -> Any:
-    """A near-square grid of equally sized uint8 ``(H, W, 3)`` images on a white background."""
-    import numpy as np
-
-    n = len(images)
-    cols = max(1, math.ceil(math.sqrt(n)))
-    rows = math.ceil(n / cols)
-    h, w, _ = images[0].shape
-    grid = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, dtype=np.uint8)
-    for i, img in enumerate(images):
-        r, c = divmod(i, cols)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = img
-    return grid
-
-
 def _device(name: str) -> str:
     import torch
 
@@ -134,6 +100,7 @@ def generate_samples(gen: Any, conditions_for: Any, total: int, *, seed: int, ba
 
     from rdm_core.console import progress
     from rdm_core.errors import RdmError
+    from rdm_core.images import hwc_uint8
 
     if teacher_steps and not hasattr(gen, "teacher_sample"):
         raise RdmError("this generator has no multi-step teacher.", "drop --teacher-steps")
@@ -146,18 +113,20 @@ def generate_samples(gen: Any, conditions_for: Any, total: int, *, seed: int, ba
             noise = sample_noise(tuple(gen.noise_shape()), range(start, stop), seed).to(device)
             cond = conditions_for(start, stop).to(device)
             x = gen.teacher_sample(noise, cond, teacher_steps) if teacher_steps else gen.generate(noise, cond)
-            out.extend(list(to_uint8_frames(x)))
+            out.extend(list(hwc_uint8(x)))
             bar.update(task, completed=stop)
     return out
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
     import torch
 
     from rdm_core.artifacts import write_json
     from rdm_core.checkpoints import load_model_weights
     from rdm_core.console import console
     from rdm_core.errors import RdmError
+    from rdm_core.images import save_grid, save_png
     from rdm_core.recipe.assemble import build_generator
     from rdm_core.recipe.load import load_recipe
 
@@ -198,12 +167,12 @@ def run(args: argparse.Namespace) -> int:
     index = []
     for i, img in enumerate(images):
         name = f"{i:05d}.png"
-        save_png(out / name, img)
+        save_png(img, out / name)
         row: dict[str, Any] = {"file": name, "noise_seed": args.seed * SEED_STRIDE + i}
         if expanded is not None:
             row["prompt"] = expanded[i]
         index.append(row)
-    save_png(out / "grid.png", make_grid(images))
+    save_grid(np.stack(images), out / "grid.png", min_side=0)  # 1:1 pixels, like the PNGs
     write_json(out / "samples.json", {"recipe": str(args.recipe), "checkpoint": args.checkpoint or args.weights,
                                       "seed": args.seed, "teacher_steps": args.teacher_steps, "samples": index})
     console.print(f"[green]ok[/] {len(images)} samples + grid.png -> {out}")

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import types
 
-import pytest
 
 from rdm_core import hookimpl
 from rdm_core.cli.main import main

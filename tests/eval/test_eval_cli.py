@@ -13,7 +13,8 @@ from rdm_core.cli.main import main
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.recipe.load import load_recipe
 from rdm_eval.evaluate import evaluate
-from rdm_eval.render import render_batches, save_png
+from rdm_core.images import save_png
+from rdm_eval.render import render_batches
 
 from eval_tiny import ENCODERS, TinyGenerator
 from test_eval_pickscore import build_tiny_clip

@@ -52,7 +52,7 @@ class JsonlSource:
             if self._captions is not None:
                 if caption_key not in row:
                     raise RecipeError(f"{self.file}:{lineno} has no {caption_key!r} field.",
-                                      f"give every row a caption, or set caption_key: null")
+                                      "give every row a caption, or set caption_key: null")
                 self._captions.append(str(row[caption_key]))
         if not self._paths:
             raise RecipeError(f"JSONL file {str(self.file)!r} has no rows.", "add image rows to it")

@@ -122,7 +122,8 @@ class TeacherSource:
     def _read_cached(self, rows: list[int]) -> Any:
         import torch
 
-        from rdm_references.images import read_png, save_png
+        from rdm_core.images import save_png
+        from rdm_references.images import read_png
 
         missing = [r for r in rows if not self.cache_path(r).is_file()]
         for start in range(0, len(missing), self.batch_size):
