@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -180,6 +181,9 @@ class GradCacheTrainer:
                     outs.append(self.generator.generate(noise, cond).float().cpu())
         if ctx.is_main:
             save_grid(torch.cat(outs), path)
+            real = Path(self.recipe.references.dir) / "real_grid.png"  # written by `rdm reference build`
+            if real.is_file() and not (path.parent / "real.png").exists():
+                shutil.copyfile(real, path.parent / "real.png")
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _rng_all_ranks(self, ctx: DistContext) -> list[dict[str, Tensor]]:

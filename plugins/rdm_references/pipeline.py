@@ -331,6 +331,17 @@ class _Build:
             self.store.write_extra_part("tau", info)
 
 
+REAL_GRID = "real_grid.png"
+
+
+def save_real_grid(source: Any, path: Path, count: int = 64) -> None:
+    """A grid of the first reference images, the picture runs put beside their sample grids."""
+    from rdm_core.images import save_grid
+
+    batch = source.read(list(range(min(count, len(source)))))
+    save_grid(batch.images, path)
+
+
 def build_references(recipe: Any, encoders: str | list[str] | None = None, splits: tuple[str, ...] = SPLITS,
                      *, device: Any = None) -> BuildReport:
     """Build (or resume) every reference artifact a recipe needs.
@@ -357,6 +368,8 @@ def build_references(recipe: Any, encoders: str | list[str] | None = None, split
     if "val" in splits and recipe.references.val is None:
         build.report.notes.append("references.val is not set: no val banks and no floors")
     sources = open_sources(recipe, tuple(splits))
+    if "train" in sources:
+        save_real_grid(sources["train"], Path(recipe.references.dir) / REAL_GRID)
     build.fingerprint_sources(sources)
     build.build_tau(sources)
     build.extract(sources)

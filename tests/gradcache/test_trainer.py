@@ -32,6 +32,7 @@ def _run(path, *overrides, resume=False):
 
 def test_run_writes_everything(tmp_path):
     build_references(tmp_path)
+    (tmp_path / "refs" / "real_grid.png").write_bytes(b"\x89PNG\r\n\x1a\n real")  # as `rdm reference build` writes
     path = write_recipe(tmp_path, train={"steps": 3})
     start = tiny_plugin.TinyGen(dropout=0.1).module.state_dict()
     summary = _run(path)
@@ -52,6 +53,7 @@ def test_run_writes_everything(tmp_path):
     state = json.loads((run / "checkpoints" / "step_0000003" / "state.json").read_text())
     assert state["objective"]["balance"]["steps"] == 3 and state["world_size"] == 1
     assert (run / "recipe.yaml").read_text().startswith("extends: null") or "gc-tiny" in (run / "recipe.yaml").read_text()
+    assert (run / "samples" / "real.png").read_bytes().endswith(b" real")  # the real grid beside the samples
     for png in ("samples/step_0000002.png", "samples/step_0000003.png", "loss.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(RecipeError, match="--resume"):

@@ -47,6 +47,10 @@ def test_build_writes_every_artifact_row_aligned(make_recipe, image_dirs):
     header = read_meta(reference_path(recipe, "tiny_a"))
     assert header["kind"] == "nystrom" and header["encoder"] == "tiny_a" and header["dim"] == 6
     assert header["landmarks"] == 8 and header["n"] == 40 and header["bandwidth_scale"] == 0.5
+    from PIL import Image
+
+    with Image.open(refs / "real_grid.png") as grid:  # the picture runs put beside their samples
+        assert grid.mode == "RGB" and max(grid.size) >= 512
 
 
 def test_bandwidth_matches_float64_median(make_recipe, image_dirs):
