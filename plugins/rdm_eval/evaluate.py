@@ -137,7 +137,7 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
 
     scores = []
     if metric.prompts:
-        from rdm_eval.prompts import read_prompts
+        from rdm_core.prompts import read_prompts
 
         prompts = read_prompts(metric.prompts)
         if not hasattr(generator, "conditions_from_prompts"):

@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     from rdm_core.recipe.assemble import build_generator
     from rdm_core.recipe.load import load_recipe
     from rdm_flux2.configs import TEXT_LAYERS
-    from rdm_flux2.context_pool import build_context_pool, read_prompts
+    from rdm_core.prompts import read_prompts
+    from rdm_flux2.context_pool import build_context_pool
 
     recipe = load_recipe(args.recipe, args.overrides)
     # the pool is what we are building: the generator must not try to open it

@@ -48,33 +48,6 @@ def pool_files(path: str | Path) -> dict[str, Path]:
     }
 
 
-def read_prompts(path: str | Path) -> list[str]:
-    """Prompts from a text file (one per line) or JSONL (``prompt``/``caption``/``text`` field)."""
-    p = Path(path)
-    if not p.is_file():
-        raise RdmError(f"prompts file {p} does not exist.", "pass a .txt (one prompt per line) or .jsonl file")
-    prompts: list[str] = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        if p.suffix == ".jsonl":
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RdmError(f"{p}:{lineno} is not valid JSON ({exc}).", "one JSON object per line") from exc
-            text = next((row[k] for k in ("prompt", "caption", "text") if isinstance(row, dict) and k in row), None)
-            if not isinstance(text, str):
-                raise RdmError(f"{p}:{lineno} has no 'prompt', 'caption' or 'text' string.",
-                               'write rows like {"prompt": "a red apple"}')
-            prompts.append(text)
-        else:
-            prompts.append(line)
-    if not prompts:
-        raise RdmError(f"{p} holds no prompts.", "add at least one prompt")
-    return prompts
-
-
 def prompts_fingerprint(prompts: Sequence[str], ctx_len: int, extra: str = "") -> str:
     return fingerprint_parts([str(ctx_len), extra, *prompts])
 

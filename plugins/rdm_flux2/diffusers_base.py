@@ -158,7 +158,7 @@ class DiffusersOneStepGenerator:
     def _prompt_contexts(self) -> tuple[Any, list[str]]:
         """The prompts file and its contexts, encoded once and cached in memory."""
         if self._prompt_ctx is None:
-            from rdm_flux2.context_pool import read_prompts
+            from rdm_core.prompts import read_prompts
 
             prompts = read_prompts(self.prompts_file)
             self._prompt_ctx = (self._store_prompt_contexts(self.encode_prompts(prompts)), prompts)

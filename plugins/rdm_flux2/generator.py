@@ -202,7 +202,7 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
 
             pool = ContextPool(self.context_pool, expect={"ctx_len": self.ctx_len, "dim": self.ctx_dim})
             if self.prompts_file and pool.prompts() is not None:
-                from rdm_flux2.context_pool import read_prompts
+                from rdm_core.prompts import read_prompts
 
                 # the joint feature's tau table is built from the prompts file: its rows must be the pool's
                 if pool.prompts() != read_prompts(self.prompts_file):

@@ -47,7 +47,7 @@ def generator_prompts(recipe: Any) -> list[str] | None:
     """The generator's prompt pool when ``generator.args.prompts`` names a prompt file, else ``None``."""
     from rdm_core.recipe.assemble import plain
 
-    from rdm_references.sources.prompts import read_prompts
+    from rdm_core.prompts import read_prompts
 
     path = (plain(recipe.generator.args) or {}).get("prompts")
     return read_prompts(path) if isinstance(path, str) else None

@@ -46,35 +46,6 @@ def configure(parser: argparse.ArgumentParser):
     return run
 
 
-def read_prompt_file(path: str) -> list[str]:
-    """Prompts from a ``.txt`` (one per line) or ``.jsonl`` file (``prompt``/``caption``/``text``)."""
-    import json
-
-    from rdm_core.errors import RdmError
-
-    p = Path(path)
-    if not p.is_file():
-        raise RdmError(f"prompts file {p} does not exist.", "pass a .txt (one prompt per line) or .jsonl file")
-    prompts = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        if p.suffix == ".jsonl":
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RdmError(f"{p}:{lineno} is not valid JSON ({exc}).", "write one JSON object per line") from exc
-            text = next((row.get(k) for k in ("prompt", "caption", "text") if isinstance(row, dict) and k in row), None)
-            if not isinstance(text, str):
-                raise RdmError(f"{p}:{lineno} has no prompt/caption/text string.", 'write rows like {"prompt": "a cat"}')
-            prompts.append(text)
-        else:
-            prompts.append(line.strip())
-    if not prompts:
-        raise RdmError(f"{p} holds no prompts.", "add at least one prompt")
-    return prompts
-
-
 def sample_noise(shape: tuple[int, ...], indices: range, seed: int) -> Tensor:
     """Noise for samples ``indices``, each from its own generator (``seed * 1000003 + i``)."""
     import torch
@@ -127,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from rdm_core.console import console
     from rdm_core.errors import RdmError
     from rdm_core.images import save_grid, save_png
+    from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
     from rdm_core.recipe.load import load_recipe
 
@@ -141,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         gen.load_weights(args.weights, format=args.weights_format)
     gen.trainable_module().eval()
 
-    prompts = args.prompt or (read_prompt_file(args.prompts) if args.prompts else None)
+    prompts = args.prompt or (read_prompts(args.prompts) if args.prompts else None)
     if prompts is not None:
         if not hasattr(gen, "conditions_from_prompts"):
             raise RdmError(f"generator {recipe.generator.name!r} cannot encode prompts.", "use --num K instead")

@@ -70,7 +70,8 @@ def test_pool_build_resumes_after_interruption(klein, tmp_path):
 
 
 def test_pool_errors(klein, tmp_path):
-    from rdm_flux2.context_pool import ContextPool, build_context_pool, read_prompts
+    from rdm_core.prompts import read_prompts
+    from rdm_flux2.context_pool import ContextPool, build_context_pool
 
     with pytest.raises(ArtifactError, match="rdm context build"):
         ContextPool(tmp_path / "none.npy")

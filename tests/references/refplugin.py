@@ -74,7 +74,7 @@ class TinyTeacher:
     """k Euler steps of a tiny conditional velocity net on 3x8x8 noise, upsampled to 12 px."""
 
     def __init__(self, width: int = 8, prompts: str | None = None) -> None:
-        from rdm_references.sources.prompts import read_prompts
+        from rdm_core.prompts import read_prompts
 
         self.prompts = read_prompts(prompts) if prompts else None
         torch.manual_seed(0)

@@ -79,7 +79,7 @@ def test_prompt_files(tmp_path):
     (tmp_path / "p.jsonl").write_text('{"prompt": "x", "tag": "t"}\n{"prompt": "y"}\n')
     assert PromptFile(str(tmp_path / "p.jsonl")).prompts() == ["x", "y"]
     (tmp_path / "q.jsonl").write_text('{"other": "x"}\n')
-    with pytest.raises(RecipeError, match="row 0 has no"):
+    with pytest.raises(ArtifactError, match="q.jsonl:1 has no"):
         PromptFile(str(tmp_path / "q.jsonl"))
 
 

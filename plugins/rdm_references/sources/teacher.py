@@ -19,7 +19,7 @@ from rdm_core.errors import RecipeError
 from rdm_core.interfaces import Conditions, ImageBatch, as_image_batch
 
 from rdm_references.images import resize_center
-from rdm_references.sources.prompts import read_prompts
+from rdm_core.prompts import read_prompts
 
 SEED_STRIDE = 1_000_003
 
