@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 
 import numpy as np
@@ -120,6 +122,7 @@ def test_teacher_renders_are_deterministic_per_row(prompt_file):
 def test_teacher_without_prompts_uses_sample_conditions_and_rejects_bad_setup():
     from rdm_references.sources.teacher import TeacherSource
 
+    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", count=5, steps=2, seed=1, device="cpu")
     x = src.read([0, 1, 2, 3, 4]).images
     assert x.shape == (5, 3, 12, 12) and torch.equal(x, src.read([0, 1, 2, 3, 4]).images)
@@ -149,6 +152,7 @@ def test_pickscore_topk_keeps_best_per_caption_and_caches(prompt_file, tmp_path)
     from rdm_references.curation import PickScoreTopK
     from rdm_references.sources.teacher import TeacherSource
 
+    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", prompts=prompt_file, repeats=4, steps=2, device="cpu")
     cache = tmp_path / "scores.json"
     kept = PickScoreTopK(src, k=2, scorer=_brightness, batch_size=5, cache=str(cache))
@@ -177,6 +181,7 @@ def test_geneval_correct_keeps_flagged_renders_capped_per_prompt(prompt_file):
     from rdm_references.curation import GenevalCorrect
     from rdm_references.sources.teacher import TeacherSource
 
+    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", prompts=prompt_file, repeats=4, steps=2, device="cpu")
     flags = [1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
 
@@ -256,3 +261,25 @@ def test_mix_of_captioned_and_uncaptioned_parts(tmp_path, prompt_file):
     assert batch.images.shape == (2, 3, 12, 12) and batch.captions is None  # fine for a marginal pool
     with pytest.raises(RecipeError, match="combines captioned and uncaptioned parts"):
         mix.captions([0, 1])
+
+
+def test_video_teacher_rows_are_frames_of_renders():
+    import torch
+
+    from rdm_references.sources.teacher import TeacherSource
+
+    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
+    src = TeacherSource("wan", {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
+                        prompts=prompts, steps=1, resolution=32, frames=5,
+                        device="cpu")
+    assert len(src) == 5 * len(src.prompt_list)
+    whole = src.read(range(10)).images  # two whole videos
+    assert whole.shape == (10, 3, 32, 32)
+    picked = src.read([7, 2, 9])
+    assert torch.allclose(picked.images, whole[[7, 2, 9]], atol=1e-6)  # frames do not depend on the batch
+    assert picked.keys[0].endswith("/frame2") and picked.captions[0] == src.prompt_list[1]
+    wrong = TeacherSource("wan", {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
+                          prompts=prompts, steps=1, resolution=32, frames=3,
+                          device="cpu")
+    with pytest.raises(RecipeError, match="set frames: 5"):
+        wrong.read([0])

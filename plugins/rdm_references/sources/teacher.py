@@ -48,16 +48,21 @@ class TeacherSource:
         cache_dir: keep every render as an 8-bit PNG named by the row and its fingerprint, so
             processes that build other encoders (or a resumed build) render each row once. With
             a cache, images are always the quantised PNGs, whether rendered now or read back.
+        frames: frames per render for video generators: every frame is one row (image encoders
+            see frames), rows ``r * frames ... r * frames + frames - 1`` come from render ``r``.
     """
 
     def __init__(self, generator: str, generator_args: dict[str, Any] | None = None, weights: str | None = None,
                  weights_format: str = "auto", prompts: str | None = None, repeats: int = 1,
                  count: int | None = None, steps: int = 4, seed: int = 0, resolution: int | None = None,
-                 batch_size: int = 8, device: str = "auto", cache_dir: str | None = None) -> None:
+                 batch_size: int = 8, device: str = "auto", cache_dir: str | None = None, frames: int = 1) -> None:
         if steps < 1:
             raise RecipeError(f"teacher steps must be >= 1, got {steps}.", "use e.g. steps: 4")
         if repeats < 1:
             raise RecipeError(f"teacher repeats must be >= 1, got {repeats}.", "use repeats: 1 or more")
+        if frames < 1:
+            raise RecipeError(f"teacher frames must be >= 1, got {frames}.", "use frames: 1 for images")
+        self.frames = int(frames)
         self.generator_name = generator
         self.generator_args = dict(generator_args or {})
         self.weights, self.weights_format = weights, weights_format
@@ -71,9 +76,10 @@ class TeacherSource:
             if not count or count < 1:
                 raise RecipeError("the teacher source needs `prompts` or a positive `count`.",
                                   "set prompts: <file> for text-to-image teachers, or count: N otherwise")
-            self._n = int(count)
+            renders = int(count)
         else:
-            self._n = len(self.prompt_list) * self.repeats
+            renders = len(self.prompt_list) * self.repeats
+        self._n = renders * self.frames
         self._gen: Any = None
         self._identity = fingerprint_parts([
             generator, json.dumps(self.generator_args, sort_keys=True, default=str), _weights_token(weights),
@@ -83,19 +89,25 @@ class TeacherSource:
     def __len__(self) -> int:
         return self._n
 
+    def render_of(self, row: int) -> int:
+        """The render a row comes from (rows are frames of renders for video teachers)."""
+        return row // self.frames
+
     def prompt_index(self, row: int) -> int | None:
-        return None if self.prompt_list is None else row // self.repeats
+        return None if self.prompt_list is None else self.render_of(row) // self.repeats
 
     def seed_of(self, row: int) -> int:
-        return row_seed(self.seed, row)
+        return row_seed(self.seed, self.render_of(row))
 
     def key(self, index: int) -> str:
-        return f"teacher/{index:08d}/seed{self.seed_of(index)}"
+        frame = f"/frame{index % self.frames}" if self.frames > 1 else ""
+        return f"teacher/{self.render_of(index):08d}/seed{self.seed_of(index)}{frame}"
 
     def fingerprint(self, index: int) -> str:
-        """What determines the pixels: generator identity, steps, the row's seed and prompt."""
+        """What determines the pixels: generator identity, steps, the row's seed, prompt and frame."""
         prompt = "" if self.prompt_list is None else self.prompt_list[self.prompt_index(index)]
-        return fingerprint_parts([self._identity, str(self.seed_of(index)), prompt])
+        frame = [str(index % self.frames)] if self.frames > 1 else []
+        return fingerprint_parts([self._identity, str(self.seed_of(index)), prompt, *frame])
 
     def captions(self, indices: Sequence[int]) -> list[str] | None:
         if self.prompt_list is None:
@@ -172,11 +184,27 @@ class TeacherSource:
         return _cat_conditions(parts)
 
     def render(self, rows: Sequence[int]) -> Any:
-        """Render ``rows`` -> ``(len(rows), 3, R, R)`` float32 in ``[0, 1]`` on CPU."""
+        """Render ``rows`` -> ``(len(rows), 3, R, R)`` float32 in ``[0, 1]`` on CPU.
+
+        Video teachers render each needed video once and return the requested frames.
+        """
+        rows = list(rows)
+        if self.frames == 1:
+            return self._render_frames(rows)
+        firsts = sorted({self.render_of(r) * self.frames for r in rows})
+        frames = self._render_frames(firsts)
+        if frames.shape[0] != len(firsts) * self.frames:
+            got = frames.shape[0] // max(1, len(firsts))
+            raise RecipeError(f"the teacher renders {got} frame(s) per sample, the source expects {self.frames}.",
+                              f"set frames: {got} in the teacher source")
+        slot = {first: i for i, first in enumerate(firsts)}
+        return frames[[slot[self.render_of(r) * self.frames] * self.frames + r % self.frames for r in rows]]
+
+    def _render_frames(self, rows: list[int]) -> Any:
+        """One render per row in ``rows`` (their seeds and prompts); video flattened to frames."""
         import torch
 
         gen = self.generator()
-        rows = list(rows)
         shape = tuple(gen.noise_shape())
         noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(self.seed_of(r))) for r in rows])
         device = self._device()
