@@ -23,13 +23,13 @@ from torch import Tensor, nn
 from rdm_core.console import err_console, progress
 from rdm_core.distributed import DistContext, all_reduce_mean_, barrier, init_from_env
 from rdm_core.errors import RecipeError
+from rdm_core.images import save_grid
 from rdm_core.interfaces import Conditions, as_image_batch
 from rdm_core.recipe.assemble import build_encoders, build_generator, plain
 from rdm_core.recipe.load import to_yaml
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.objective import Objective
-from rdm_core.images import save_grid
 from rdm_gradcache.plots import save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
 from rdm_gradcache.sharding import (full_model_state, full_optimizer_state, is_sharded, load_full_model_state,
