@@ -17,6 +17,9 @@ from torch import Tensor
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
 from rdm_core.recipe.assemble import load_reference, reference_path
 
+# Reference kinds that use no kernel: their headers have kernel / bandwidth_scale null.
+KERNEL_FREE_KINDS = frozenset({"frechet", "sliced_wasserstein"})
+
 
 def _rebuild_hint(recipe_ref: str) -> str:
     return f"rebuild the references with `rdm reference build {recipe_ref}`"
@@ -75,6 +78,8 @@ class Objective:
             expect = {"encoder": name, "dim": dim, "kind": str(recipe.distance.reference),
                       "kernel": str(recipe.distance.kernel), "bandwidth_scale": float(recipe.distance.bandwidth_scale),
                       "joint": self.joint}
+            if str(recipe.distance.reference) in KERNEL_FREE_KINDS:  # their headers record no kernel
+                del expect["kernel"], expect["bandwidth_scale"]
             if not path.exists():
                 raise ArtifactError(f"no reference set for encoder {name!r} at {path}.", _rebuild_hint(recipe_ref))
             try:

@@ -142,6 +142,9 @@ class TrainSection:
     log_every: int = 1
     fsdp: bool = False
     compile: bool = False
+    # stop after the first step at which this run segment's training-step CPU seconds
+    # (time.process_time) exceed it; None: run all train.steps
+    max_seconds: Optional[float] = None
 
 
 @dataclass
