@@ -63,3 +63,23 @@ def write_recipe(root: Path, name: str = "tiny", **sections: Any) -> Path:
     path = root / f"{name}.yaml"
     path.write_text("# test recipe: python run_rdm.py train THIS\n" + yaml.safe_dump(recipe, sort_keys=False))
     return path
+
+
+def register_tiny_plugin() -> None:
+    """Make the test-only generator and encoders resolvable by name (idempotent)."""
+    import tiny_plugin
+
+    from rdm_core.plugins import get_host
+
+    host = get_host()
+    if "gc_tiny" not in host.records:
+        host.register_module(tiny_plugin, "gc_tiny")
+
+
+def run_trainer(path: Path, *overrides: str, resume: bool = False) -> dict[str, Any]:
+    """Run the GradCache trainer on a recipe file, as `rdm train` does (no progress bar)."""
+    from rdm_core.recipe.load import load_recipe
+    from rdm_gradcache.trainer import GradCacheTrainer
+
+    recipe = load_recipe(path, list(overrides))
+    return GradCacheTrainer(recipe, str(path), show_progress=False).run(resume=resume)

@@ -6,26 +6,19 @@ import json
 
 import pytest
 import tiny_plugin
-from project import build_references, write_recipe
+from project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 from rdm_core.checkpoints import list_checkpoints
 from rdm_core.errors import RecipeError
-from rdm_core.plugins import get_host
-from rdm_core.recipe.load import load_recipe
-from rdm_gradcache.trainer import GradCacheTrainer
 
 
 @pytest.fixture(autouse=True, scope="module")
 def _plugin():
-    host = get_host()
-    if "gc_tiny" not in host.records:
-        host.register_module(tiny_plugin, "gc_tiny")
+    register_tiny_plugin()
     yield
 
 
-def _run(path, *overrides, resume=False):
-    recipe = load_recipe(path, list(overrides))
-    return GradCacheTrainer(recipe, str(path), show_progress=False).run(resume=resume)
+_run = run_trainer
 
 
 def test_budget_stops_after_first_step_over_it_and_resume_counts_only_the_new_segment(tmp_path):
