@@ -31,8 +31,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from budget_runs import RECIPE, bar_png, build_references, calibrate, evaluate, train_arm  # noqa: E402
-from common import RESULTS, save, table  # noqa: E402
+from budget_runs import RECIPE, bar_png, build_references, calibrate, evaluate, train_arm
+from common import RESULTS, save, table
 
 ROLLOUTS = (64, 256, 1024, 2048)
 LR_1024, CLIP_1024, MB_1024 = 1e-2, 2.0, 256
@@ -40,10 +40,15 @@ LR_1024, CLIP_1024, MB_1024 = 1e-2, 2.0, 256
 
 def arm_overrides(n: int, work: Path) -> dict[str, object]:
     mb = min(n, 256)
-    return {"run.output_dir": str(work / f"n{n}"), "references.dir": str(work / "refs"),
-            "train.rollout": n, "train.micro_batch": mb, "train.chunks": n // mb,
-            "train.lr": LR_1024 * math.sqrt(n / 1024),
-            "train.grad_clip": CLIP_1024 * (mb / n) / (MB_1024 / 1024)}
+    return {
+        "run.output_dir": str(work / f"n{n}"),
+        "references.dir": str(work / "refs"),
+        "train.rollout": n,
+        "train.micro_batch": mb,
+        "train.chunks": n // mb,
+        "train.lr": LR_1024 * math.sqrt(n / 1024),
+        "train.grad_clip": CLIP_1024 * (mb / n) / (MB_1024 / 1024),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,25 +78,55 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(task, status=f"N={n}: eval")
             ev = evaluate(RECIPE, o, run["run_dir"], log)
             bar.advance(task)
-            rows.append({"N": n, "micro_batch x chunks": f"{o['train.micro_batch']} x {o['train.chunks']}",
-                         "lr": o["train.lr"], "grad_clip": o["train.grad_clip"], "cpu_s_per_step": per_step,
-                         **{k: v for k, v in run.items() if k != "run_dir"},
-                         "samples_seen": run["steps"] * n, **ev})
-    cols = ["N", "micro_batch x chunks", "lr", "steps", "samples_seen", "train_cpu_s", "train_wall_s",
-            "held_out_sw", "all_sw"]
+            rows.append(
+                {
+                    "N": n,
+                    "micro_batch x chunks": f"{o['train.micro_batch']} x {o['train.chunks']}",
+                    "lr": o["train.lr"],
+                    "grad_clip": o["train.grad_clip"],
+                    "cpu_s_per_step": per_step,
+                    **{k: v for k, v in run.items() if k != "run_dir"},
+                    "samples_seen": run["steps"] * n,
+                    **ev,
+                }
+            )
+    cols = [
+        "N",
+        "micro_batch x chunks",
+        "lr",
+        "steps",
+        "samples_seen",
+        "train_cpu_s",
+        "train_wall_s",
+        "held_out_sw",
+        "all_sw",
+    ]
     print(f"\nbatch axis, {budget:g} CPU s of training per arm (lr_N = 1e-2 * sqrt(N/1024)):\n")
     print(table(rows, cols))
     best = min(rows, key=lambda r: r["held_out_sw"])
     print(f"\nbest held-out SW ratio: N = {best['N']} ({best['held_out_sw']:.3f})")
-    png = bar_png(RESULTS / "batch_axis.png", [f"N={r['N']}\n{r['steps']} steps" for r in rows],
-                  [r["held_out_sw"] for r in rows], [r["all_sw"] for r in rows],
-                  f"digits demo, {budget:g} CPU s per arm, lr = 1e-2 sqrt(N/1024)")
-    path = save("batch_axis", {"mode": "quick" if args.quick else "full", "budget_cpu_seconds": budget,
-                               "recipe": str(RECIPE.relative_to(RECIPE.parents[1])), "reference_build_s": refs_s,
-                               "lr_rule": "lr_N = 1e-2 * sqrt(N / 1024) (SPEC 8.2 sweep rule)",
-                               "grad_clip_rule": "2.0 * (micro_batch / N) / (256 / 1024)",
-                               "when_finished": time.strftime("%Y-%m-%d %H:%M:%S"), "arms": rows,
-                               "best_held_out": best["N"], "png": png.name})
+    png = bar_png(
+        RESULTS / "batch_axis.png",
+        [f"N={r['N']}\n{r['steps']} steps" for r in rows],
+        [r["held_out_sw"] for r in rows],
+        [r["all_sw"] for r in rows],
+        f"digits demo, {budget:g} CPU s per arm, lr = 1e-2 sqrt(N/1024)",
+    )
+    path = save(
+        "batch_axis",
+        {
+            "mode": "quick" if args.quick else "full",
+            "budget_cpu_seconds": budget,
+            "recipe": str(RECIPE.relative_to(RECIPE.parents[1])),
+            "reference_build_s": refs_s,
+            "lr_rule": "lr_N = 1e-2 * sqrt(N / 1024) (SPEC 8.2 sweep rule)",
+            "grad_clip_rule": "2.0 * (micro_batch / N) / (256 / 1024)",
+            "when_finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "arms": rows,
+            "best_held_out": best["N"],
+            "png": png.name,
+        },
+    )
     print(f"wrote {path} and {png}")
     return 0
 

@@ -78,9 +78,15 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
 
 def calibrate(recipe: Path, overrides: dict[str, Any], work: Path, log: Path, steps: int = CALIBRATION_STEPS) -> float:
     """CPU seconds per training step of this arm (steps 2..K; step 1 carries one-off costs)."""
-    o = {**overrides, "run.output_dir": str(work / "calibration"), "train.steps": max(3, steps),
-         "train.max_seconds": 1e9, "train.log_every": 1, "train.checkpoint_every": 10**6,
-         "train.sample_count": 0}
+    o = {
+        **overrides,
+        "run.output_dir": str(work / "calibration"),
+        "train.steps": max(3, steps),
+        "train.max_seconds": 1e9,
+        "train.log_every": 1,
+        "train.checkpoint_every": 10**6,
+        "train.sample_count": 0,
+    }
     run_dir = work / "calibration" / str(overrides.get("run.name", "digits-cpu"))
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run every time the benchmark is run
     rdm("train", str(recipe), "--no-progress", *sets(o), log=log)
@@ -93,16 +99,26 @@ def train_arm(recipe: Path, overrides: dict[str, Any], budget: float, per_step: 
     """Train under the CPU budget; returns steps done, CPU and wall seconds, the run dir."""
     # 5% more steps than the estimate: the budget, not train.steps, should end the run
     steps = max(1, round(1.05 * budget / per_step))
-    o = {**overrides, "train.steps": steps, "train.max_seconds": budget, "train.checkpoint_every": 10**6,
-         "train.sample_every": 0}
+    o = {
+        **overrides,
+        "train.steps": steps,
+        "train.max_seconds": budget,
+        "train.checkpoint_every": 10**6,
+        "train.sample_every": 0,
+    }
     run_dir = Path(str(overrides["run.output_dir"])) / str(overrides.get("run.name", "digits-cpu"))
     shutil.rmtree(run_dir, ignore_errors=True)
     t0 = time.perf_counter()
     rdm("train", str(recipe), "--no-progress", *sets(o), log=log)
     wall = time.perf_counter() - t0
     last = _metrics(run_dir)[-1]
-    return {"planned_steps": steps, "steps": int(last["step"]), "train_cpu_s": float(last["train_cpu_seconds"]),
-            "train_wall_s": wall, "run_dir": str(run_dir)}
+    return {
+        "planned_steps": steps,
+        "steps": int(last["step"]),
+        "train_cpu_s": float(last["train_cpu_seconds"]),
+        "train_wall_s": wall,
+        "run_dir": str(run_dir),
+    }
 
 
 def evaluate(recipe: Path, overrides: dict[str, Any], run_dir: str, log: Path) -> dict[str, Any]:
@@ -110,8 +126,12 @@ def evaluate(recipe: Path, overrides: dict[str, Any], run_dir: str, log: Path) -
     out = Path(run_dir) / "eval" / "final"
     rdm("eval", str(recipe), "--checkpoint", run_dir, "--out", str(out), *sets(overrides), log=log)
     sw = json.loads((out / "eval.json").read_text())["metrics"]["sw_r14"]
-    return {"held_out_sw": float(sw["extra"]["mean_held_out"]), "all_sw": float(sw["value"]),
-            "train_sw": float(sw["extra"]["mean_train"]), "per_encoder": sw["per_item"]}
+    return {
+        "held_out_sw": float(sw["extra"]["mean_held_out"]),
+        "all_sw": float(sw["value"]),
+        "train_sw": float(sw["extra"]["mean_train"]),
+        "per_encoder": sw["per_item"],
+    }
 
 
 def bar_png(path: Path, labels: list[str], held: list[float], every: list[float], title: str) -> Path:
@@ -125,7 +145,7 @@ def bar_png(path: Path, labels: list[str], held: list[float], every: list[float]
     xs = range(len(labels))
     ax.bar([x - 0.2 for x in xs], held, 0.4, label="held-out mean", color="tab:blue")
     ax.bar([x + 0.2 for x in xs], every, 0.4, label="all-encoder mean", color="tab:gray")
-    for x, v in zip(xs, held):
+    for x, v in zip(xs, held, strict=True):
         ax.text(x - 0.2, v, f"{v:.2f}", ha="center", va="bottom", fontsize=8)
     ax.axhline(1.0, ls="--", color="k", lw=0.8)
     ax.set_xticks(list(xs), labels, fontsize=8)

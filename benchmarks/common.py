@@ -16,9 +16,14 @@ def machine() -> dict[str, Any]:
 
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpus": os.cpu_count(),
-            "threads": torch.get_num_threads(), "cuda": torch.cuda.is_available(),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.is_available(),
+        "when": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def save(name: str, payload: dict[str, Any]) -> Path:

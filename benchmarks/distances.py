@@ -34,14 +34,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from budget_runs import RECIPE, bar_png, build_references, calibrate, derived_recipe, evaluate, train_arm  # noqa: E402
-from common import RESULTS, save, table  # noqa: E402
+from budget_runs import RECIPE, bar_png, build_references, calibrate, derived_recipe, evaluate, train_arm
+from common import RESULTS, save, table
 
 GAUSSIAN = {"kernel": "gaussian", "kernel_args": {}, "bandwidth_scale": 0.5}
 # arm name -> (reference kind, distance keys replaced in the recipe or None for the recipe as is)
-ARMS = {"nystrom": ("nystrom", None), "exact": ("exact", None), "rff": ("rff", GAUSSIAN),
-        "nystrom-gaussian": ("nystrom", GAUSSIAN), "frechet": ("frechet", None),
-        "sliced_wasserstein": ("sliced_wasserstein", None)}
+ARMS = {
+    "nystrom": ("nystrom", None),
+    "exact": ("exact", None),
+    "rff": ("rff", GAUSSIAN),
+    "nystrom-gaussian": ("nystrom", GAUSSIAN),
+    "frechet": ("frechet", None),
+    "sliced_wasserstein": ("sliced_wasserstein", None),
+}
 
 
 def _reference_header(refs: Path) -> dict[str, object]:
@@ -75,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             kind, distance = ARMS[name]
             recipe = derived_recipe(work / f"recipe-{name}.yaml", distance) if distance else RECIPE
-            o = {"distance.reference": kind, "references.dir": str(work / "refs" / name),
-                 "run.output_dir": str(work / "runs" / name)}
+            o = {
+                "distance.reference": kind,
+                "references.dir": str(work / "refs" / name),
+                "run.output_dir": str(work / "runs" / name),
+            }
             bar.update(task, status=f"{name}: reference build")
             build_s = build_references(recipe, o, log)
             bar.advance(task)
@@ -89,19 +97,38 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(task, status=f"{name}: eval")
             ev = evaluate(recipe, o, run["run_dir"], log)
             bar.advance(task)
-            rows.append({"distance": name, "reference": _reference_header(work / "refs" / name),
-                         "reference_build_s": build_s, "cpu_s_per_step": per_step,
-                         **{k: v for k, v in run.items() if k != "run_dir"}, **ev})
+            rows.append(
+                {
+                    "distance": name,
+                    "reference": _reference_header(work / "refs" / name),
+                    "reference_build_s": build_s,
+                    "cpu_s_per_step": per_step,
+                    **{k: v for k, v in run.items() if k != "run_dir"},
+                    **ev,
+                }
+            )
     cols = ["distance", "steps", "cpu_s_per_step", "train_cpu_s", "train_wall_s", "held_out_sw", "all_sw"]
     print(f"\ntraining distance, N = 1024, {budget:g} CPU s of training per arm:\n")
     print(table(rows, cols))
-    png = bar_png(RESULTS / "distances.png", [f"{r['distance']}\n{r['steps']} steps" for r in rows],
-                  [r["held_out_sw"] for r in rows], [r["all_sw"] for r in rows],
-                  f"digits demo, training distance, N = 1024, {budget:g} CPU s per arm")
-    path = save("distances", {"mode": "quick" if args.quick else "full", "budget_cpu_seconds": budget,
-                              "recipe": str(RECIPE.relative_to(RECIPE.parents[1])),
-                              "gaussian_arms": GAUSSIAN, "when_finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                              "arms": rows, "png": png.name})
+    png = bar_png(
+        RESULTS / "distances.png",
+        [f"{r['distance']}\n{r['steps']} steps" for r in rows],
+        [r["held_out_sw"] for r in rows],
+        [r["all_sw"] for r in rows],
+        f"digits demo, training distance, N = 1024, {budget:g} CPU s per arm",
+    )
+    path = save(
+        "distances",
+        {
+            "mode": "quick" if args.quick else "full",
+            "budget_cpu_seconds": budget,
+            "recipe": str(RECIPE.relative_to(RECIPE.parents[1])),
+            "gaussian_arms": GAUSSIAN,
+            "when_finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "arms": rows,
+            "png": png.name,
+        },
+    )
     print(f"wrote {path} and {png}")
     print(json.dumps({r["distance"]: r["reference"] for r in rows}))
     return 0

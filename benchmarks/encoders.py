@@ -24,10 +24,10 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
+import torch
 
-from rdm_core.registry import import_object  # noqa: E402
-from rdm_encoders.specs import FACTORIES  # noqa: E402
+from rdm_core.registry import import_object
+from rdm_encoders.specs import FACTORIES
 
 SMALL_VIT = dict(embed_dim=192, depth=4, num_heads=3)  # "small-size": big enough that compute dominates
 
@@ -43,6 +43,7 @@ def cases() -> dict[str, tuple[dict, Callable]]:
         def call(enc, xp):
             with _autocast():
                 return fn(enc.backbone, enc.backbone.forward_features(xp)).float()
+
         return call
 
     def webssl(enc, xp):
@@ -60,8 +61,10 @@ def cases() -> dict[str, tuple[dict, Callable]]:
 
     return {
         "inception": (dict(variant="tiny"), inception),
-        "convnext": (dict(variant="tiny", depths=(2, 2, 2, 2), dims=(48, 96, 192, 384)),
-                     timm_pool(lambda m, ff: ff.mean((2, 3)))),
+        "convnext": (
+            dict(variant="tiny", depths=(2, 2, 2, 2), dims=(48, 96, 192, 384)),
+            timm_pool(lambda m, ff: ff.mean((2, 3))),
+        ),
         "mae": (dict(variant="tiny", **SMALL_VIT), timm_pool(lambda m, ff: ff[:, 1:].mean(1))),
         "clip": (dict(variant="tiny", **SMALL_VIT), timm_pool(lambda m, ff: ff[:, 0])),
         "siglip2": (dict(variant="tiny", **SMALL_VIT), timm_pool(lambda m, ff: m.forward_head(ff, pre_logits=True))),
@@ -93,10 +96,18 @@ def bench(name: str, kwargs: dict, library: Callable, batch: int, reps: int) -> 
             t_rdm.append(_time(lambda: enc(x)))
             t_lib.append(_time(lambda: library(enc, xp)))
     rdm, lib = min(t_rdm), min(t_lib)
-    return {"encoder": name, "batch": batch, "resolution": r, "params_M": sum(p.numel() for p in enc.parameters()) / 1e6,
-            "rdm_ms": 1e3 * rdm, "library_ms": 1e3 * lib, "overhead_pct": 100 * (rdm - lib) / lib,
-            "rdm_median_ms": 1e3 * statistics.median(t_rdm), "library_median_ms": 1e3 * statistics.median(t_lib),
-            "reps": reps}
+    return {
+        "encoder": name,
+        "batch": batch,
+        "resolution": r,
+        "params_M": sum(p.numel() for p in enc.parameters()) / 1e6,
+        "rdm_ms": 1e3 * rdm,
+        "library_ms": 1e3 * lib,
+        "overhead_pct": 100 * (rdm - lib) / lib,
+        "rdm_median_ms": 1e3 * statistics.median(t_rdm),
+        "library_median_ms": 1e3 * statistics.median(t_lib),
+        "reps": reps,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,17 +121,29 @@ def main(argv: list[str] | None = None) -> int:
         chosen = {k: chosen[k] for k in ("inception", "mae", "siglip2", "flux_vae")}
     reps = 7 if args.quick else 15
     rows = [bench(n, kw, fn, args.batch, reps) for n, (kw, fn) in chosen.items()]
-    out = {"benchmark": "encoders", "quick": args.quick, "torch": torch.__version__, "machine": platform.machine(), "clock": "process_time",
-           "threads": torch.get_num_threads(), "goal_overhead_pct": 5.0, "rows": rows}
+    out = {
+        "benchmark": "encoders",
+        "quick": args.quick,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "clock": "process_time",
+        "threads": torch.get_num_threads(),
+        "goal_overhead_pct": 5.0,
+        "rows": rows,
+    }
     path = Path(__file__).parent / "results" / "encoders.json"
     from rdm_core.artifacts import write_json
 
     write_json(path, out)
-    print("| encoder | batch x res | params (M) | library min (ms) | rdm min (ms) | overhead | library / rdm median (ms) |")
+    print(
+        "| encoder | batch x res | params (M) | library min (ms) | rdm min (ms) | overhead | library / rdm median (ms) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['encoder']} | {r['batch']} x {r['resolution']} | {r['params_M']:.2f} | {r['library_ms']:.1f} | "
-              f"{r['rdm_ms']:.1f} | {r['overhead_pct']:+.1f}% | {r['library_median_ms']:.1f} / {r['rdm_median_ms']:.1f} |")
+        print(
+            f"| {r['encoder']} | {r['batch']} x {r['resolution']} | {r['params_M']:.2f} | {r['library_ms']:.1f} | "
+            f"{r['rdm_ms']:.1f} | {r['overhead_pct']:+.1f}% | {r['library_median_ms']:.1f} / {r['rdm_median_ms']:.1f} |"
+        )
     print(f"\nwrote {path}")
     print(json.dumps({"max_overhead_pct": max(r["overhead_pct"] for r in rows)}))
     return 0

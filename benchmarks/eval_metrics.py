@@ -20,11 +20,11 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import torch  # noqa: E402
-from common import save, table  # noqa: E402
+import torch
+from common import save, table
 
-from rdm_eval.rff import RffBank  # noqa: E402
-from rdm_eval.sliced import projection_chunks, sliced_wasserstein_many  # noqa: E402
+from rdm_eval.rff import RffBank
+from rdm_eval.sliced import projection_chunks, sliced_wasserstein_many
 
 
 def naive_sw(x: torch.Tensor, y: torch.Tensor, num_projections: int) -> float:
@@ -62,21 +62,42 @@ def main() -> None:
         g = torch.Generator().manual_seed(0)
         train, gen, val = (torch.randn(n, d, generator=g) for _ in range(3))
         gen += 0.05
-        t_new, (sw, _) = best_of(lambda: sliced_wasserstein_many({"gen": gen, "val": val}, train,
-                                                                 num_projections=num_projections), args.repeats)
-        t_old, old = best_of(lambda: (naive_sw(gen, train, num_projections), naive_sw(val, train, num_projections)),
-                             args.repeats)
+        t_new, (sw, _) = best_of(
+            lambda: sliced_wasserstein_many({"gen": gen, "val": val}, train, num_projections=num_projections),
+            args.repeats,
+        )
+        t_old, old = best_of(
+            lambda: (naive_sw(gen, train, num_projections), naive_sw(val, train, num_projections)), args.repeats
+        )
         err = max(abs(sw["gen"] - old[0]) / old[0], abs(sw["val"] - old[1]) / old[1])
-        rows.append({"metric": "SW gen+val (L=1024)", "N": n, "d": d, "rdm_eval_s": t_new, "baseline_s": t_old,
-                     "speedup": t_old / t_new, "max_rel_diff": err})
+        rows.append(
+            {
+                "metric": "SW gen+val (L=1024)",
+                "N": n,
+                "d": d,
+                "rdm_eval_s": t_new,
+                "baseline_s": t_old,
+                "speedup": t_old / t_new,
+                "max_rel_diff": err,
+            }
+        )
         bank = RffBank.from_train(train, features=rff_dim, sigma_subsample=2048)
         t_new, new = best_of(lambda: (bank.rff.mean_embedding(gen), bank.rff.mean_embedding(val)), args.repeats)
         t_old, old = best_of(lambda: (naive_mean_embedding(bank, gen), naive_mean_embedding(bank, val)), args.repeats)
         m_new = [1000 * float((e - bank.mu_r).pow(2).sum()) for e in new]
         m_old = [1000 * float((e - bank.mu_r).pow(2).sum()) for e in old]
-        err = max(abs(a - b) / b for a, b in zip(m_new, m_old))
-        rows.append({"metric": "RFF m(gen), m(val) (D=4096)", "N": n, "d": d, "rdm_eval_s": t_new, "baseline_s": t_old,
-                     "speedup": t_old / t_new, "max_rel_diff": err})
+        err = max(abs(a - b) / b for a, b in zip(m_new, m_old, strict=True))
+        rows.append(
+            {
+                "metric": "RFF m(gen), m(val) (D=4096)",
+                "N": n,
+                "d": d,
+                "rdm_eval_s": t_new,
+                "baseline_s": t_old,
+                "speedup": t_old / t_new,
+                "max_rel_diff": err,
+            }
+        )
     columns = ["metric", "N", "d", "rdm_eval_s", "baseline_s", "speedup", "max_rel_diff"]
     path = save("eval_metrics", {"quick": args.quick, "threads": 1, "rows": rows})
     print(table(rows, columns))

@@ -24,9 +24,21 @@ from typing import Any
 
 import torch
 
-SMALL = dict(patch_size=1, in_channels=128, num_layers=2, num_single_layers=4, attention_head_dim=32,
-             num_attention_heads=4, joint_attention_dim=96, timestep_guidance_channels=256, mlp_ratio=3.0,
-             axes_dims_rope=(8, 8, 8, 8), rope_theta=2000, eps=1e-6, guidance_embeds=False)
+SMALL = dict(
+    patch_size=1,
+    in_channels=128,
+    num_layers=2,
+    num_single_layers=4,
+    attention_head_dim=32,
+    num_attention_heads=4,
+    joint_attention_dim=96,
+    timestep_guidance_channels=256,
+    mlp_ratio=3.0,
+    axes_dims_rope=(8, 8, 8, 8),
+    rope_theta=2000,
+    eps=1e-6,
+    guidance_embeds=False,
+)
 
 
 def timed(fn, reps: int) -> float:
@@ -83,14 +95,26 @@ def bench_case(size: str, resolution: int, batch: int, reps: int) -> dict[str, A
                 return gen.generate(noise, cond)
 
         def baseline():
-            return pipe(prompt_embeds=ctx, latents=noise, num_inference_steps=1, height=resolution, width=resolution,
-                        guidance_scale=1.0, output_type="pt").images
+            return pipe(
+                prompt_embeds=ctx,
+                latents=noise,
+                num_inference_steps=1,
+                height=resolution,
+                width=resolution,
+                guidance_scale=1.0,
+                output_type="pt",
+            ).images
 
         diff = (ours() - baseline()).abs().max().item()
-        row: dict[str, Any] = {"size": size, "resolution": resolution, "batch": batch,
-                               "params": sum(p.numel() for p in gen.transformer.parameters()),
-                               "onestep_ms": timed(ours, reps), "pipeline_ms": timed(baseline, reps),
-                               "max_abs_diff": diff}
+        row: dict[str, Any] = {
+            "size": size,
+            "resolution": resolution,
+            "batch": batch,
+            "params": sum(p.numel() for p in gen.transformer.parameters()),
+            "onestep_ms": timed(ours, reps),
+            "pipeline_ms": timed(baseline, reps),
+            "max_abs_diff": diff,
+        }
 
         def train_step():
             gen.transformer.zero_grad(set_to_none=True)
@@ -113,8 +137,16 @@ def bench_conditions(n_prompts: int, reps: int) -> dict[str, Any]:
     gen = Flux2KleinGenerator(variant="tiny", resolution=64)
     prompts = [f"a photo of object number {i}" for i in range(n_prompts)]
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_context_pool(prompts, gen.encode_prompts, Path(tmp) / "pool.npy", ctx_len=48, dim=96,
-                                  variant="tiny", batch_size=32, show_progress=False)
+        path = build_context_pool(
+            prompts,
+            gen.encode_prompts,
+            Path(tmp) / "pool.npy",
+            ctx_len=48,
+            dim=96,
+            variant="tiny",
+            batch_size=32,
+            show_progress=False,
+        )
         pool = ContextPool(path)
         rows = torch.randint(0, n_prompts, (16,), generator=torch.Generator().manual_seed(0))
         read_ms = timed(lambda: pool.rows(rows), reps) / 16
@@ -128,13 +160,21 @@ def main() -> int:
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "flux2.json"))
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cases = [("tiny", 64, 4), ("tiny", 128, 2)] if args.quick else \
-        [("tiny", 64, 4), ("tiny", 128, 4), ("small", 128, 2), ("small", 256, 1)]
+    cases = (
+        [("tiny", 64, 4), ("tiny", 128, 2)]
+        if args.quick
+        else [("tiny", 64, 4), ("tiny", 128, 4), ("small", 128, 2), ("small", 256, 1)]
+    )
     reps = 3 if args.quick else 5
     rows = [bench_case(s, r, b, reps) for s, r, b in cases]
     cond = bench_conditions(64 if args.quick else 256, reps)
-    result = {"cases": rows, "conditions": cond, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "quick": args.quick}
+    result = {
+        "cases": rows,
+        "conditions": cond,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
@@ -144,20 +184,45 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="flux2-klein one-step vs Flux2KleinPipeline (CPU, 1 thread, ms median; saved = autograd activations)")
-    for col in ("model", "res", "B", "rdm 1-step", "pipe 1-step", "max|diff|", "train", "train ckpt",
-                "saved MB", "ckpt", "DiT saved MB", "ckpt"):
+    table = Table(
+        title="flux2-klein one-step vs Flux2KleinPipeline (CPU, 1 thread, ms median; saved = autograd activations)"
+    )
+    for col in (
+        "model",
+        "res",
+        "B",
+        "rdm 1-step",
+        "pipe 1-step",
+        "max|diff|",
+        "train",
+        "train ckpt",
+        "saved MB",
+        "ckpt",
+        "DiT saved MB",
+        "ckpt",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(f"{r['size']} ({r['params'] / 1e3:.0f}K)", str(r["resolution"]), str(r["batch"]),
-                      f"{r['onestep_ms']:.1f}", f"{r['pipeline_ms']:.1f}", f"{r['max_abs_diff']:.1e}",
-                      f"{r['train_nockpt_ms']:.1f}", f"{r['train_ckpt_ms']:.1f}",
-                      f"{r['saved_nockpt_mb']:.2f}", f"{r['saved_ckpt_mb']:.2f}",
-                      f"{r['saved_dit_nockpt_mb']:.2f}", f"{r['saved_dit_ckpt_mb']:.2f}")
+        table.add_row(
+            f"{r['size']} ({r['params'] / 1e3:.0f}K)",
+            str(r["resolution"]),
+            str(r["batch"]),
+            f"{r['onestep_ms']:.1f}",
+            f"{r['pipeline_ms']:.1f}",
+            f"{r['max_abs_diff']:.1e}",
+            f"{r['train_nockpt_ms']:.1f}",
+            f"{r['train_ckpt_ms']:.1f}",
+            f"{r['saved_nockpt_mb']:.2f}",
+            f"{r['saved_ckpt_mb']:.2f}",
+            f"{r['saved_dit_nockpt_mb']:.2f}",
+            f"{r['saved_dit_ckpt_mb']:.2f}",
+        )
     console = Console(width=160)
     console.print(table)
-    console.print(f"conditions: pool read {cond['pool_read_ms_per_sample']:.3f} ms/sample vs Qwen3 encode "
-                    f"{cond['qwen3_encode_ms_per_sample']:.2f} ms/sample (tiny Qwen3; the 4B one is far slower)")
+    console.print(
+        f"conditions: pool read {cond['pool_read_ms_per_sample']:.3f} ms/sample vs Qwen3 encode "
+        f"{cond['qwen3_encode_ms_per_sample']:.2f} ms/sample (tiny Qwen3; the 4B one is far slower)"
+    )
     return 0
 
 

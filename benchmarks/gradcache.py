@@ -42,13 +42,28 @@ def _models():
 
     torch.manual_seed(0)
     gen = nn.Sequential(
-        nn.Linear(NOISE, CHANNELS * 8 * 8), nn.Unflatten(1, (CHANNELS, 8, 8)), nn.SiLU(),
-        nn.Upsample(scale_factor=2), nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1), nn.SiLU(),
-        nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1), nn.SiLU(), nn.Conv2d(CHANNELS, 3, 3, padding=1), nn.Sigmoid())
+        nn.Linear(NOISE, CHANNELS * 8 * 8),
+        nn.Unflatten(1, (CHANNELS, 8, 8)),
+        nn.SiLU(),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1),
+        nn.SiLU(),
+        nn.Conv2d(CHANNELS, 3, 3, padding=1),
+        nn.Sigmoid(),
+    )
 
     def encoder(dim: int) -> nn.Module:
-        enc = nn.Sequential(nn.Conv2d(3, CHANNELS, 3, padding=1), nn.SiLU(), nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1),
-                            nn.SiLU(), nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(CHANNELS * 16, dim))
+        enc = nn.Sequential(
+            nn.Conv2d(3, CHANNELS, 3, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(CHANNELS, CHANNELS, 3, padding=1),
+            nn.SiLU(),
+            nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(),
+            nn.Linear(CHANNELS * 16, dim),
+        )
         return enc.requires_grad_(False)
 
     return gen, {"a": encoder(64), "b": encoder(128)}
@@ -67,8 +82,10 @@ def worker(mode: str, n: int, chunk: int, repeats: int, gen_chunk: int, what: st
     with torch.no_grad():
         real = torch.rand(2048, 3, RES, RES)
         # gen_chunk bounds the repulsion block (N x gen_chunk) that both modes hold in the loss
-        refs = {k: NystromReference.build(e(real), "gaussian", landmarks=128, seed=0, encoder=k, gen_chunk=gen_chunk)
-                for k, e in encoders.items()}
+        refs = {
+            k: NystromReference.build(e(real), "gaussian", landmarks=128, seed=0, encoder=k, gen_chunk=gen_chunk)
+            for k, e in encoders.items()
+        }
     params = list(gen.parameters())
     opt = torch.optim.AdamW(params, lr=1e-4)
 
@@ -125,8 +142,13 @@ def run_point(mode: str, n: int, chunk: int, repeats: int, gen_chunk: int) -> di
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         if what == "memory":
             env["MALLOC_MMAP_THRESHOLD_"] = "65536"
-        out = subprocess.run([sys.executable, __file__, "--worker", mode, str(n), str(chunk), str(repeats),
-                              str(gen_chunk), what], capture_output=True, text=True, check=True, env=env)
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker", mode, str(n), str(chunk), str(repeats), str(gen_chunk), what],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        )
         result.update(json.loads(out.stdout.strip().splitlines()[-1]))
     return result
 
@@ -165,8 +187,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=64)
     parser.add_argument("--plain-max", type=int, default=4096, help="largest N for the plain full-batch baseline")
     parser.add_argument("--gen-chunk", type=int, default=512, help="rows per repulsion block in the MMD loss")
-    parser.add_argument("--worker", nargs=6, metavar=("MODE", "N", "CHUNK", "REPEATS", "GEN_CHUNK", "WHAT"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=6, metavar=("MODE", "N", "CHUNK", "REPEATS", "GEN_CHUNK", "WHAT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.worker:
         mode, n, chunk, repeats, gen_chunk, what = args.worker
@@ -189,21 +212,48 @@ def main() -> None:
     base = by[("gradcache", sizes[0])]["extra_peak_mb"]
     from rich.table import Table
 
-    table = Table(title=f"GradCache (chunk {args.chunk}, gen_chunk {args.gen_chunk}) vs plain full-batch step, CPU 1 thread")
-    for col in ("N", "GradCache peak MB", "ratio to N=256", "plain peak MB", "GradCache s/step", "plain s/step", "time ratio"):
+    table = Table(
+        title=f"GradCache (chunk {args.chunk}, gen_chunk {args.gen_chunk}) vs plain full-batch step, CPU 1 thread"
+    )
+    for col in (
+        "N",
+        "GradCache peak MB",
+        "ratio to N=256",
+        "plain peak MB",
+        "GradCache s/step",
+        "plain s/step",
+        "time ratio",
+    ):
         table.add_column(col, justify="right")
     summary = []
     for n in sizes:
         g, p = by[("gradcache", n)], by.get(("plain", n))
         ratio_t = g["step_s"] / p["step_s"] if p else None
-        summary.append({"n": n, "gradcache_peak_mb": g["extra_peak_mb"], "peak_ratio": g["extra_peak_mb"] / base,
-                        "plain_peak_mb": p["extra_peak_mb"] if p else None, "gradcache_step_s": g["step_s"],
-                        "plain_step_s": p["step_s"] if p else None, "time_ratio": ratio_t})
-        table.add_row(str(n), f"{g['extra_peak_mb']:.1f}", f"{g['extra_peak_mb'] / base:.2f}",
-                      f"{p['extra_peak_mb']:.1f}" if p else "-", f"{g['step_s']:.3f}",
-                      f"{p['step_s']:.3f}" if p else "-", f"{ratio_t:.2f}" if ratio_t else "-")
+        summary.append(
+            {
+                "n": n,
+                "gradcache_peak_mb": g["extra_peak_mb"],
+                "peak_ratio": g["extra_peak_mb"] / base,
+                "plain_peak_mb": p["extra_peak_mb"] if p else None,
+                "gradcache_step_s": g["step_s"],
+                "plain_step_s": p["step_s"] if p else None,
+                "time_ratio": ratio_t,
+            }
+        )
+        table.add_row(
+            str(n),
+            f"{g['extra_peak_mb']:.1f}",
+            f"{g['extra_peak_mb'] / base:.2f}",
+            f"{p['extra_peak_mb']:.1f}" if p else "-",
+            f"{g['step_s']:.3f}",
+            f"{p['step_s']:.3f}" if p else "-",
+            f"{ratio_t:.2f}" if ratio_t else "-",
+        )
     _plot(summary, args.chunk)
-    write_json(RESULTS, {"chunk": args.chunk, "gen_chunk": args.gen_chunk, "quick": args.quick, "points": rows, "summary": summary})
+    write_json(
+        RESULTS,
+        {"chunk": args.chunk, "gen_chunk": args.gen_chunk, "quick": args.quick, "points": rows, "summary": summary},
+    )
     console.print(table)
     console.print(f"wrote {RESULTS}")
 

@@ -118,13 +118,18 @@ def _worker(method: str, n: int, d: int, m: int, reps: int, threads: int) -> dic
         del g, loss
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gemm_after = gemm_rate(d)
-    return {"time_s": min(times[warmup:]), "times_s": times[warmup:], "peak_extra_mib": max(0, peak - base) / 2**20,
-            "value": value, "grad_norm": grad_norm, "gemm_gflops": max(gemm_before, gemm_after)}
+    return {
+        "time_s": min(times[warmup:]),
+        "times_s": times[warmup:],
+        "peak_extra_mib": max(0, peak - base) / 2**20,
+        "value": value,
+        "grad_norm": grad_norm,
+        "gemm_gflops": max(gemm_before, gemm_after),
+    }
 
 
 def _run_worker(method: str, cfg: tuple[int, int, int], reps: int, threads: int) -> dict:
-    cmd = [sys.executable, __file__, "--worker", method, *map(str, cfg), "--reps", str(reps),
-           "--threads", str(threads)]
+    cmd = [sys.executable, __file__, "--worker", method, *map(str, cfg), "--reps", str(reps), "--threads", str(threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -142,7 +147,10 @@ def _plot(rows: list[dict], path: Path) -> None:
     labels = [f"N={r['N']}\nd={r['d']}\nM={r['M']}" for r in rows]
     xs = range(len(rows))
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.6 * len(rows) + 4), 4))
-    for ax, key, unit in ((axes[0], "time_s", "loss+grad time (s)"), (axes[1], "peak_extra_mib", "peak extra memory (MiB)")):
+    for ax, key, unit in (
+        (axes[0], "time_s", "loss+grad time (s)"),
+        (axes[1], "peak_extra_mib", "peak extra memory (MiB)"),
+    ):
         ax.bar([x - 0.2 for x in xs], [r["naive"][key] for r in rows], width=0.4, label="naive fp32")
         ax.bar([x + 0.2 for x in xs], [r["rdm"][key] for r in rows], width=0.4, label="rdm fused")
         ax.set_xticks(list(xs), labels, fontsize=8)
@@ -192,42 +200,81 @@ def main(argv: list[str] | None = None) -> int:
                     bar.advance(task)
             n, d, m = cfg
             flops = naive_flops(n, d, m)
-            rows.append({
-                "N": n, "d": d, "M": m, "naive": res["naive"], "rdm": res["rdm"],
-                "speedup": res["naive"]["time_s"] / res["rdm"]["time_s"],
-                "gemm_gflops": res["rdm"]["gemm_gflops"],
-                "rdm_pct_gemm": 100.0 * flops / res["rdm"]["time_s"] / 1e9 / res["rdm"]["gemm_gflops"],
-                "naive_pct_gemm": 100.0 * flops / res["naive"]["time_s"] / 1e9 / res["naive"]["gemm_gflops"],
-                "memory_ratio": res["rdm"]["peak_extra_mib"] / max(res["naive"]["peak_extra_mib"], 1e-9),
-                "value_diff": abs(res["rdm"]["value"] - res["naive"]["value"]),
-            })
-    result = {"threads": args.threads, "reps": args.reps, "rounds": args.rounds, "quick": args.quick,
-              "memory_method": "getrusage ru_maxrss high-water mark minus psutil RSS after input allocation, "
-                               "fresh subprocess per measurement",
-              "flops_counted": "naive formulation: 6 N^2 d + 4 N M d", "rows": rows,
-              "goal": {"config": GOAL, "speedup>=": 1.5, "pct_gemm>=": 60, "memory_ratio<=": 0.5}}
+            rows.append(
+                {
+                    "N": n,
+                    "d": d,
+                    "M": m,
+                    "naive": res["naive"],
+                    "rdm": res["rdm"],
+                    "speedup": res["naive"]["time_s"] / res["rdm"]["time_s"],
+                    "gemm_gflops": res["rdm"]["gemm_gflops"],
+                    "rdm_pct_gemm": 100.0 * flops / res["rdm"]["time_s"] / 1e9 / res["rdm"]["gemm_gflops"],
+                    "naive_pct_gemm": 100.0 * flops / res["naive"]["time_s"] / 1e9 / res["naive"]["gemm_gflops"],
+                    "memory_ratio": res["rdm"]["peak_extra_mib"] / max(res["naive"]["peak_extra_mib"], 1e-9),
+                    "value_diff": abs(res["rdm"]["value"] - res["naive"]["value"]),
+                }
+            )
+    result = {
+        "threads": args.threads,
+        "reps": args.reps,
+        "rounds": args.rounds,
+        "quick": args.quick,
+        "memory_method": "getrusage ru_maxrss high-water mark minus psutil RSS after input allocation, "
+        "fresh subprocess per measurement",
+        "flops_counted": "naive formulation: 6 N^2 d + 4 N M d",
+        "rows": rows,
+        "goal": {"config": GOAL, "speedup>=": 1.5, "pct_gemm>=": 60, "memory_ratio<=": 0.5},
+    }
     write_json(args.output, result)
     _plot(rows, Path(args.output).with_suffix(".png"))
 
     from rich.table import Table
 
-    table = Table(title=f"Nystrom MMD loss+grad, fp32, {args.threads} threads "
-                        f"(best of {args.rounds} x {args.reps} runs per method)")
-    for col in ("N", "d", "M", "naive s", "rdm s", "speedup", "GEMM GF/s", "rdm %GEMM", "naive %GEMM", "naive MiB",
-                "rdm MiB", "mem ratio", "|dL|"):
+    table = Table(
+        title=f"Nystrom MMD loss+grad, fp32, {args.threads} threads "
+        f"(best of {args.rounds} x {args.reps} runs per method)"
+    )
+    for col in (
+        "N",
+        "d",
+        "M",
+        "naive s",
+        "rdm s",
+        "speedup",
+        "GEMM GF/s",
+        "rdm %GEMM",
+        "naive %GEMM",
+        "naive MiB",
+        "rdm MiB",
+        "mem ratio",
+        "|dL|",
+    ):
         table.add_column(col, justify="right")
     for r in rows:
-        table.add_row(str(r["N"]), str(r["d"]), str(r["M"]), f"{r['naive']['time_s']:.2f}", f"{r['rdm']['time_s']:.2f}",
-                      f"{r['speedup']:.2f}x", f"{r['gemm_gflops']:.0f}", f"{r['rdm_pct_gemm']:.0f}%",
-                      f"{r['naive_pct_gemm']:.0f}%",
-                      f"{r['naive']['peak_extra_mib']:.0f}", f"{r['rdm']['peak_extra_mib']:.0f}",
-                      f"{r['memory_ratio']:.2f}", f"{r['value_diff']:.1e}")
+        table.add_row(
+            str(r["N"]),
+            str(r["d"]),
+            str(r["M"]),
+            f"{r['naive']['time_s']:.2f}",
+            f"{r['rdm']['time_s']:.2f}",
+            f"{r['speedup']:.2f}x",
+            f"{r['gemm_gflops']:.0f}",
+            f"{r['rdm_pct_gemm']:.0f}%",
+            f"{r['naive_pct_gemm']:.0f}%",
+            f"{r['naive']['peak_extra_mib']:.0f}",
+            f"{r['rdm']['peak_extra_mib']:.0f}",
+            f"{r['memory_ratio']:.2f}",
+            f"{r['value_diff']:.1e}",
+        )
     from rich.console import Console
 
     wide = Console(width=170, highlight=False)  # the table is wider than a default 80-column pipe
     wide.print(table)
-    console.print(f"GEMM GF/s: sustained fp32 ({GEMM_SIZE} x d) @ (d x {GEMM_SIZE}) rate over 1.5 s, measured inside "
-                  "the rdm worker just before and after its timed runs (the higher of the two)")
+    console.print(
+        f"GEMM GF/s: sustained fp32 ({GEMM_SIZE} x d) @ (d x {GEMM_SIZE}) rate over 1.5 s, measured inside "
+        "the rdm worker just before and after its timed runs (the higher of the two)"
+    )
     console.print(f"wrote {args.output}")
     return 0
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import save, table  # noqa: E402
+from common import save, table
 
 ENCODERS = ["clip", "convnext"]
 
@@ -51,10 +51,19 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         _pngs(root / "imgs", n_images)
-        recipe = recipe_from_dict({
-            "run": {"device": "cpu"}, "encoders": {"train": ENCODERS, "variant": "tiny"},
-            "references": {"dir": str(root / "refs"), "train": {"name": "folder", "args": {"root": str(root / "imgs")}},
-                           "resolution": resolution, "batch_size": batch, "shard_size": 4 * batch}})
+        recipe = recipe_from_dict(
+            {
+                "run": {"device": "cpu"},
+                "encoders": {"train": ENCODERS, "variant": "tiny"},
+                "references": {
+                    "dir": str(root / "refs"),
+                    "train": {"name": "folder", "args": {"root": str(root / "imgs")}},
+                    "resolution": resolution,
+                    "batch_size": batch,
+                    "shard_size": 4 * batch,
+                },
+            }
+        )
         # Baseline: raw forward passes over pre-decoded images.
         images = load_images(list_images(root / "imgs"), resolution, workers=1)
         raw = {}
@@ -64,13 +73,19 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
                 enc(images[:batch])  # warm-up
                 start = time.perf_counter()
                 for s in range(0, n_images, batch):
-                    enc(images[s:s + batch])
+                    enc(images[s : s + batch])
                 raw[name] = time.perf_counter() - start
         raw_total = sum(raw.values())
         for name, t in raw.items():
             rows.append({"measure": f"raw forward {name}", "images": n_images, "seconds": t, "images/s": n_images / t})
-        rows.append({"measure": "raw forward, all encoders", "images": n_images, "seconds": raw_total,
-                     "images/s": n_images / raw_total})
+        rows.append(
+            {
+                "measure": "raw forward, all encoders",
+                "images": n_images,
+                "seconds": raw_total,
+                "images/s": n_images / raw_total,
+            }
+        )
         # The pipeline: fingerprints + decode + crop + encoders + shard writes.
         build = _Build(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
         for name in ENCODERS:
@@ -80,8 +95,15 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
         build.fingerprint_sources(sources)
         build.extract(sources)
         t = time.perf_counter() - start
-        rows.append({"measure": "pipeline extraction, all encoders", "images": n_images, "seconds": t,
-                     "images/s": n_images / t, "overhead": t / raw_total})
+        rows.append(
+            {
+                "measure": "pipeline extraction, all encoders",
+                "images": n_images,
+                "seconds": t,
+                "images/s": n_images / t,
+                "overhead": t / raw_total,
+            }
+        )
         # Same encoder objects: the tiny stand-ins are randomly initialised per construction, and a
         # different initialisation rightly invalidates every shard.
         build2 = _Build(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
@@ -91,8 +113,15 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
         build2.fingerprint_sources(src2)
         build2.extract(src2)
         t2 = time.perf_counter() - start
-        rows.append({"measure": "re-run (all shards reused)", "images": n_images, "seconds": t2,
-                     "images/s": n_images / t2, "overhead": t2 / raw_total})
+        rows.append(
+            {
+                "measure": "re-run (all shards reused)",
+                "images": n_images,
+                "seconds": t2,
+                "images/s": n_images / t2,
+                "overhead": t2 / raw_total,
+            }
+        )
     return rows
 
 

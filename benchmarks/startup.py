@@ -42,8 +42,15 @@ def main() -> None:
         for name, cmd in COMMANDS.items():
             times[name].append(wall(cmd))
     base = statistics.median(next(iter(times.values())))
-    rows = [{"command": name, "median_s": statistics.median(t), "min_s": min(t),
-             "ratio_to_import_torch": statistics.median(t) / base} for name, t in times.items()]
+    rows = [
+        {
+            "command": name,
+            "median_s": statistics.median(t),
+            "min_s": min(t),
+            "ratio_to_import_torch": statistics.median(t) / base,
+        }
+        for name, t in times.items()
+    ]
     path = save("startup", {"repeats": args.repeats, "goal_ratio": 1.5, "rows": rows})
     print(table(rows, ["command", "median_s", "min_s", "ratio_to_import_torch"]))
     print(f"\nwritten {path}")

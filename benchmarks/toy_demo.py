@@ -59,10 +59,18 @@ def main(argv: list[str] | None = None) -> int:
         for reference in ("exact", "nystrom"):
             cfg = dataclasses.replace(TUNED, steps=steps, rollout=rollout, reference=reference)
             res = run(cfg, log=lambda *_: None)
-            rows.append({"reference": reference, "landmarks": cfg.landmarks if reference == "nystrom" else None,
-                         "steps": steps, "rollout": rollout, "seconds_per_step": res["seconds_per_step"],
-                         "held_out_sw_before": res["held_out_sw_before"], "held_out_sw_after": res["held_out_sw_after"],
-                         "min_class_fraction": min(res["class_histogram"])})
+            rows.append(
+                {
+                    "reference": reference,
+                    "landmarks": cfg.landmarks if reference == "nystrom" else None,
+                    "steps": steps,
+                    "rollout": rollout,
+                    "seconds_per_step": res["seconds_per_step"],
+                    "held_out_sw_before": res["held_out_sw_before"],
+                    "held_out_sw_after": res["held_out_sw_after"],
+                    "min_class_fraction": min(res["class_histogram"]),
+                }
+            )
     result = {"threads": torch.get_num_threads(), "quick": a.quick, "encoder_setup": setup, "loop": rows}
     write_json(a.out, result)
 
@@ -75,10 +83,17 @@ def main(argv: list[str] | None = None) -> int:
         t.add_column(col)
     for r in rows:
         name = r["reference"] + (f" (M={r['landmarks']})" if r["landmarks"] else " (baseline)")
-        t.add_row(name, f"{r['seconds_per_step']:.3f}", f"{r['held_out_sw_before']:.2f}",
-                  f"{r['held_out_sw_after']:.3f}", f"{r['min_class_fraction']:.3f}")
+        t.add_row(
+            name,
+            f"{r['seconds_per_step']:.3f}",
+            f"{r['held_out_sw_before']:.2f}",
+            f"{r['held_out_sw_after']:.3f}",
+            f"{r['min_class_fraction']:.3f}",
+        )
     console.print(t)
-    console.print(f"toy encoders: fit from scratch {setup['fit_seconds']:.1f} s, from cache {setup['cached_seconds']:.3f} s")
+    console.print(
+        f"toy encoders: fit from scratch {setup['fit_seconds']:.1f} s, from cache {setup['cached_seconds']:.3f} s"
+    )
     console.print(f"wrote {a.out}")
     return 0
 

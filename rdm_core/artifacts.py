@@ -12,10 +12,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from rdm_core.errors import ArtifactError
 
@@ -57,8 +57,10 @@ def read_json(path: str | os.PathLike[str]) -> Any:
     try:
         return json.loads(p.read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{p} is not valid JSON ({exc}); the file is corrupt or truncated.",
-                            "delete it and re-run the command that wrote it") from exc
+        raise ArtifactError(
+            f"{p} is not valid JSON ({exc}); the file is corrupt or truncated.",
+            "delete it and re-run the command that wrote it",
+        ) from exc
 
 
 def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:
@@ -81,7 +83,9 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
-def save_tensors(path: str | os.PathLike[str], tensors: Mapping[str, Tensor], meta: Mapping[str, Any] | None = None) -> None:
+def save_tensors(
+    path: str | os.PathLike[str], tensors: Mapping[str, Tensor], meta: Mapping[str, Any] | None = None
+) -> None:
     """Save ``tensors`` with JSON ``meta`` in the safetensors header, atomically.
 
     Tensors are made contiguous and moved to CPU; shared storage is cloned (safetensors refuses

@@ -48,8 +48,13 @@ class Battery:
             fp32 encoders (Inception) are never cast.
     """
 
-    def __init__(self, encoders: Mapping[str, Encoder], chunk_size: int = 64,
-                 device: torch.device | str | None = None, bf16_weights: bool = False) -> None:
+    def __init__(
+        self,
+        encoders: Mapping[str, Encoder],
+        chunk_size: int = 64,
+        device: torch.device | str | None = None,
+        bf16_weights: bool = False,
+    ) -> None:
         if not encoders:
             raise ValueError("a battery needs at least one encoder")
         if chunk_size <= 0:
@@ -68,9 +73,17 @@ class Battery:
 
     # -- construction helpers -----------------------------------------------------------------
     @classmethod
-    def build(cls, names: Sequence[str], *, variant: str = "full", weights: Mapping[str, str] | None = None,
-              args: Mapping[str, Mapping[str, Any]] | None = None, chunk_size: int = 64,
-              device: torch.device | str = "cpu", bf16_weights: bool = False) -> Battery:
+    def build(
+        cls,
+        names: Sequence[str],
+        *,
+        variant: str = "full",
+        weights: Mapping[str, str] | None = None,
+        args: Mapping[str, Mapping[str, Any]] | None = None,
+        chunk_size: int = 64,
+        device: torch.device | str = "cpu",
+        bf16_weights: bool = False,
+    ) -> Battery:
         """Build the named encoders from the ``encoders`` registry (in the given order)."""
         from rdm_core.plugins import registry
         from rdm_core.seeding import seeded_init
@@ -112,8 +125,9 @@ class Battery:
         wanted = list(only)
         for n in wanted:
             if n not in self.encoders:
-                raise UnknownNameError("encoder", n, self.encoders,
-                                       f"use one of this battery's encoders: {', '.join(self.encoders)}")
+                raise UnknownNameError(
+                    "encoder", n, self.encoders, f"use one of this battery's encoders: {', '.join(self.encoders)}"
+                )
         return [n for n in self.names if n in wanted]  # battery order, whatever order was asked
 
     # -- training path (differentiable) -------------------------------------------------------
@@ -127,15 +141,24 @@ class Battery:
         for name in self._select(only):
             feats = self.encoders[name](x)
             if feats.dim() != 2 or feats.shape[0] != x.shape[0]:
-                raise ShapeError(f"encoder {name!r} returned shape {tuple(feats.shape)} for {x.shape[0]} images.",
-                                 "an encoder must return (B, dim) features")
+                raise ShapeError(
+                    f"encoder {name!r} returned shape {tuple(feats.shape)} for {x.shape[0]} images.",
+                    "an encoder must return (B, dim) features",
+                )
             out[name] = feats.float()
         return out
 
     # -- extraction path (no grad, chunked, cached) ------------------------------------------
-    def extract(self, source: Any, *, only: Iterable[str] | None = None, cache_path: str | Path | None = None,
-                source_id: str | None = None, progress: bool = True,
-                description: str = "extracting features") -> dict[str, Tensor]:
+    def extract(
+        self,
+        source: Any,
+        *,
+        only: Iterable[str] | None = None,
+        cache_path: str | Path | None = None,
+        source_id: str | None = None,
+        progress: bool = True,
+        description: str = "extracting features",
+    ) -> dict[str, Tensor]:
         """Features of every image of ``source`` without gradients, as CPU float32 ``(N, d)``.
 
         Args:
@@ -168,15 +191,20 @@ class Battery:
             specs = {**{n: cached_specs[n] for n in keep}, **{n: _spec_json(self.encoders[n]) for n in fresh}}
             n_rows = {int(t.shape[0]) for t in merged.values()}
             if len(n_rows) == 1:
-                save_tensors(cache_path, merged, meta={"kind": FEATURE_CACHE_KIND, "source": ident,
-                                                       "n": n_rows.pop(), "encoders": specs})
+                save_tensors(
+                    cache_path,
+                    merged,
+                    meta={"kind": FEATURE_CACHE_KIND, "source": ident, "n": n_rows.pop(), "encoders": specs},
+                )
         return {n: (fresh[n] if n in fresh else cached[n]) for n in names}
 
     def _read_cache(self, path: Path, ident: str | None) -> tuple[dict[str, Tensor], dict[str, Any]]:
         meta = read_meta(path)
         if meta.get("kind") != FEATURE_CACHE_KIND:
-            raise ArtifactError(f"{path} is not a battery feature cache (kind={meta.get('kind')!r}).",
-                                "choose another cache_path, or delete the file")
+            raise ArtifactError(
+                f"{path} is not a battery feature cache (kind={meta.get('kind')!r}).",
+                "choose another cache_path, or delete the file",
+            )
         if meta.get("source") != ident:  # other images: nothing in it is reusable
             return {}, {}
         tensors, _ = load_tensors(path)
@@ -201,7 +229,8 @@ class Battery:
                         raise NonFiniteError(
                             f"encoder {name!r} produced NaN/Inf features for images {seen}..{seen + x.shape[0] - 1}.",
                             "check those images (must be finite, in [0,1]) and the encoder's weights; "
-                            "bf16 overflow points at the weights file")
+                            "bf16 overflow points at the weights file",
+                        )
                     parts[name].append(feats.cpu())
                 seen += x.shape[0]
                 if prog is not None:
@@ -239,8 +268,10 @@ def _chunks(source: Any, size: int) -> Iterable[Tensor]:
             elif isinstance(item, (tuple, list)):
                 item = item[0]
             if not isinstance(item, Tensor):
-                raise ShapeError(f"the image iterable yielded {type(item).__name__}, not an image tensor.",
-                                 "yield (B,3,H,W) tensors, ImageBatch objects or (images, ...) tuples")
+                raise ShapeError(
+                    f"the image iterable yielded {type(item).__name__}, not an image tensor.",
+                    "yield (B,3,H,W) tensors, ImageBatch objects or (images, ...) tuples",
+                )
             for a, b in iter_chunks(item.shape[0], size):
                 yield item[a:b]
 

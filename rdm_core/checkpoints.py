@@ -83,12 +83,16 @@ def save_checkpoint(
     return final
 
 
-def load_checkpoint(path: str | os.PathLike[str], device: str = "cpu") -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike[str], device: str = "cpu"
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
     """(model state, state tensors, state JSON) of a checkpoint directory."""
     p = Path(path)
     if not (p / STATE_JSON).exists():
-        raise ArtifactError(f"{p} is not a complete rdm checkpoint (no {STATE_JSON}).",
-                            "pass a directory like runs/NAME/checkpoints/step_0000020")
+        raise ArtifactError(
+            f"{p} is not a complete rdm checkpoint (no {STATE_JSON}).",
+            "pass a directory like runs/NAME/checkpoints/step_0000020",
+        )
     model, _ = load_tensors(p / MODEL_FILE, device)
     state, _ = load_tensors(p / STATE_TENSORS, device)
     return model, state, read_json(p / STATE_JSON)
@@ -104,8 +108,10 @@ def resolve_model_file(path: str | os.PathLike[str]) -> Path:
     latest = latest_checkpoint(p)
     if latest is not None:
         return latest / MODEL_FILE
-    raise ArtifactError(f"no model weights at {p}.",
-                        "pass a model.safetensors file, a checkpoint directory or a run directory with checkpoints")
+    raise ArtifactError(
+        f"no model weights at {p}.",
+        "pass a model.safetensors file, a checkpoint directory or a run directory with checkpoints",
+    )
 
 
 def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, strict: bool = True) -> Path:
@@ -116,6 +122,8 @@ def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, stric
         module.load_state_dict(state, strict=strict)
     except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
         first = str(exc).strip().splitlines()[1:2] or [str(exc)]
-        raise ArtifactError(f"{file} does not match the generator ({first[0].strip()}).",
-                            "use the recipe (and generator args) the checkpoint was trained with") from exc
+        raise ArtifactError(
+            f"{file} does not match the generator ({first[0].strip()}).",
+            "use the recipe (and generator args) the checkpoint was trained with",
+        ) from exc
     return file

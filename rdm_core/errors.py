@@ -39,9 +39,7 @@ class UnknownNameError(RdmError, KeyError):
         problem = f"unknown {kind} {name!r}."
         if matches:
             problem += f" Did you mean {', '.join(repr(m) for m in matches)}?"
-        fix = hint or (
-            f"use one of: {', '.join(known)}" if known else f"install a plugin that provides {kind}s"
-        )
+        fix = hint or (f"use one of: {', '.join(known)}" if known else f"install a plugin that provides {kind}s")
         self.kind, self.name, self.suggestions = kind, name, matches
         super().__init__(problem, fix)
 

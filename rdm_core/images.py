@@ -64,8 +64,9 @@ def grid_array(images: Any, *, columns: int | None = None, pad: int = 2) -> Any:
     return grid
 
 
-def save_grid(images: Tensor | Any, path: str | os.PathLike[str], *, columns: int | None = None, pad: int = 2,
-              min_side: int = 512) -> Path:
+def save_grid(
+    images: Tensor | Any, path: str | os.PathLike[str], *, columns: int | None = None, pad: int = 2, min_side: int = 512
+) -> Path:
     """Tile images (float ``[0,1]`` tensors ``(B,3,H,W)``/video, or a uint8 numpy ``(B,H,W,3)``) into one PNG.
 
     Grids of tiny images (the CPU demo's 16 px digits) are upscaled by an integer factor to at

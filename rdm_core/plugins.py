@@ -134,7 +134,9 @@ class PluginHost:
 
     def register_module(self, module: ModuleType | object, name: str, *, version: str | None = None) -> None:
         """Register an in-process plugin (tests and notebooks); call before using registries."""
-        record = PluginRecord(name=name, module=getattr(module, "__name__", repr(module)), version=version, source="in-process")
+        record = PluginRecord(
+            name=name, module=getattr(module, "__name__", repr(module)), version=version, source="in-process"
+        )
         self.records[name] = record
         try:
             self._register(module, record)

@@ -25,7 +25,9 @@ def read_prompts(path: str | os.PathLike[str], key: str | None = None) -> list[s
     """
     p = Path(path).expanduser()
     if not p.is_file():
-        raise ArtifactError(f"prompts file {p} does not exist.", "pass a .txt (one prompt per line), .jsonl or .json file")
+        raise ArtifactError(
+            f"prompts file {p} does not exist.", "pass a .txt (one prompt per line), .jsonl or .json file"
+        )
     suffix = p.suffix.lower()
     lines = p.read_text(encoding="utf-8").splitlines()
     if suffix == ".txt":

@@ -17,21 +17,26 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def is_offline() -> bool:
     """True when the Hugging Face stack must not touch the network."""
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "RDM_OFFLINE"))
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes", "on")
+        for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "RDM_OFFLINE")
+    )
 
 
 def local_file(path: str | os.PathLike[str], what: str) -> Path:
     """An explicit local weights path; a clear error if it does not exist."""
     p = Path(path).expanduser()
     if not p.exists():
-        raise WeightsNotFoundError(f"weights for {what} not found at {p}.",
-                                   "fix the path in the recipe, or remove it to use the Hugging Face cache")
+        raise WeightsNotFoundError(
+            f"weights for {what} not found at {p}.",
+            "fix the path in the recipe, or remove it to use the Hugging Face cache",
+        )
     return p
 
 
-def hub_file(hub_id: str, filename: str, *, revision: str | None = None, subfolder: str | None = None,
-             fetch_command: str) -> Path:
+def hub_file(
+    hub_id: str, filename: str, *, revision: str | None = None, subfolder: str | None = None, fetch_command: str
+) -> Path:
     """A file of a hub repository from the cache, downloading it only when online.
 
     Args:
@@ -51,8 +56,10 @@ def hub_file(hub_id: str, filename: str, *, revision: str | None = None, subfold
     try:
         return Path(hf_hub_download(hub_id, filename, revision=revision, subfolder=subfolder))
     except Exception as exc:
-        raise WeightsNotFoundError(f"could not download {hub_id}/{filename}: {type(exc).__name__}: {exc}.",
-                                   f"check the network and access rights (gated repos need `huggingface-cli login`), then `{fetch_command}`") from exc
+        raise WeightsNotFoundError(
+            f"could not download {hub_id}/{filename}: {type(exc).__name__}: {exc}.",
+            f"check the network and access rights (gated repos need `huggingface-cli login`), then `{fetch_command}`",
+        ) from exc
 
 
 def url_file(url: str, *, fetch_command: str) -> Path:
@@ -63,8 +70,10 @@ def url_file(url: str, *, fetch_command: str) -> Path:
     if target.exists():
         return target
     if is_offline():
-        raise WeightsNotFoundError(f"{target.name} is not in {target.parent} and downloads are disabled (offline).",
-                                   f"run `{fetch_command}` on a machine with internet access, or give a local path")
+        raise WeightsNotFoundError(
+            f"{target.name} is not in {target.parent} and downloads are disabled (offline).",
+            f"run `{fetch_command}` on a machine with internet access, or give a local path",
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.hub.download_url_to_file(url, str(target))
     return target
@@ -82,10 +91,14 @@ def fetch_encoder_weights(spec: EncoderSpec) -> list[Path]:
     paths: list[Path] = []
     if src.hub_id:
         files = src.files or ("model.safetensors",)
-        paths += [hub_file(src.hub_id, f, revision=src.revision, subfolder=src.subfolder, fetch_command=cmd) for f in files]
+        paths += [
+            hub_file(src.hub_id, f, revision=src.revision, subfolder=src.subfolder, fetch_command=cmd) for f in files
+        ]
     if src.url:  # an encoder may need both (DreamSim: DINO from the hub + the release zip)
         paths.append(url_file(src.url, fetch_command=cmd))
     if paths:
         return paths
-    raise WeightsNotFoundError(f"encoder {spec.name!r} declares no downloadable weights ({src.note or 'no source'}).",
-                               "see `rdm encoders info " + spec.name + "` for how to obtain them")
+    raise WeightsNotFoundError(
+        f"encoder {spec.name!r} declares no downloadable weights ({src.note or 'no source'}).",
+        "see `rdm encoders info " + spec.name + "` for how to obtain them",
+    )

@@ -39,8 +39,14 @@ def render() -> str:
         if section.name in ("extends", "description"):
             continue
         cls = type(section.default_factory())
-        lines += [f"### `{section.name}`", "", (inspect.getdoc(cls) or "").replace("\n", " "), "",
-                  "| key | default |", "|---|---|"]
+        lines += [
+            f"### `{section.name}`",
+            "",
+            (inspect.getdoc(cls) or "").replace("\n", " "),
+            "",
+            "| key | default |",
+            "|---|---|",
+        ]
         instance = cls()
         for key in dataclasses.fields(cls):
             value = getattr(instance, key.name)

@@ -27,6 +27,7 @@ def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
     the two rows are blended along y (the rounding then matches the TF graph). Written with index
     gathers so that gradients reach ``x``.
     """
+
     def axis(n_in: int) -> tuple[Tensor, Tensor, Tensor]:
         scale = torch.tensor(n_in / size, dtype=torch.float32, device=x.device)
         src = torch.arange(size, device=x.device, dtype=torch.float32) * scale
@@ -114,9 +115,10 @@ class FrozenEncoder(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         """``[0,1]`` images ``(B,3,H,W)`` -> ``(B, dim)`` float32 features (differentiable)."""
         if images.dim() != 4 or images.shape[1] != 3:
-            raise ShapeError(f"encoder {self.spec.name!r} expects (B,3,H,W) images in [0,1], got shape "
-                             f"{tuple(images.shape)}.",
-                             "flatten video frames with rdm_core.interfaces.as_image_batch and pass RGB images")
+            raise ShapeError(
+                f"encoder {self.spec.name!r} expects (B,3,H,W) images in [0,1], got shape {tuple(images.shape)}.",
+                "flatten video frames with rdm_core.interfaces.as_image_batch and pass RGB images",
+            )
         x = self.preprocess(images.float())
         with self.precision_context(images.device.type):
             feats = self.embed(x)
@@ -130,8 +132,9 @@ def resolve_pretrained(variant: str, weights: str | None, pretrained: bool | Non
     if pretrained is None:
         return variant == "full" or weights is not None
     if not pretrained and weights is not None:
-        raise RecipeError(f"encoder {name!r}: weights={weights!r} given together with pretrained=False.",
-                          "drop one of them")
+        raise RecipeError(
+            f"encoder {name!r}: weights={weights!r} given together with pretrained=False.", "drop one of them"
+        )
     return pretrained
 
 
@@ -142,7 +145,10 @@ def spec_for(spec: EncoderSpec, variant: str, dim: int) -> EncoderSpec:
     if variant == "tiny":
         return spec.with_variant("tiny", dim)
     if dim != spec.dim:
-        warnings.warn(f"encoder {spec.name!r}: the loaded model gives {dim}-d features, the panel table says "
-                      f"{spec.dim}; using {dim}.", stacklevel=3)
+        warnings.warn(
+            f"encoder {spec.name!r}: the loaded model gives {dim}-d features, the panel table says "
+            f"{spec.dim}; using {dim}.",
+            stacklevel=3,
+        )
         return spec.with_variant("full", dim)
     return spec

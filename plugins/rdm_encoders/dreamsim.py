@@ -67,8 +67,9 @@ class DreamSimEncoder(FrozenEncoder):
         last = len(dino.blocks) - 1
         xi = normalize(x, specs.IMAGENET_MEAN, specs.IMAGENET_STD)
         # Pre-norm CLS of the last block (dreamsim hooks blocks[11] before the final norm).
-        inter = dino.forward_intermediates(xi, indices=[last], norm=False, return_prefix_tokens=True,
-                                           output_fmt="NLC", intermediates_only=True)
+        inter = dino.forward_intermediates(
+            xi, indices=[last], norm=False, return_prefix_tokens=True, output_fmt="NLC", intermediates_only=True
+        )
         cls = inter[0][1][:, 0]
         xc = normalize(x, specs.CLIP_MEAN, specs.CLIP_STD)
         e = torch.cat([cls, b["clip"](xc), b["open_clip"](xc)], dim=1).float()
@@ -78,9 +79,9 @@ class DreamSimEncoder(FrozenEncoder):
 
 def load_ensemble(branches: nn.ModuleDict, path: str | Path) -> None:
     """Load a converted ensemble file into the branches (strict: every key must match)."""
-    tensors, meta = load_tensors(path)
+    tensors, _meta = load_tensors(path)
     for prefix, module in branches.items():
-        part = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+        part = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
         try:
             module.load_state_dict(part, strict=True)
         except RuntimeError as exc:
@@ -88,11 +89,13 @@ def load_ensemble(branches: nn.ModuleDict, path: str | Path) -> None:
                 f"{path} does not fit the {prefix!r} branch of DreamSim (variant or format mismatch: "
                 f"{str(exc).splitlines()[0]}).",
                 "convert the official checkpoint again with `python -m rdm_encoders.dreamsim_convert`, and use "
-                "variant 'tiny' only with tiny weights") from exc
+                "variant 'tiny' only with tiny weights",
+            ) from exc
 
 
-def build_dreamsim(variant: str = "full", weights: str | None = None,
-                   pretrained: bool | None = None) -> DreamSimEncoder:
+def build_dreamsim(
+    variant: str = "full", weights: str | None = None, pretrained: bool | None = None
+) -> DreamSimEncoder:
     """Build the ``dreamsim`` encoder.
 
     Args:
@@ -115,7 +118,8 @@ def build_dreamsim(variant: str = "full", weights: str | None = None,
             raise WeightsNotFoundError(
                 f"DreamSim ensemble weights not found at {path}.",
                 "run `rdm encoders fetch dreamsim` (official zip) and convert it with `python -m "
-                "rdm_encoders.dreamsim_convert <unzipped dir> [DINO weights]`, or pass weights=<converted file>")
+                "rdm_encoders.dreamsim_convert <unzipped dir> [DINO weights]`, or pass weights=<converted file>",
+            )
     branches = build_branches(variant)
     if path is not None:
         load_ensemble(branches, path)

@@ -45,8 +45,10 @@ class _Checkpoint:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).expanduser()
         if not self.root.exists():
-            raise WeightsNotFoundError(f"DreamSim checkpoint {self.root} does not exist.",
-                                       "download it with `rdm encoders fetch dreamsim` and pass its path")
+            raise WeightsNotFoundError(
+                f"DreamSim checkpoint {self.root} does not exist.",
+                "download it with `rdm encoders fetch dreamsim` and pass its path",
+            )
         if self.root.is_file():
             self.zip: zipfile.ZipFile | None = zipfile.ZipFile(self.root)
             self.names = self.zip.namelist()
@@ -57,8 +59,10 @@ class _Checkpoint:
     def find(self, suffix: str, required: bool = True) -> str | None:
         hits = [n for n in self.names if n == suffix or n.endswith("/" + suffix)]
         if not hits and required:
-            raise ArtifactError(f"{self.root} has no {suffix} (not a dreamsim ensemble checkpoint).",
-                                "pass the unzipped dreamsim_ensemble_checkpoint (or the zip itself)")
+            raise ArtifactError(
+                f"{self.root} has no {suffix} (not a dreamsim ensemble checkpoint).",
+                "pass the unzipped dreamsim_ensemble_checkpoint (or the zip itself)",
+            )
         return sorted(hits, key=len)[0] if hits else None
 
     def read(self, name: str) -> bytes:
@@ -91,8 +95,10 @@ def clip_to_timm(sd: dict[str, Tensor], name: str) -> dict[str, Tensor]:
     for k, v in sd.items():
         if k == "patch_embed.proj.bias":
             if v.abs().max().item() != 0.0:  # timm's CLIP has no patch bias: refusing beats silently dropping it
-                raise ArtifactError(f"{name}: patch_embed.proj.bias is non-zero, which timm's CLIP cannot hold.",
-                                    "check that the file is dreamsim's converted CLIP checkpoint")
+                raise ArtifactError(
+                    f"{name}: patch_embed.proj.bias is non-zero, which timm's CLIP cannot hold.",
+                    "check that the file is dreamsim's converted CLIP checkpoint",
+                )
             continue
         if k == "proj":
             out["head.weight"] = v.t().contiguous()
@@ -112,8 +118,10 @@ def merge_lora(branches: dict[str, dict[str, Tensor]], adapter: dict[str, Tensor
     alpha = float(config.get("lora_alpha", r))
     scale = alpha / math.sqrt(r) if config.get("use_rslora") else alpha / r
     if config.get("fan_in_fan_out"):
-        raise ArtifactError("LoRA adapter uses fan_in_fan_out, which dreamsim's qkv Linear layers never do.",
-                            "use the adapter of the official ensemble checkpoint")
+        raise ArtifactError(
+            "LoRA adapter uses fan_in_fan_out, which dreamsim's qkv Linear layers never do.",
+            "use the adapter of the official ensemble checkpoint",
+        )
     pairs: dict[tuple[int, str], dict[str, Tensor]] = {}
     for key, value in adapter.items():
         m = LORA_KEY.search(key)
@@ -121,21 +129,26 @@ def merge_lora(branches: dict[str, dict[str, Tensor]], adapter: dict[str, Tensor
             pairs.setdefault((int(m.group(1)), m.group(2)), {})[m.group(3)] = value
     for (idx, module), ab in sorted(pairs.items()):
         if set(ab) != {"A", "B"} or idx not in BRANCH_INDEX:
-            raise ArtifactError(f"LoRA adapter: incomplete or unknown pair for extractor {idx} module {module}.",
-                                "use the adapter of the official ensemble checkpoint")
+            raise ArtifactError(
+                f"LoRA adapter: incomplete or unknown pair for extractor {idx} module {module}.",
+                "use the adapter of the official ensemble checkpoint",
+            )
         target = branches[BRANCH_INDEX[idx]]
         wkey = f"{module}.weight"
         if wkey not in target:
-            raise ArtifactError(f"LoRA adapter targets {module} in branch {BRANCH_INDEX[idx]}, which has no {wkey}.",
-                                "use the adapter that belongs to this checkpoint")
+            raise ArtifactError(
+                f"LoRA adapter targets {module} in branch {BRANCH_INDEX[idx]}, which has no {wkey}.",
+                "use the adapter that belongs to this checkpoint",
+            )
         w = target[wkey]
         delta = (ab["B"].double() @ ab["A"].double()) * scale
         target[wkey] = (w.double() + delta).to(w.dtype)
     return len(pairs)
 
 
-def convert_dreamsim(checkpoint: str | Path, dino_weights: str | Path | None = None,
-                     out: str | Path | None = None) -> Path:
+def convert_dreamsim(
+    checkpoint: str | Path, dino_weights: str | Path | None = None, out: str | Path | None = None
+) -> Path:
     """Convert the official ensemble checkpoint to one safetensors file (see module docstring).
 
     Args:
@@ -154,8 +167,9 @@ def convert_dreamsim(checkpoint: str | Path, dino_weights: str | Path | None = N
     if dino_weights is None:
         from rdm_core.weights import hub_file
 
-        dino_weights = hub_file("timm/vit_base_patch16_224.dino", "model.safetensors",
-                                fetch_command="rdm encoders fetch dreamsim")
+        dino_weights = hub_file(
+            "timm/vit_base_patch16_224.dino", "model.safetensors", fetch_command="rdm encoders fetch dreamsim"
+        )
     dino = {k: v for k, v in load_state_dict_file(dino_weights).items() if not k.startswith("head.")}
     branches: dict[str, dict[str, Tensor]] = {"dino": dino}
     for prefix, fname in BRANCH_FILES.items():
@@ -166,19 +180,32 @@ def convert_dreamsim(checkpoint: str | Path, dino_weights: str | Path | None = N
     assert cfg_name is not None
     config = json.loads(ck.read(cfg_name))
     ad_name = ck.find("ensemble_lora/adapter_model.safetensors", required=False) or ck.find(
-        "ensemble_lora/adapter_model.bin")
+        "ensemble_lora/adapter_model.bin"
+    )
     assert ad_name is not None
     merged = merge_lora(branches, _load_blob(ck.read(ad_name), ad_name), config)
     if merged == 0:
-        raise ArtifactError(f"{ad_name} holds no LoRA weights for extractor_list modules.",
-                            "use the adapter of the official ensemble checkpoint")
+        raise ArtifactError(
+            f"{ad_name} holds no LoRA weights for extractor_list modules.",
+            "use the adapter of the official ensemble checkpoint",
+        )
     target = Path(out) if out is not None else default_weights_path()
     tensors = {f"{p}.{k}": v.float() for p, sd in branches.items() for k, v in sd.items()}
-    save_tensors(target, tensors, meta={
-        "kind": "dreamsim_ensemble", "branches": list(branches), "lora_modules_merged": merged,
-        "lora": {k: config.get(k) for k in ("r", "lora_alpha", "use_rslora", "target_modules")},
-        "sources": {"checkpoint": str(ck.root), "dino": str(dino_weights),
-                    "dino_fingerprint": fingerprint_file(dino_weights)}})
+    save_tensors(
+        target,
+        tensors,
+        meta={
+            "kind": "dreamsim_ensemble",
+            "branches": list(branches),
+            "lora_modules_merged": merged,
+            "lora": {k: config.get(k) for k in ("r", "lora_alpha", "use_rslora", "target_modules")},
+            "sources": {
+                "checkpoint": str(ck.root),
+                "dino": str(dino_weights),
+                "dino_fingerprint": fingerprint_file(dino_weights),
+            },
+        },
+    )
     return target
 
 

@@ -25,11 +25,27 @@ def webssl_config(variant: str = "full") -> Any:
     from transformers import Dinov2Config
 
     if variant == "tiny":  # layerscale 1.0: with 1e-5 a random CLS barely depends on the input
-        return Dinov2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, use_swiglu_ffn=True,
-                            image_size=224, patch_size=14, layerscale_value=1.0)
-    return Dinov2Config(hidden_size=1536, num_hidden_layers=40, num_attention_heads=24, mlp_ratio=4,
-                        use_swiglu_ffn=True, image_size=224, patch_size=14, layerscale_value=1e-5,
-                        layer_norm_eps=1e-6, qkv_bias=True)
+        return Dinov2Config(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            use_swiglu_ffn=True,
+            image_size=224,
+            patch_size=14,
+            layerscale_value=1.0,
+        )
+    return Dinov2Config(
+        hidden_size=1536,
+        num_hidden_layers=40,
+        num_attention_heads=24,
+        mlp_ratio=4,
+        use_swiglu_ffn=True,
+        image_size=224,
+        patch_size=14,
+        layerscale_value=1e-5,
+        layer_norm_eps=1e-6,
+        qkv_bias=True,
+    )
 
 
 def radio_config(variant: str = "full") -> Any:
@@ -37,10 +53,26 @@ def radio_config(variant: str = "full") -> Any:
     from transformers import RadioConfig
 
     if variant == "tiny":
-        return RadioConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, patch_size=16,
-                           num_cls_tokens=3, num_registers=1, summary_idxs=[0, 1, 2], max_img_size=256)
-    return RadioConfig(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, patch_size=16,
-                       num_cls_tokens=3, num_registers=7, summary_idxs=[0, 1, 2], max_img_size=2048)
+        return RadioConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            patch_size=16,
+            num_cls_tokens=3,
+            num_registers=1,
+            summary_idxs=[0, 1, 2],
+            max_img_size=256,
+        )
+    return RadioConfig(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        patch_size=16,
+        num_cls_tokens=3,
+        num_registers=7,
+        summary_idxs=[0, 1, 2],
+        max_img_size=2048,
+    )
 
 
 def flux_vae_model(variant: str = "full") -> nn.Module:
@@ -54,11 +86,20 @@ def flux_vae_model(variant: str = "full") -> nn.Module:
         widths, layers, groups = (8, 8, 16, 16), 1, 4
     else:
         widths, layers, groups = (128, 256, 512, 512), 2, 32
-    return AutoencoderKL(in_channels=3, out_channels=3, latent_channels=16, block_out_channels=widths,
-                         layers_per_block=layers, down_block_types=("DownEncoderBlock2D",) * 4,
-                         up_block_types=("UpDecoderBlock2D",) * 4, norm_num_groups=groups,
-                         scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
-                         use_post_quant_conv=False)
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=16,
+        block_out_channels=widths,
+        layers_per_block=layers,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        norm_num_groups=groups,
+        scaling_factor=0.3611,
+        shift_factor=0.1159,
+        use_quant_conv=False,
+        use_post_quant_conv=False,
+    )
 
 
 # -- encoders ----------------------------------------------------------------------------------
@@ -85,13 +126,16 @@ class FluxVAEEncoder(FrozenEncoder):
         mean = self.backbone.encode(x).latent_dist.mean  # raw latent: no scaling/shift factor
         b, c, h, w = mean.shape
         if h % 4 or w % 4:
-            raise ShapeError(f"flux_vae latent {h}x{w} is not divisible by the 4x4 patch.",
-                             "use a resolution that is a multiple of 32")
+            raise ShapeError(
+                f"flux_vae latent {h}x{w} is not divisible by the 4x4 patch.",
+                "use a resolution that is a multiple of 32",
+            )
         return mean.reshape(b, c, h // 4, 4, w // 4, 4).mean(dim=(3, 5)).flatten(1)
 
 
-def _from_pretrained(cls: Any, spec: Any, weights: str | None, subfolder: str | None = None,
-                     dtype_key: str = "dtype") -> Any:
+def _from_pretrained(
+    cls: Any, spec: Any, weights: str | None, subfolder: str | None = None, dtype_key: str = "dtype"
+) -> Any:
     import torch
 
     root = pretrained_dir(spec, weights)
@@ -103,8 +147,9 @@ def _from_pretrained(cls: Any, spec: Any, weights: str | None, subfolder: str | 
     return cls.from_pretrained(str(root), **kw)
 
 
-def build_webssl_dino_1b(variant: str = "full", weights: str | None = None,
-                         pretrained: bool | None = None) -> WebSSLEncoder:
+def build_webssl_dino_1b(
+    variant: str = "full", weights: str | None = None, pretrained: bool | None = None
+) -> WebSSLEncoder:
     """Build ``webssl_dino_1b`` (transformers ``Dinov2Model``).
 
     Args:
@@ -123,8 +168,7 @@ def build_webssl_dino_1b(variant: str = "full", weights: str | None = None,
     return WebSSLEncoder(spec_for(spec, variant, int(model.config.hidden_size)), model)
 
 
-def build_cradiov3_l(variant: str = "full", weights: str | None = None,
-                     pretrained: bool | None = None) -> RadioEncoder:
+def build_cradiov3_l(variant: str = "full", weights: str | None = None, pretrained: bool | None = None) -> RadioEncoder:
     """Build ``cradiov3_l`` through transformers' native ``RadioModel`` (never remote code).
 
     Args:
@@ -144,8 +188,7 @@ def build_cradiov3_l(variant: str = "full", weights: str | None = None,
     return RadioEncoder(spec_for(spec, variant, int(cfg.hidden_size * n_summary)), model)
 
 
-def build_flux_vae(variant: str = "full", weights: str | None = None,
-                   pretrained: bool | None = None) -> FluxVAEEncoder:
+def build_flux_vae(variant: str = "full", weights: str | None = None, pretrained: bool | None = None) -> FluxVAEEncoder:
     """Build ``flux_vae`` (diffusers ``AutoencoderKL``, FLUX.1 config); the decoder is dropped.
 
     Args:

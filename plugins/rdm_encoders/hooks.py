@@ -10,5 +10,9 @@ from rdm_encoders.specs import FACTORIES, PANEL
 def rdm_register_encoders(registry) -> None:  # type: ignore[no-untyped-def]
     """Register the 14-encoder panel in panel order (10 training, then 4 held-out)."""
     for spec in PANEL:
-        registry.add(spec.name, FACTORIES[spec.name], spec=spec,
-                     help=f"{spec.split} encoder, {spec.dim}-d {spec.pooling} of {spec.library}:{spec.model_id}")
+        registry.add(
+            spec.name,
+            FACTORIES[spec.name],
+            spec=spec,
+            help=f"{spec.split} encoder, {spec.dim}-d {spec.pooling} of {spec.library}:{spec.model_id}",
+        )

@@ -92,25 +92,44 @@ class FIDInceptionV3(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         n = self.net
-        for block in (n.Conv2d_1a_3x3, n.Conv2d_2a_3x3, n.Conv2d_2b_3x3, n.maxpool1, n.Conv2d_3b_1x1,
-                      n.Conv2d_4a_3x3, n.maxpool2, n.Mixed_5b, n.Mixed_5c, n.Mixed_5d, n.Mixed_6a, n.Mixed_6b,
-                      n.Mixed_6c, n.Mixed_6d, n.Mixed_6e, n.Mixed_7a, n.Mixed_7b, n.Mixed_7c):
+        for block in (
+            n.Conv2d_1a_3x3,
+            n.Conv2d_2a_3x3,
+            n.Conv2d_2b_3x3,
+            n.maxpool1,
+            n.Conv2d_3b_1x1,
+            n.Conv2d_4a_3x3,
+            n.maxpool2,
+            n.Mixed_5b,
+            n.Mixed_5c,
+            n.Mixed_5d,
+            n.Mixed_6a,
+            n.Mixed_6b,
+            n.Mixed_6c,
+            n.Mixed_6d,
+            n.Mixed_6e,
+            n.Mixed_7a,
+            n.Mixed_7b,
+            n.Mixed_7c,
+        ):
             x = block(x)
         return x.mean(dim=(2, 3))  # global average pool -> pool3 (2048)
 
     def load_fid_state_dict(self, state: dict[str, Tensor]) -> None:
         """Load a torchvision-layout FID state dict (``fc`` of 1008 classes included)."""
-        fix = ("use weights-inception-2015-12-05-6726825d.pth (torch-fidelity) or pt_inception-2015-12-05 "
-               "(pytorch-fid)")
+        fix = "use weights-inception-2015-12-05-6726825d.pth (torch-fidelity) or pt_inception-2015-12-05 (pytorch-fid)"
         try:
             missing, unexpected = self.net.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches (e.g. a 1000-class ImageNet Inception)
-            raise WeightsNotFoundError(f"not an FID Inception state dict: {str(exc).splitlines()[-1].strip()}",
-                                       fix) from exc
+            raise WeightsNotFoundError(
+                f"not an FID Inception state dict: {str(exc).splitlines()[-1].strip()}", fix
+            ) from exc
         if missing or unexpected:
             raise WeightsNotFoundError(
                 f"not an FID Inception state dict: {len(missing)} missing keys (e.g. {missing[:2]}), "
-                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}).", fix)
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}).",
+                fix,
+            )
 
 
 class InceptionEncoder(FrozenEncoder):
@@ -120,7 +139,9 @@ class InceptionEncoder(FrozenEncoder):
         return self.backbone(x)
 
 
-def build_inception(variant: str = "full", weights: str | None = None, pretrained: bool | None = None) -> InceptionEncoder:
+def build_inception(
+    variant: str = "full", weights: str | None = None, pretrained: bool | None = None
+) -> InceptionEncoder:
     """Build the ``inception`` encoder.
 
     Args:

@@ -32,13 +32,20 @@ def weight_file(spec: EncoderSpec, weights: str | None, filename: str | None = N
         if p.is_dir():
             inner = p / target
             if not inner.exists():
-                raise WeightsNotFoundError(f"{p} is a directory without {target} (weights for {spec.name}).",
-                                           f"point the recipe at the weights file itself, or put {target} in {p}")
+                raise WeightsNotFoundError(
+                    f"{p} is a directory without {target} (weights for {spec.name}).",
+                    f"point the recipe at the weights file itself, or put {target} in {p}",
+                )
             return inner
         return p
     if spec.weights.hub_id:
-        return hub_file(spec.weights.hub_id, target, revision=spec.weights.revision,
-                        subfolder=spec.weights.subfolder, fetch_command=fetch_command(spec))
+        return hub_file(
+            spec.weights.hub_id,
+            target,
+            revision=spec.weights.revision,
+            subfolder=spec.weights.subfolder,
+            fetch_command=fetch_command(spec),
+        )
     if spec.weights.url:
         return url_file(spec.weights.url, fetch_command=fetch_command(spec))
     raise WeightsNotFoundError(f"encoder {spec.name!r} has no weights source.", "pass weights=<local file>")
@@ -52,7 +59,8 @@ def pretrained_dir(spec: EncoderSpec, weights: str | None) -> Path:
         if not p.is_dir():
             raise WeightsNotFoundError(
                 f"weights for {spec.name} must be a directory written by save_pretrained, got the file {p}.",
-                "point the recipe at the directory that holds config.json and the weights")
+                "point the recipe at the directory that holds config.json and the weights",
+            )
         return p
     paths = [weight_file(spec, None, f) for f in spec.weights.files]
     return paths[0].parent
@@ -80,12 +88,15 @@ def load_state_dict_file(path: str | Path) -> dict[str, Tensor]:
     try:
         obj: Any = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise WeightsNotFoundError(f"{p} is not a readable weights file ({type(exc).__name__}: {exc}).",
-                                   "re-download it, or convert it to .safetensors") from exc
+        raise WeightsNotFoundError(
+            f"{p} is not a readable weights file ({type(exc).__name__}: {exc}).",
+            "re-download it, or convert it to .safetensors",
+        ) from exc
     for key in ("state_dict", "model", "module"):  # common checkpoint wrappers
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
     if not isinstance(obj, dict):
-        raise WeightsNotFoundError(f"{p} does not hold a state dict (found {type(obj).__name__}).",
-                                   "give a file saved from model.state_dict()")
+        raise WeightsNotFoundError(
+            f"{p} does not hold a state dict (found {type(obj).__name__}).", "give a file saved from model.state_dict()"
+        )
     return obj

@@ -27,9 +27,19 @@ from rdm_encoders.loading import load_state_dict_file
 MODEL_NAME = "ViT-SO400M-16-SigLIP2-256"
 HUB_ID = f"timm/{MODEL_NAME}"
 WEIGHTS_FILE = "open_clip_model.safetensors"
-TINY_TEXT_CFG: dict[str, Any] = dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=2,
-                                     mlp_ratio=2.0, no_causal_mask=True, proj_bias=True, pool_type="last",
-                                     norm_kwargs={"eps": 1e-6}, act_kwargs={"approximate": "tanh"})
+TINY_TEXT_CFG: dict[str, Any] = dict(
+    context_length=16,
+    vocab_size=49408,
+    width=32,
+    heads=2,
+    layers=2,
+    mlp_ratio=2.0,
+    no_causal_mask=True,
+    proj_bias=True,
+    pool_type="last",
+    norm_kwargs={"eps": 1e-6},
+    act_kwargs={"approximate": "tanh"},
+)
 TINY_EMBED_DIM = 32
 
 
@@ -49,7 +59,7 @@ def text_tower(variant: str = "full") -> tuple[nn.Module, dict[str, Any]]:
 def _text_state(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """The text tower's keys from a full open_clip state dict (``text.*``), or a text-only dict."""
     if any(k.startswith("text.") for k in state):
-        return {k[len("text."):]: v for k, v in state.items() if k.startswith("text.")}
+        return {k[len("text.") :]: v for k, v in state.items() if k.startswith("text.")}
     return state
 
 
@@ -70,8 +80,11 @@ class TextEncoder(nn.Module):
 
     @property
     def dim(self) -> int:
-        return int(self.tower.text_projection.out_features if isinstance(self.tower.text_projection, nn.Linear)
-                   else self.tower.text_projection.shape[1])
+        return int(
+            self.tower.text_projection.out_features
+            if isinstance(self.tower.text_projection, nn.Linear)
+            else self.tower.text_projection.shape[1]
+        )
 
     def train(self, mode: bool = True) -> TextEncoder:
         return super().train(False)
@@ -82,7 +95,7 @@ class TextEncoder(nn.Module):
         device = next(self.tower.parameters()).device
         rows = []
         for start in range(0, len(prompts), self.batch_size):
-            ids = self.tokenizer(list(prompts[start:start + self.batch_size])).to(device)
+            ids = self.tokenizer(list(prompts[start : start + self.batch_size])).to(device)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16):
                 feats = self.tower(ids)
             rows.append(F.normalize(feats.float(), dim=-1).cpu())
@@ -103,7 +116,8 @@ def _tokenizer(variant: str, cfg: dict[str, Any], source: str) -> Any:
         raise WeightsNotFoundError(
             f"the SigLIP2 tokenizer ({source}) is not available locally: {type(exc).__name__}.",
             f"fetch {HUB_ID} into the Hugging Face cache on a machine with internet access, or pass "
-            "weights=<directory with open_clip_model.safetensors and the tokenizer files>") from exc
+            "weights=<directory with open_clip_model.safetensors and the tokenizer files>",
+        ) from exc
 
 
 def build_text_encoder(variant: str = "full", weights: str | None = None, batch_size: int = 512) -> TextEncoder:
@@ -122,8 +136,10 @@ def build_text_encoder(variant: str = "full", weights: str | None = None, batch_
         if path.is_dir():
             tok_source, path = str(path), path / WEIGHTS_FILE
             if not path.exists():
-                raise WeightsNotFoundError(f"{path.parent} has no {WEIGHTS_FILE}.",
-                                           "put the open_clip weights there, or point weights at the file")
+                raise WeightsNotFoundError(
+                    f"{path.parent} has no {WEIGHTS_FILE}.",
+                    "put the open_clip weights there, or point weights at the file",
+                )
     elif variant == "full":
         path = hub_file(HUB_ID, WEIGHTS_FILE, fetch_command=f"huggingface-cli download {HUB_ID}")
     with seeded_init("text_encoder", "siglip2_text", variant):  # the same random tiny tower in every process
@@ -133,10 +149,10 @@ def build_text_encoder(variant: str = "full", weights: str | None = None, batch_
         try:
             tower.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise WeightsNotFoundError(f"{path} does not fit the {variant} SigLIP2 text tower "
-                                       f"({str(exc).splitlines()[0]}).",
-                                       "use the open_clip weights of ViT-SO400M-16-SigLIP2-256 (or tiny weights "
-                                       "with variant='tiny')") from exc
+            raise WeightsNotFoundError(
+                f"{path} does not fit the {variant} SigLIP2 text tower ({str(exc).splitlines()[0]}).",
+                "use the open_clip weights of ViT-SO400M-16-SigLIP2-256 (or tiny weights with variant='tiny')",
+            ) from exc
     return TextEncoder(tower, _tokenizer(variant, cfg, tok_source), batch_size=batch_size)
 
 
@@ -144,8 +160,9 @@ def build_text_encoder(variant: str = "full", weights: str | None = None, batch_
 TEXT_ENCODERS = {"siglip2_text": build_text_encoder}
 
 
-def text_encoder(name: str = "siglip2_text", variant: str = "full", weights: str | None = None,
-                 batch_size: int = 512) -> TextEncoder:
+def text_encoder(
+    name: str = "siglip2_text", variant: str = "full", weights: str | None = None, batch_size: int = 512
+) -> TextEncoder:
     """The text encoder a recipe names in ``joint.text_encoder``.
 
     Raises:

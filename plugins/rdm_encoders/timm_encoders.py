@@ -64,14 +64,16 @@ class TimmEncoder(FrozenEncoder):
         if ff.dim() == 4:  # conv feature map (ConvNeXt): spatial mean, no head norm
             return ff.mean(dim=(2, 3))
         if how == "avg":
-            return ff[:, int(getattr(m, "num_prefix_tokens", 0)):].mean(dim=1)
+            return ff[:, int(getattr(m, "num_prefix_tokens", 0)) :].mean(dim=1)
         if how == "cls":
             return ff[:, 0]
         if how == "attn":
             attn = getattr(m, "attn_pool", None)
             if attn is None:
-                raise ShapeError(f"encoder {self.spec.name!r}: pooling 'attn' but {type(m).__name__} has no attn_pool.",
-                                 "build the model with global_pool='map'")
+                raise ShapeError(
+                    f"encoder {self.spec.name!r}: pooling 'attn' but {type(m).__name__} has no attn_pool.",
+                    "build the model with global_pool='map'",
+                )
             return attn(ff)  # all tokens, prefix included (PE-Core keeps its CLS in the pool)
         raise ShapeError(f"encoder {self.spec.name!r}: unknown pooling {how!r}.", "use avg, cls or attn")
 
@@ -79,8 +81,13 @@ class TimmEncoder(FrozenEncoder):
         return self.pool(self.backbone.forward_features(x))
 
 
-def build_timm_encoder(spec: EncoderSpec, variant: str = "full", weights: str | None = None,
-                       pretrained: bool | None = None, **overrides: Any) -> TimmEncoder:
+def build_timm_encoder(
+    spec: EncoderSpec,
+    variant: str = "full",
+    weights: str | None = None,
+    pretrained: bool | None = None,
+    **overrides: Any,
+) -> TimmEncoder:
     """Build one timm panel encoder.
 
     Args:
@@ -100,8 +107,9 @@ def build_timm_encoder(spec: EncoderSpec, variant: str = "full", weights: str | 
 
 
 def _builder(name: str):  # type: ignore[no-untyped-def]
-    def build(variant: str = "full", weights: str | None = None, pretrained: bool | None = None,
-              **overrides: Any) -> TimmEncoder:
+    def build(
+        variant: str = "full", weights: str | None = None, pretrained: bool | None = None, **overrides: Any
+    ) -> TimmEncoder:
         return build_timm_encoder(specs.SPECS[name], variant, weights, pretrained, **overrides)
 
     build.__name__ = f"build_{name}"

@@ -47,20 +47,28 @@ class EvalBank:
 
 def _read_bank(path: Path, encoder: str) -> tuple[Tensor, dict[str, Any]]:
     if not path.exists():
-        raise ArtifactError(f"eval bank {path} is missing (encoder {encoder!r}).",
-                            "build the eval banks with `rdm reference build RECIPE` (they go to <references.dir>/eval/)")
+        raise ArtifactError(
+            f"eval bank {path} is missing (encoder {encoder!r}).",
+            "build the eval banks with `rdm reference build RECIPE` (they go to <references.dir>/eval/)",
+        )
     tensors, meta = load_tensors(path)
     if "features" not in tensors:
-        raise ArtifactError(f"{path} has no tensor 'features' (found {sorted(tensors)}).",
-                            "rebuild the eval banks with `rdm reference build RECIPE`")
+        raise ArtifactError(
+            f"{path} has no tensor 'features' (found {sorted(tensors)}).",
+            "rebuild the eval banks with `rdm reference build RECIPE`",
+        )
     feats = tensors["features"]
     if feats.dim() != 2 or feats.shape[0] < 2:
-        raise ShapeError(f"{path}: 'features' has shape {tuple(feats.shape)}, expected (n >= 2, d).",
-                         "rebuild the eval banks with `rdm reference build RECIPE`")
+        raise ShapeError(
+            f"{path}: 'features' has shape {tuple(feats.shape)}, expected (n >= 2, d).",
+            "rebuild the eval banks with `rdm reference build RECIPE`",
+        )
     named = meta.get("encoder")
     if named is not None and named != encoder:
-        raise ArtifactError(f"{path} holds features of encoder {named!r}, not {encoder!r}.",
-                            "rebuild the eval banks, or fix references.dir")
+        raise ArtifactError(
+            f"{path} holds features of encoder {named!r}, not {encoder!r}.",
+            "rebuild the eval banks, or fix references.dir",
+        )
     return feats.float(), meta
 
 
@@ -69,8 +77,10 @@ def load_bank(ref_dir: str | os.PathLike[str], encoder: str) -> EvalBank:
     train, meta_t = _read_bank(bank_path(ref_dir, encoder, "train"), encoder)
     val, meta_v = _read_bank(bank_path(ref_dir, encoder, "val"), encoder)
     if train.shape[1] != val.shape[1]:
-        raise ShapeError(f"eval banks of {encoder!r} disagree: train dim {train.shape[1]}, val dim {val.shape[1]}.",
-                         "rebuild both banks with the same encoder variant (`rdm reference build RECIPE`)")
+        raise ShapeError(
+            f"eval banks of {encoder!r} disagree: train dim {train.shape[1]}, val dim {val.shape[1]}.",
+            "rebuild both banks with the same encoder variant (`rdm reference build RECIPE`)",
+        )
     return EvalBank(encoder, train, val, {"train": meta_t, "val": meta_v})
 
 
@@ -81,8 +91,11 @@ def load_banks(ref_dir: str | os.PathLike[str], encoders: list[str]) -> dict[str
 def save_features(path: str | os.PathLike[str], features: dict[str, Tensor], meta: dict[str, Any]) -> None:
     """Cache generated features: one tensor per encoder, ``meta`` in the header."""
     n = {int(t.shape[0]) for t in features.values()}
-    save_tensors(path, {k: v.float() for k, v in features.items()},
-                 {"kind": FEATURES_KIND, "encoders": list(features), "n": max(n) if n else 0, **meta})
+    save_tensors(
+        path,
+        {k: v.float() for k, v in features.items()},
+        {"kind": FEATURES_KIND, "encoders": list(features), "n": max(n) if n else 0, **meta},
+    )
 
 
 def load_features(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -92,19 +105,25 @@ def load_features(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict
     if p.is_dir():
         files = sorted(p.glob("*.safetensors"))
         if not files:
-            raise ArtifactError(f"{p} contains no .safetensors feature files.",
-                                "pass a features file written by `rdm eval` or a folder of <encoder>.safetensors")
+            raise ArtifactError(
+                f"{p} contains no .safetensors feature files.",
+                "pass a features file written by `rdm eval` or a folder of <encoder>.safetensors",
+            )
         out: dict[str, Tensor] = {}
         for f in files:
             tensors, _ = load_tensors(f)
             if "features" not in tensors:
-                raise ArtifactError(f"{f} has no tensor 'features'.", "save each encoder's (N, d) features as 'features'")
+                raise ArtifactError(
+                    f"{f} has no tensor 'features'.", "save each encoder's (N, d) features as 'features'"
+                )
             out[f.stem] = tensors["features"].float()
         return out, {"kind": FEATURES_KIND, "source": str(p)}
     tensors, meta = load_tensors(p)
     if meta.get("kind") not in (None, FEATURES_KIND, BATTERY_CACHE_KIND):
-        raise ArtifactError(f"{p} is a {meta.get('kind')!r} file, not generated features.",
-                            "pass the features.safetensors that `rdm eval` wrote, or a folder of per-encoder files")
+        raise ArtifactError(
+            f"{p} is a {meta.get('kind')!r} file, not generated features.",
+            "pass the features.safetensors that `rdm eval` wrote, or a folder of per-encoder files",
+        )
     return {k: v.float() for k, v in tensors.items()}, meta
 
 
@@ -112,6 +131,8 @@ def select_features(features: dict[str, Tensor], encoders: list[str], source: st
     """The recipe's encoders from a features dict; a clear error for any missing one."""
     missing = [e for e in encoders if e not in features]
     if missing:
-        raise ArtifactError(f"{source} has no features for encoder(s) {', '.join(missing)} (it has {', '.join(sorted(features))}).",
-                            "re-run `rdm eval` with --checkpoint or --images to extract them, or restrict the recipe's encoders")
+        raise ArtifactError(
+            f"{source} has no features for encoder(s) {', '.join(missing)} (it has {', '.join(sorted(features))}).",
+            "re-run `rdm eval` with --checkpoint or --images to extract them, or restrict the recipe's encoders",
+        )
     return {e: features[e] for e in encoders}

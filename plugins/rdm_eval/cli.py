@@ -14,16 +14,28 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     """Add the ``eval`` arguments; return the runner."""
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", metavar="C",
-                     help="student weights: model.safetensors, a checkpoint dir, or a run dir (latest checkpoint)")
+    src.add_argument(
+        "--checkpoint",
+        metavar="C",
+        help="student weights: model.safetensors, a checkpoint dir, or a run dir (latest checkpoint)",
+    )
     src.add_argument("--base", action="store_true", help="evaluate the recipe's base generator weights (explicitly)")
     src.add_argument("--images", metavar="DIR", help="a folder of generated images (recursive, sorted)")
     src.add_argument("--features", metavar="FILE", help="cached generated features (features.safetensors)")
     src.add_argument("--real-val", action="store_true", help="score real val data (seeded half split; sanity ~1)")
-    parser.add_argument("--metrics", metavar="M1,M2", help="comma-separated: sw_r14,mmd_r14,pickscore,geneval "
-                        "(default: the recipe's eval.metrics)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="recipe override, repeatable (e.g. eval.num_samples=4096)")
+    parser.add_argument(
+        "--metrics",
+        metavar="M1,M2",
+        help="comma-separated: sw_r14,mmd_r14,pickscore,geneval (default: the recipe's eval.metrics)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override, repeatable (e.g. eval.num_samples=4096)",
+    )
     parser.add_argument("--out", metavar="DIR", help="output directory (default <run dir>/eval/<input>)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     return run
@@ -34,14 +46,21 @@ def run(args: argparse.Namespace) -> int:
 
     from rdm_core.console import console, print_json
     from rdm_core.recipe.load import load_recipe
-
     from rdm_eval.evaluate import evaluate
     from rdm_eval.report import ratio_table, scalar_table
 
     recipe = load_recipe(args.recipe, args.overrides)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()] if args.metrics else None
-    outcome = evaluate(recipe, checkpoint=args.checkpoint, base=args.base, images=args.images,
-                       features=args.features, real_val=args.real_val, metrics=metrics, out_dir=args.out)
+    outcome = evaluate(
+        recipe,
+        checkpoint=args.checkpoint,
+        base=args.base,
+        images=args.images,
+        features=args.features,
+        real_val=args.real_val,
+        metrics=metrics,
+        out_dir=args.out,
+    )
     if args.json:
         print_json({"metrics": {k: asdict(v) for k, v in outcome.results.items()}, "files": outcome.files})
         return 0

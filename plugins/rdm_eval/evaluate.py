@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
     from rdm_core.interfaces import Generator, MetricResult
-
     from rdm_eval.banks import EvalBank
 
 FEATURE_METRICS = ("sw_r14", "mmd_r14")
@@ -78,17 +77,19 @@ def build_generator_with(recipe: Any, checkpoint: str | None, device: str) -> Ge
         try:
             load_model_weights(checkpoint, generator.trainable_module())
         except RuntimeError as exc:  # torch's state-dict mismatch
-            raise ArtifactError(f"checkpoint {checkpoint} does not fit generator {recipe.generator.name!r}: "
-                                f"{str(exc).splitlines()[0]}", "evaluate with the recipe the checkpoint was trained with") from exc
+            raise ArtifactError(
+                f"checkpoint {checkpoint} does not fit generator {recipe.generator.name!r}: {str(exc).splitlines()[0]}",
+                "evaluate with the recipe the checkpoint was trained with",
+            ) from exc
     return generator
 
 
-def generated_features(recipe: Any, encoders: list[str], source: dict[str, Any], device: str,
-                       out_dir: Path, generator: Generator | None) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def generated_features(
+    recipe: Any, encoders: list[str], source: dict[str, Any], device: str, out_dir: Path, generator: Generator | None
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Generated features for every encoder, from the chosen source; rendered ones are cached."""
     from rdm_core.battery import Battery
     from rdm_core.recipe.assemble import build_encoders
-
     from rdm_eval.banks import load_features, save_features, select_features
     from rdm_eval.render import folder_batches, list_images, render_batches
 
@@ -99,8 +100,9 @@ def generated_features(recipe: Any, encoders: list[str], source: dict[str, Any],
     battery = Battery(build_encoders(recipe, "all", device), chunk_size=batch, device=device)
     if source["kind"] == "images":
         files = list_images(source["path"])
-        feats = battery.extract(folder_batches(files, batch, int(recipe.references.resolution)),
-                                description=f"encoding {len(files)} images")
+        feats = battery.extract(
+            folder_batches(files, batch, int(recipe.references.resolution)), description=f"encoding {len(files)} images"
+        )
         meta = {"source": "images", "path": str(source["path"]), "n": len(files)}
     else:
         assert generator is not None
@@ -109,8 +111,11 @@ def generated_features(recipe: Any, encoders: list[str], source: dict[str, Any],
         feats = battery.extract(renders, description=f"render + encode {n} samples")
         meta = {"source": source["kind"], "checkpoint": source.get("path"), "n": n, "seed": seed}
     path = out_dir / "features.safetensors"
-    save_features(path, feats, {**meta, "held_out": list(recipe.encoders.held_out),
-                                "dims": {k: int(v.shape[1]) for k, v in feats.items()}})
+    save_features(
+        path,
+        feats,
+        {**meta, "held_out": list(recipe.encoders.held_out), "dims": {k: int(v.shape[1]) for k, v in feats.items()}},
+    )
     return feats, {**meta, "features_file": str(path)}
 
 
@@ -122,8 +127,10 @@ def _prompts_for(cond: Any, class_names: list[str]) -> list[str]:
     labels = cond.inputs
     if isinstance(labels, torch.Tensor) and labels.dim() == 1 and not labels.is_floating_point():
         return [class_names[int(i)] for i in labels.cpu()]
-    raise RdmError("pickscore cannot tell the prompts of this generator's conditions (no captions, no class ids).",
-                   "pass a prompt file: --set eval.args.pickscore.prompts=PATH")
+    raise RdmError(
+        "pickscore cannot tell the prompts of this generator's conditions (no captions, no class ids).",
+        "pass a prompt file: --set eval.args.pickscore.prompts=PATH",
+    )
 
 
 def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str) -> Tensor:
@@ -132,7 +139,6 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
     import torch
 
     from rdm_core.interfaces import as_image_batch
-
     from rdm_eval.render import render_batches
 
     scores = []
@@ -141,15 +147,17 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
 
         prompts = read_prompts(metric.prompts)
         if not hasattr(generator, "conditions_from_prompts"):
-            raise RdmError("pickscore prompts need a text-to-image generator (conditions_from_prompts).",
-                           "drop eval.args.pickscore.prompts for class-conditional generators")
+            raise RdmError(
+                "pickscore prompts need a text-to-image generator (conditions_from_prompts).",
+                "drop eval.args.pickscore.prompts for class-conditional generators",
+            )
         rng = torch.Generator(device=device).manual_seed(metric.seed)
         noise = torch.randn((len(prompts), *generator.noise_shape()), generator=rng, device=device)
         for start in range(0, len(prompts), batch):
-            cond = generator.conditions_from_prompts(prompts[start:start + batch]).to(device)
+            cond = generator.conditions_from_prompts(prompts[start : start + batch]).to(device)
             with torch.no_grad():
-                images = as_image_batch(generator.generate(noise[start:start + batch], cond)).float()
-            scores.append(metric.score(images, prompts[start:start + batch]))
+                images = as_image_batch(generator.generate(noise[start : start + batch], cond)).float()
+            scores.append(metric.score(images, prompts[start : start + batch]))
         return torch.cat(scores)
     from rdm_eval.pickscore import class_prompts
 
@@ -181,26 +189,41 @@ def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResul
 
 def run_geneval(recipe: Any, generator: Generator | None, device: str, out_dir: Path) -> MetricResult:
     from rdm_core.plugins import registry
-
     from rdm_eval import geneval
 
     metric = registry("metrics").create("geneval", **_metric_args(recipe, "geneval"))
     if metric.scorer_name == "results":  # scored elsewhere: nothing to render
         return metric.evaluate(image_dir=out_dir / "geneval")
     if generator is None:
-        raise RdmError("geneval needs a generator to render the prompts.",
-                       "pass --checkpoint (or --base), or score an existing render with eval.args.geneval.scorer=results")
+        raise RdmError(
+            "geneval needs a generator to render the prompts.",
+            "pass --checkpoint (or --base), or score an existing render with eval.args.geneval.scorer=results",
+        )
     prompts = geneval.load_prompts(metric.prompts)
-    image_dir = geneval.render(generator, prompts, out_dir / "geneval", samples_per_prompt=metric.samples_per_prompt,
-                               device=device, resume=metric.resume)
+    image_dir = geneval.render(
+        generator,
+        prompts,
+        out_dir / "geneval",
+        samples_per_prompt=metric.samples_per_prompt,
+        device=device,
+        resume=metric.resume,
+    )
     result = metric.evaluate(image_dir=image_dir)
     result.extra["prompt_set"] = geneval.prompt_set_report(prompts)
     return result
 
 
-def evaluate(recipe: Any, *, checkpoint: str | None = None, base: bool = False, images: str | None = None,
-             features: str | None = None, real_val: bool = False, metrics: list[str] | None = None,
-             out_dir: str | Path | None = None) -> EvalOutcome:
+def evaluate(
+    recipe: Any,
+    *,
+    checkpoint: str | None = None,
+    base: bool = False,
+    images: str | None = None,
+    features: str | None = None,
+    real_val: bool = False,
+    metrics: list[str] | None = None,
+    out_dir: str | Path | None = None,
+) -> EvalOutcome:
     """Run the recipe's (or the given) metrics on one input and write features + report files.
 
     Raises:
@@ -208,35 +231,61 @@ def evaluate(recipe: Any, *, checkpoint: str | None = None, base: bool = False, 
     """
     from rdm_core.plugins import registry
     from rdm_core.recipe.assemble import encoder_names
-
     from rdm_eval.banks import load_banks
 
-    chosen = [k for k, v in (("checkpoint", checkpoint), ("base", base), ("images", images),
-                             ("features", features), ("real_val", real_val)) if v]
+    chosen = [
+        k
+        for k, v in (
+            ("checkpoint", checkpoint),
+            ("base", base),
+            ("images", images),
+            ("features", features),
+            ("real_val", real_val),
+        )
+        if v
+    ]
     if len(chosen) != 1:
-        raise RecipeError(f"rdm eval needs exactly one input, got {', '.join(chosen) or 'none'}.",
-                          "pass one of --checkpoint C, --base, --images DIR, --features FILE, --real-val")
+        raise RecipeError(
+            f"rdm eval needs exactly one input, got {', '.join(chosen) or 'none'}.",
+            "pass one of --checkpoint C, --base, --images DIR, --features FILE, --real-val",
+        )
     kind = chosen[0]
     names = list(metrics or recipe.eval.metrics)
     known = registry("metrics")
     for m in names:
         known.get(m)  # UnknownNameError with suggestions
     needs_generator = [m for m in names if m in GENERATOR_METRICS]
-    if needs_generator and kind not in ("checkpoint", "base") and not (
-            needs_generator == ["geneval"] and _metric_args(recipe, "geneval").get("scorer") == "results"):
-        raise RecipeError(f"metric(s) {', '.join(needs_generator)} render with the generator, but the input is {kind}.",
-                          "pass --checkpoint C (or --base), or drop them from --metrics")
+    if (
+        needs_generator
+        and kind not in ("checkpoint", "base")
+        and not (needs_generator == ["geneval"] and _metric_args(recipe, "geneval").get("scorer") == "results")
+    ):
+        raise RecipeError(
+            f"metric(s) {', '.join(needs_generator)} render with the generator, but the input is {kind}.",
+            "pass --checkpoint C (or --base), or drop them from --metrics",
+        )
     device = resolve_device(str(recipe.run.device))
     ckpt = Path(str(checkpoint))
-    label = {"checkpoint": ckpt.parent.name if ckpt.is_file() else ckpt.name, "base": "base", "images": "images",
-             "features": "features", "real_val": "real_val"}[kind]
+    label = {
+        "checkpoint": ckpt.parent.name if ckpt.is_file() else ckpt.name,
+        "base": "base",
+        "images": "images",
+        "features": "features",
+        "real_val": "real_val",
+    }[kind]
     out = Path(out_dir) if out_dir else Path(recipe.run.output_dir) / recipe.run.name / "eval" / label
     out.mkdir(parents=True, exist_ok=True)
     encoders, held_out = encoder_names(recipe, "all"), list(recipe.encoders.held_out)
     source = {"kind": kind, "path": checkpoint or images or features}
     generator = build_generator_with(recipe, checkpoint, device) if kind in ("checkpoint", "base") else None
-    context: dict[str, Any] = {"input": source, "device": device, "references": str(recipe.references.dir),
-                               "encoders": encoders, "held_out": held_out, "metrics": names}
+    context: dict[str, Any] = {
+        "input": source,
+        "device": device,
+        "references": str(recipe.references.dir),
+        "encoders": encoders,
+        "held_out": held_out,
+        "metrics": names,
+    }
     results: dict[str, MetricResult] = {}
     feature_metrics = [m for m in names if m not in GENERATOR_METRICS]
     if feature_metrics:
@@ -267,8 +316,13 @@ def _write_outputs(outcome: EvalOutcome) -> None:
     from rdm_eval.report import bar_chart, write_report
 
     outcome.files["report"] = str(write_report(outcome.out_dir / "eval.json", outcome.results, outcome.context))
-    png = bar_chart(outcome.out_dir / "ratios.png", outcome.results, outcome.encoders, outcome.held_out,
-                    title=f"{outcome.context['input']['kind']}: ratio to real val (dashed = 1; * held-out, hatched)")
+    png = bar_chart(
+        outcome.out_dir / "ratios.png",
+        outcome.results,
+        outcome.encoders,
+        outcome.held_out,
+        title=f"{outcome.context['input']['kind']}: ratio to real val (dashed = 1; * held-out, hatched)",
+    )
     if png is not None:
         outcome.files["chart"] = str(png)
     if "generated" in outcome.context and "features_file" in outcome.context["generated"]:

@@ -27,7 +27,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from rdm_core.interfaces import Generator
 
 TASK_COUNTS: dict[str, int] = {
-    "single_object": 80, "two_object": 99, "counting": 80, "colors": 94, "position": 100, "color_attr": 100,
+    "single_object": 80,
+    "two_object": 99,
+    "counting": 80,
+    "colors": 94,
+    "position": 100,
+    "color_attr": 100,
 }
 TASKS = tuple(TASK_COUNTS)
 OFFICIAL_PROMPT_COUNT = 553
@@ -78,11 +83,15 @@ def load_prompts(path: str | os.PathLike[str] | None = None) -> list[GenEvalProm
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{p}:{lineno} is not valid JSON ({exc}).", "use the official evaluation_metadata.jsonl") from exc
+            raise ArtifactError(
+                f"{p}:{lineno} is not valid JSON ({exc}).", "use the official evaluation_metadata.jsonl"
+            ) from exc
         missing = [k for k in ("tag", "prompt", "include") if k not in row]
         if not isinstance(row, dict) or missing:
-            raise ArtifactError(f"{p}:{lineno} lacks field(s) {', '.join(missing) or '(not an object)'}.",
-                                "each line must be a JSON object with tag, include and prompt (official format)")
+            raise ArtifactError(
+                f"{p}:{lineno} lacks field(s) {', '.join(missing) or '(not an object)'}.",
+                "each line must be a JSON object with tag, include and prompt (official format)",
+            )
         prompts.append(GenEvalPrompt(len(prompts), str(row["tag"]), str(row["prompt"]), row))
     if not prompts:
         raise ArtifactError(f"{p} holds no prompts.", "use the official evaluation_metadata.jsonl")
@@ -94,8 +103,11 @@ def prompt_set_report(prompts: Sequence[GenEvalPrompt]) -> dict[str, Any]:
     counts: dict[str, int] = {}
     for pr in prompts:
         counts[pr.tag] = counts.get(pr.tag, 0) + 1
-    return {"n": len(prompts), "counts": counts,
-            "official": len(prompts) == OFFICIAL_PROMPT_COUNT and counts == TASK_COUNTS}
+    return {
+        "n": len(prompts),
+        "counts": counts,
+        "official": len(prompts) == OFFICIAL_PROMPT_COUNT and counts == TASK_COUNTS,
+    }
 
 
 def prompt_dir(out: str | os.PathLike[str], prompt_idx: int) -> Path:
@@ -103,11 +115,20 @@ def prompt_dir(out: str | os.PathLike[str], prompt_idx: int) -> Path:
 
 
 def _complete(folder: Path, n: int) -> bool:
-    return (folder / "metadata.jsonl").is_file() and all((folder / "samples" / f"{j:04d}.png").is_file() for j in range(n))
+    return (folder / "metadata.jsonl").is_file() and all(
+        (folder / "samples" / f"{j:04d}.png").is_file() for j in range(n)
+    )
 
 
-def render(generator: Generator, prompts: Sequence[GenEvalPrompt], out: str | os.PathLike[str], *,
-           samples_per_prompt: int = 4, device: Any = "cpu", resume: bool = True) -> Path:
+def render(
+    generator: Generator,
+    prompts: Sequence[GenEvalPrompt],
+    out: str | os.PathLike[str],
+    *,
+    samples_per_prompt: int = 4,
+    device: Any = "cpu",
+    resume: bool = True,
+) -> Path:
     """Render the GenEval images in the official layout; returns the image directory.
 
     Each sample has its own noise generator (:func:`sample_seed`); the conditions come from
@@ -118,13 +139,14 @@ def render(generator: Generator, prompts: Sequence[GenEvalPrompt], out: str | os
 
     from rdm_core.artifacts import atomic_path
     from rdm_core.console import progress
+    from rdm_core.images import save_png
     from rdm_core.interfaces import as_image_batch
 
-    from rdm_core.images import save_png
-
     if not hasattr(generator, "conditions_from_prompts"):
-        raise RdmError(f"generator {type(generator).__name__} cannot be conditioned on prompts (no conditions_from_prompts).",
-                       "GenEval needs a text-to-image generator; drop 'geneval' from --metrics")
+        raise RdmError(
+            f"generator {type(generator).__name__} cannot be conditioned on prompts (no conditions_from_prompts).",
+            "GenEval needs a text-to-image generator; drop 'geneval' from --metrics",
+        )
     if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
         raise ValueError(f"samples_per_prompt must be in [1, {MAX_SAMPLES_PER_PROMPT}], got {samples_per_prompt}")
     root = Path(out)
@@ -137,10 +159,16 @@ def render(generator: Generator, prompts: Sequence[GenEvalPrompt], out: str | os
             for pr in prompts:
                 folder = prompt_dir(root, pr.index)
                 if not (resume and _complete(folder, samples_per_prompt)):
-                    noise = torch.stack([
-                        torch.randn(generator.noise_shape(), device=device,
-                                    generator=torch.Generator(device=device).manual_seed(sample_seed(pr.index, j)))
-                        for j in range(samples_per_prompt)])
+                    noise = torch.stack(
+                        [
+                            torch.randn(
+                                generator.noise_shape(),
+                                device=device,
+                                generator=torch.Generator(device=device).manual_seed(sample_seed(pr.index, j)),
+                            )
+                            for j in range(samples_per_prompt)
+                        ]
+                    )
                     cond = generator.conditions_from_prompts([pr.prompt] * samples_per_prompt).to(device)
                     with torch.no_grad():
                         images = as_image_batch(generator.generate(noise, cond)).float()
@@ -158,7 +186,9 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Rows of a scorer results JSONL (official format: one object per image with ``tag`` and ``correct``)."""
     p = Path(path)
     if not p.is_file():
-        raise ArtifactError(f"GenEval results file {p} not found.", "run the scorer first, or pass the results JSONL it wrote")
+        raise ArtifactError(
+            f"GenEval results file {p} not found.", "run the scorer first, or pass the results JSONL it wrote"
+        )
     rows = []
     for lineno, line in enumerate(p.read_text().splitlines(), 1):
         if not line.strip():
@@ -168,7 +198,9 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{p}:{lineno} is not valid JSON ({exc}).", "re-run the scorer") from exc
         if not isinstance(row, dict) or "tag" not in row or "correct" not in row:
-            raise ArtifactError(f"{p}:{lineno} lacks 'tag' or 'correct'.", "pass the results JSONL of the official GenEval scorer")
+            raise ArtifactError(
+                f"{p}:{lineno} lacks 'tag' or 'correct'.", "pass the results JSONL of the official GenEval scorer"
+            )
         rows.append(row)
     if not rows:
         raise ArtifactError(f"{p} holds no results.", "re-run the scorer")
@@ -184,7 +216,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     totals: dict[str, list[int]] = {}
     for row in rows:
         hit = row["correct"]
-        if not isinstance(hit, (bool, int)) or isinstance(hit, int) and hit not in (0, 1):
+        if not isinstance(hit, (bool, int)) or (isinstance(hit, int) and hit not in (0, 1)):
             raise ShapeError(f"GenEval 'correct' must be a boolean, got {hit!r}.", "pass the official scorer's results")
         t = totals.setdefault(str(row["tag"]), [0, 0])
         t[0] += int(bool(hit))

@@ -43,16 +43,22 @@ def canonical_detector_config(python: str = sys.executable) -> Path:
     try:
         done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True, timeout=120)
     except (OSError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        raise RdmError(f"mmdet is not importable by {python} (needed for the canonical GenEval detector config).",
-                       "install the GenEval scorer stack (mmdet==3.3.0, mmcv) in that Python, or pass "
-                       "eval.args.geneval.detector_config=PATH") from exc
+        raise RdmError(
+            f"mmdet is not importable by {python} (needed for the canonical GenEval detector config).",
+            "install the GenEval scorer stack (mmdet==3.3.0, mmcv) in that Python, or pass "
+            "eval.args.geneval.detector_config=PATH",
+        ) from exc
     root = Path(done.stdout.strip().splitlines()[-1])
-    for candidate in (root / ".mim" / "configs" / "mask2former" / CANONICAL_CONFIG,
-                      root.parent / "configs" / "mask2former" / CANONICAL_CONFIG):
+    for candidate in (
+        root / ".mim" / "configs" / "mask2former" / CANONICAL_CONFIG,
+        root.parent / "configs" / "mask2former" / CANONICAL_CONFIG,
+    ):
         if candidate.is_file():
             return candidate
-    raise RdmError(f"mmdet at {root} has no builtin {CANONICAL_CONFIG}.",
-                   "install mmdet==3.3.0 (the canonical build), or pass eval.args.geneval.detector_config=PATH")
+    raise RdmError(
+        f"mmdet at {root} has no builtin {CANONICAL_CONFIG}.",
+        "install mmdet==3.3.0 (the canonical build), or pass eval.args.geneval.detector_config=PATH",
+    )
 
 
 class OfficialScorer:
@@ -69,9 +75,15 @@ class OfficialScorer:
 
     name = "official"
 
-    def __init__(self, repo: str, detector_dir: str, detector_config: str | None = None,
-                 python: str = sys.executable, options: Sequence[str] = (),
-                 script: str = "evaluation/evaluate_images.py") -> None:
+    def __init__(
+        self,
+        repo: str,
+        detector_dir: str,
+        detector_config: str | None = None,
+        python: str = sys.executable,
+        options: Sequence[str] = (),
+        script: str = "evaluation/evaluate_images.py",
+    ) -> None:
         self.repo, self.detector_dir = Path(repo), Path(detector_dir)
         self.detector_config = detector_config
         self.python, self.options, self.script = python, list(options), script
@@ -80,17 +92,30 @@ class OfficialScorer:
         """The exact scorer command line (recorded in the report)."""
         script = self.repo / self.script
         if not script.is_file():
-            raise RdmError(f"GenEval scorer script {script} not found.",
-                           "clone github.com/djghosh13/geneval and pass eval.args.geneval.repo=PATH")
+            raise RdmError(
+                f"GenEval scorer script {script} not found.",
+                "clone github.com/djghosh13/geneval and pass eval.args.geneval.repo=PATH",
+            )
         if not self.detector_dir.is_dir():
-            raise RdmError(f"GenEval detector directory {self.detector_dir} does not exist.",
-                           "download the Mask2Former checkpoint with the geneval repo's download script and pass "
-                           "eval.args.geneval.detector_dir=PATH")
+            raise RdmError(
+                f"GenEval detector directory {self.detector_dir} does not exist.",
+                "download the Mask2Former checkpoint with the geneval repo's download script and pass "
+                "eval.args.geneval.detector_dir=PATH",
+            )
         config = Path(self.detector_config) if self.detector_config else canonical_detector_config(self.python)
         if not config.is_file():
             raise RdmError(f"detector config {config} does not exist.", "pass an existing mmdet config file")
-        cmd = [self.python, str(script), str(image_dir), "--outfile", str(results),
-               "--model-path", str(self.detector_dir), "--model-config", str(config)]
+        cmd = [
+            self.python,
+            str(script),
+            str(image_dir),
+            "--outfile",
+            str(results),
+            "--model-path",
+            str(self.detector_dir),
+            "--model-config",
+            str(config),
+        ]
         if self.options:
             cmd += ["--options", *self.options]
         return cmd
@@ -101,10 +126,14 @@ class OfficialScorer:
         done = subprocess.run(cmd, cwd=str(self.repo), capture_output=True, text=True)
         if done.returncode != 0:
             tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-            raise RdmError(f"the GenEval scorer failed (exit {done.returncode}): {' | '.join(tail)}",
-                           "run the printed command by hand in the scorer's environment to debug it")
+            raise RdmError(
+                f"the GenEval scorer failed (exit {done.returncode}): {' | '.join(tail)}",
+                "run the printed command by hand in the scorer's environment to debug it",
+            )
         if not results.is_file():
-            raise ArtifactError(f"the GenEval scorer exited 0 but wrote no {results}.", "check the scorer's --outfile handling")
+            raise ArtifactError(
+                f"the GenEval scorer exited 0 but wrote no {results}.", "check the scorer's --outfile handling"
+            )
         return results
 
 
@@ -115,14 +144,18 @@ class ResultsFileScorer:
 
     def __init__(self, results: str | None = None) -> None:
         if not results:
-            raise RdmError("the 'results' GenEval scorer needs the path of a results JSONL.",
-                           "pass --set eval.args.geneval.results=PATH")
+            raise RdmError(
+                "the 'results' GenEval scorer needs the path of a results JSONL.",
+                "pass --set eval.args.geneval.results=PATH",
+            )
         self.results = Path(results)
 
     def score(self, image_dir: Path, results: Path) -> Path:
         if not self.results.is_file():
-            raise ArtifactError(f"GenEval results file {self.results} not found.",
-                                "pass eval.args.geneval.results=PATH of the official scorer's output")
+            raise ArtifactError(
+                f"GenEval results file {self.results} not found.",
+                "pass eval.args.geneval.results=PATH of the official scorer's output",
+            )
         return self.results
 
 
@@ -138,16 +171,21 @@ def make_scorer(name: str, **args: Any) -> GenEvalScorer:
     elif ":" in name:
         cls = import_object(name)
     else:
-        raise RdmError(f"unknown GenEval scorer {name!r}.",
-                       f"use one of {', '.join(BUILTIN_SCORERS)} or a 'module:Class' path")
+        raise RdmError(
+            f"unknown GenEval scorer {name!r}.", f"use one of {', '.join(BUILTIN_SCORERS)} or a 'module:Class' path"
+        )
     try:
         scorer = cls(**args)
     except TypeError as exc:
-        raise RdmError(f"GenEval scorer {name!r} does not accept these arguments: {exc}.",
-                       "check eval.args.geneval (see docs/evaluation.md)") from exc
+        raise RdmError(
+            f"GenEval scorer {name!r} does not accept these arguments: {exc}.",
+            "check eval.args.geneval (see docs/evaluation.md)",
+        ) from exc
     if not isinstance(scorer, GenEvalScorer):
-        raise RdmError(f"{name!r} is not a GenEval scorer (needs .name and .score(image_dir, results)).",
-                       "implement the GenEvalScorer protocol")
+        raise RdmError(
+            f"{name!r} is not a GenEval scorer (needs .name and .score(image_dir, results)).",
+            "implement the GenEvalScorer protocol",
+        )
     return scorer
 
 
@@ -174,8 +212,14 @@ class GenEvalMetric:
 
     name = "geneval"
 
-    def __init__(self, scorer: str = "official", prompts: str | None = None, samples_per_prompt: int = 4,
-                 resume: bool = True, **scorer_args: Any) -> None:
+    def __init__(
+        self,
+        scorer: str = "official",
+        prompts: str | None = None,
+        samples_per_prompt: int = 4,
+        resume: bool = True,
+        **scorer_args: Any,
+    ) -> None:
         self.scorer_name = scorer
         self.prompts = prompts
         self.samples_per_prompt = int(samples_per_prompt)
@@ -191,16 +235,18 @@ class GenEvalMetric:
         import json
         import tempfile
 
-        from rdm_eval.geneval import load_prompts, read_results
         from rdm_core.images import save_png
+        from rdm_eval.geneval import load_prompts, read_results
 
         if len(prompts) != images.shape[0]:
             raise RdmError(f"{images.shape[0]} images but {len(prompts)} prompts.", "pass one prompt per image")
         by_text = {p.prompt: p.metadata for p in load_prompts(self.prompts)}
         unknown = [t for t in prompts if t not in by_text]
         if unknown:
-            raise RdmError(f"prompt {unknown[0]!r} is not in the GenEval prompt file.",
-                           "score only GenEval prompts, or pass the matching prompts file")
+            raise RdmError(
+                f"prompt {unknown[0]!r} is not in the GenEval prompt file.",
+                "score only GenEval prompts, or pass the matching prompts file",
+            )
         scorer = make_scorer(self.scorer_name, **self.scorer_args)
         with tempfile.TemporaryDirectory(prefix="rdm_geneval_") as tmp:
             root = Path(tmp) / "images"
@@ -216,19 +262,31 @@ class GenEvalMetric:
                 flags[idx] = 1.0 if row["correct"] else 0.0
         return flags
 
-    def evaluate(self, *, image_dir: str | os.PathLike[str] | None = None,
-                 results: str | os.PathLike[str] | None = None, **_: Any) -> MetricResult:
+    def evaluate(
+        self,
+        *,
+        image_dir: str | os.PathLike[str] | None = None,
+        results: str | os.PathLike[str] | None = None,
+        **_: Any,
+    ) -> MetricResult:
         """Score ``image_dir`` (or read ``results`` directly) -> overall = mean of task rates."""
         from rdm_eval.geneval import read_results, summarize
 
         if results is None:
             if image_dir is None:
-                raise RdmError("geneval needs a rendered image directory or a results file.",
-                               "render with `rdm eval --checkpoint ... --metrics geneval`")
+                raise RdmError(
+                    "geneval needs a rendered image directory or a results file.",
+                    "render with `rdm eval --checkpoint ... --metrics geneval`",
+                )
             image_dir = Path(image_dir)
             scorer = make_scorer(self.scorer_name, **self.scorer_args)
             results = scorer.score(image_dir, image_dir.parent / "geneval_results.jsonl")
         summary = summarize(read_results(results))
-        extra = {"per_image": summary["per_image"], "counts": summary["counts"],
-                 "missing_tasks": summary["missing_tasks"], "results": str(results), "scorer": self.scorer_name}
+        extra = {
+            "per_image": summary["per_image"],
+            "counts": summary["counts"],
+            "missing_tasks": summary["missing_tasks"],
+            "results": str(results),
+            "scorer": self.scorer_name,
+        }
         return MetricResult(self.name, summary["overall"], dict(summary["tasks"]), extra)

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from rdm_core.errors import ArtifactError
 from rdm_core.interfaces import MetricResult
-
 from rdm_eval.sliced import NUM_PROJECTIONS, PROJECTION_CHUNK, PROJECTION_SEED, mean_ratio, safe_ratio
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -23,10 +22,14 @@ if TYPE_CHECKING:  # pragma: no cover
 def _check_inputs(name: str, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank]) -> list[str]:
     missing = [e for e in banks if e not in generated]
     if missing:
-        raise ArtifactError(f"{name}: no generated features for encoder(s) {', '.join(missing)}.",
-                            "extract generated features with every encoder that has an eval bank")
+        raise ArtifactError(
+            f"{name}: no generated features for encoder(s) {', '.join(missing)}.",
+            "extract generated features with every encoder that has an eval bank",
+        )
     if not banks:
-        raise ArtifactError(f"{name}: no encoders to evaluate.", "list encoders in the recipe (encoders.train / held_out)")
+        raise ArtifactError(
+            f"{name}: no encoders to evaluate.", "list encoders in the recipe (encoders.train / held_out)"
+        )
     return list(banks)
 
 
@@ -57,13 +60,21 @@ class SlicedWassersteinRatio:
 
     name = "sw_r14"
 
-    def __init__(self, num_projections: int = NUM_PROJECTIONS, chunk: int = PROJECTION_CHUNK,
-                 seed: int = PROJECTION_SEED, p: int = 2, n: int | None = 16384, device: str | None = None) -> None:
+    def __init__(
+        self,
+        num_projections: int = NUM_PROJECTIONS,
+        chunk: int = PROJECTION_CHUNK,
+        seed: int = PROJECTION_SEED,
+        p: int = 2,
+        n: int | None = 16384,
+        device: str | None = None,
+    ) -> None:
         self.num_projections, self.chunk, self.seed, self.p, self.n = num_projections, chunk, seed, p, n
         self.device = device
 
-    def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
-                 held_out: Sequence[str] = (), **_: Any) -> MetricResult:
+    def evaluate(
+        self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
+    ) -> MetricResult:
         """Score ``generated`` features against each encoder's (train, val) banks."""
         from rdm_eval.sliced import sliced_wasserstein_many
 
@@ -72,10 +83,16 @@ class SlicedWassersteinRatio:
         for enc in _check_inputs(self.name, generated, banks):
             bank = banks[enc]
             dev = self.device or bank.train.device
-            sw, n = sliced_wasserstein_many({"gen": generated[enc].to(dev), "val": bank.val.to(dev)},
-                                            bank.train.to(dev), p=self.p,
-                                            num_projections=self.num_projections, chunk=self.chunk,
-                                            seed=self.seed, n=self.n, name=f"{self.name}/{enc}")
+            sw, n = sliced_wasserstein_many(
+                {"gen": generated[enc].to(dev), "val": bank.val.to(dev)},
+                bank.train.to(dev),
+                p=self.p,
+                num_projections=self.num_projections,
+                chunk=self.chunk,
+                seed=self.seed,
+                n=self.n,
+                name=f"{self.name}/{enc}",
+            )
             ratios[enc] = safe_ratio(sw["gen"], sw["val"])
             details[enc] = {"sw_gen": sw["gen"], "sw_val": sw["val"], "ratio": ratios[enc], "n": n}
         extra = _summary(self.name, ratios, held_out)
@@ -98,14 +115,22 @@ class RffMmdRatio:
 
     name = "mmd_r14"
 
-    def __init__(self, features: int = 4096, seed: int = 99999, mean_subsample: int = 50000,
-                 sigma_subsample: int = 4096, n: int | None = None, device: str | None = None) -> None:
+    def __init__(
+        self,
+        features: int = 4096,
+        seed: int = 99999,
+        mean_subsample: int = 50000,
+        sigma_subsample: int = 4096,
+        n: int | None = None,
+        device: str | None = None,
+    ) -> None:
         self.features, self.seed = features, seed
         self.mean_subsample, self.sigma_subsample, self.n = mean_subsample, sigma_subsample, n
         self.device = device
 
-    def evaluate(self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank],
-                 held_out: Sequence[str] = (), **_: Any) -> MetricResult:
+    def evaluate(
+        self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
+    ) -> MetricResult:
         """Score ``generated`` features against each encoder's (train, val) banks."""
         from rdm_eval.rff import mmd_rff_ratios
 
@@ -114,10 +139,16 @@ class RffMmdRatio:
         for enc in _check_inputs(self.name, generated, banks):
             bank = banks[enc]
             dev = self.device or bank.train.device
-            out = mmd_rff_ratios(generated[enc].to(dev), bank.val.to(dev), bank.train.to(dev), n=self.n,
-                                 features=self.features,
-                                 seed=self.seed, mean_subsample=self.mean_subsample,
-                                 sigma_subsample=self.sigma_subsample)
+            out = mmd_rff_ratios(
+                generated[enc].to(dev),
+                bank.val.to(dev),
+                bank.train.to(dev),
+                n=self.n,
+                features=self.features,
+                seed=self.seed,
+                mean_subsample=self.mean_subsample,
+                sigma_subsample=self.sigma_subsample,
+            )
             ratios[enc] = out["ratio"]
             details[enc] = out
         extra = _summary(self.name, ratios, held_out)

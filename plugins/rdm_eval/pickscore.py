@@ -32,8 +32,10 @@ def _resolve(source: str, what: str) -> tuple[str, bool]:
     if p.is_dir():
         return str(p), True
     if p.is_absolute() or source.startswith((".", "~")) or source.count("/") != 1:
-        raise WeightsNotFoundError(f"{what} not found at {source}.",
-                                   f"pass a local directory saved with save_pretrained(), or a hub id like {PICKSCORE_MODEL}")
+        raise WeightsNotFoundError(
+            f"{what} not found at {source}.",
+            f"pass a local directory saved with save_pretrained(), or a hub id like {PICKSCORE_MODEL}",
+        )
     return source, is_offline()
 
 
@@ -75,8 +77,13 @@ class PickScorer:
         batch_size: pairs per forward (64).
     """
 
-    def __init__(self, model: str = PICKSCORE_MODEL, processor: str | None = PICKSCORE_PROCESSOR,
-                 device: Any = "cpu", batch_size: int = 64) -> None:
+    def __init__(
+        self,
+        model: str = PICKSCORE_MODEL,
+        processor: str | None = PICKSCORE_PROCESSOR,
+        device: Any = "cpu",
+        batch_size: int = 64,
+    ) -> None:
         from transformers import AutoProcessor, CLIPModel
 
         self.model = _load(CLIPModel, model, "PickScore model").to(device).eval().requires_grad_(False)
@@ -89,20 +96,30 @@ class PickScorer:
         import torch
 
         if images.dim() != 4 or images.shape[0] != len(prompts):
-            raise ShapeError(f"PickScore needs one prompt per image: {tuple(images.shape)} images, {len(prompts)} prompts.",
-                             "pass (B,3,H,W) images in [0,1] and B prompts")
+            raise ShapeError(
+                f"PickScore needs one prompt per image: {tuple(images.shape)} images, {len(prompts)} prompts.",
+                "pass (B,3,H,W) images in [0,1] and B prompts",
+            )
         out = []
         for start in range(0, len(prompts), self.batch_size):
             stop = start + self.batch_size
             pixel = self.processor(images=to_pil(images[start:stop]), return_tensors="pt")["pixel_values"]
-            text = self.processor(text=list(prompts[start:stop]), padding="max_length", truncation=True,
-                                  max_length=MAX_TEXT_TOKENS, return_tensors="pt")
+            text = self.processor(
+                text=list(prompts[start:stop]),
+                padding="max_length",
+                truncation=True,
+                max_length=MAX_TEXT_TOKENS,
+                return_tensors="pt",
+            )
             mask = text.get("attention_mask")
             with torch.no_grad():
                 # CLIPModel.forward's image/text embeddings are stable across transformers versions
                 # (get_*_features return output objects since v5).
-                res = self.model(input_ids=text["input_ids"].to(self.device), pixel_values=pixel.to(self.device),
-                                 attention_mask=mask.to(self.device) if mask is not None else None)
+                res = self.model(
+                    input_ids=text["input_ids"].to(self.device),
+                    pixel_values=pixel.to(self.device),
+                    attention_mask=mask.to(self.device) if mask is not None else None,
+                )
                 img, txt = res.image_embeds.float(), res.text_embeds.float()
                 cos = (img / img.norm(dim=-1, keepdim=True) * (txt / txt.norm(dim=-1, keepdim=True))).sum(-1)
                 out.append((self.model.logit_scale.float().exp() * cos).cpu())
@@ -112,11 +129,16 @@ class PickScorer:
 def win_rate(scores_a: Tensor, scores_b: Tensor) -> dict[str, float]:
     """Matched-pair comparison: fraction where A scores strictly higher than B (ties reported apart)."""
     if scores_a.shape != scores_b.shape or scores_a.dim() != 1 or scores_a.numel() == 0:
-        raise ShapeError(f"win rate needs two matched 1-D score vectors, got {tuple(scores_a.shape)} and {tuple(scores_b.shape)}.",
-                         "score the same noise and prompts with both models")
+        raise ShapeError(
+            f"win rate needs two matched 1-D score vectors, got {tuple(scores_a.shape)} and {tuple(scores_b.shape)}.",
+            "score the same noise and prompts with both models",
+        )
     n = scores_a.numel()
-    return {"win_rate": float((scores_a > scores_b).sum()) / n, "tie_rate": float((scores_a == scores_b).sum()) / n,
-            "n": n}
+    return {
+        "win_rate": float((scores_a > scores_b).sum()) / n,
+        "tie_rate": float((scores_a == scores_b).sum()) / n,
+        "n": n,
+    }
 
 
 class PickScoreMetric:
@@ -133,9 +155,18 @@ class PickScoreMetric:
 
     name = "pickscore"
 
-    def __init__(self, model: str = PICKSCORE_MODEL, processor: str | None = PICKSCORE_PROCESSOR,
-                 device: Any = "cpu", batch_size: int = 64, num_samples: int = 4000, seed: int | None = None,
-                 prompts: str | None = None, baseline: str | None = None, template: str = "a photo of a {}") -> None:
+    def __init__(
+        self,
+        model: str = PICKSCORE_MODEL,
+        processor: str | None = PICKSCORE_PROCESSOR,
+        device: Any = "cpu",
+        batch_size: int = 64,
+        num_samples: int = 4000,
+        seed: int | None = None,
+        prompts: str | None = None,
+        baseline: str | None = None,
+        template: str = "a photo of a {}",
+    ) -> None:
         self._args = dict(model=model, processor=processor, device=device, batch_size=batch_size)
         self._scorer: PickScorer | None = None
         self.num_samples = int(num_samples)
@@ -144,9 +175,15 @@ class PickScoreMetric:
 
     def render_settings(self) -> dict[str, Any]:
         """The render protocol options (recorded in reports)."""
-        return {"num_samples": self.num_samples, "seed": self.seed, "prompts": self.prompts,
-                "baseline": self.baseline, "template": self.template, "model": self._args["model"],
-                "processor": self._args["processor"]}
+        return {
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "prompts": self.prompts,
+            "baseline": self.baseline,
+            "template": self.template,
+            "model": self._args["model"],
+            "processor": self._args["processor"],
+        }
 
     @property
     def scorer(self) -> PickScorer:
@@ -158,14 +195,23 @@ class PickScoreMetric:
         """Per-pair PickScores (the callable other plugins use, e.g. reference curation)."""
         return self.scorer.score(images, prompts)
 
-    def evaluate(self, *, images: Tensor | None = None, prompts: Sequence[str] | None = None,
-                 scores: Tensor | None = None, baseline_images: Tensor | None = None,
-                 baseline_scores: Tensor | None = None, **_: Any) -> MetricResult:
+    def evaluate(
+        self,
+        *,
+        images: Tensor | None = None,
+        prompts: Sequence[str] | None = None,
+        scores: Tensor | None = None,
+        baseline_images: Tensor | None = None,
+        baseline_scores: Tensor | None = None,
+        **_: Any,
+    ) -> MetricResult:
         """Mean PickScore of ``images`` (or precomputed ``scores``); win rate vs the baseline."""
         if scores is None:
             if images is None or prompts is None:
-                raise ShapeError("pickscore needs images and prompts (or precomputed scores).",
-                                 "render with a checkpoint (`rdm eval --checkpoint`) so prompts are known")
+                raise ShapeError(
+                    "pickscore needs images and prompts (or precomputed scores).",
+                    "render with a checkpoint (`rdm eval --checkpoint`) so prompts are known",
+                )
             scores = self.scorer.score(images, prompts)
         extra: dict[str, Any] = {"n": int(scores.numel())}
         per_item: dict[str, float] = {}
@@ -176,4 +222,3 @@ class PickScoreMetric:
             extra.update(wr, baseline_mean=float(baseline_scores.double().mean()))
             per_item["win_rate"] = wr["win_rate"]
         return MetricResult(self.name, float(scores.double().mean()), per_item, extra)
-

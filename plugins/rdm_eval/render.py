@@ -25,8 +25,9 @@ if TYPE_CHECKING:  # pragma: no cover
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def render_batches(generator: Generator, num_samples: int, batch_size: int, *, seed: int = 0,
-                   device: Any = "cpu") -> Iterator[tuple[Tensor, Conditions]]:
+def render_batches(
+    generator: Generator, num_samples: int, batch_size: int, *, seed: int = 0, device: Any = "cpu"
+) -> Iterator[tuple[Tensor, Conditions]]:
     """Yield ``([0,1] images, conditions)`` batches of a seeded one-step render, without grad.
 
     Per batch the single seeded generator draws noise ``(b, *noise_shape)`` first, then the
@@ -61,8 +62,10 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
         raise ArtifactError(f"image folder {root} does not exist.", "pass --images DIR with PNG/JPEG files")
     files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
-        raise ArtifactError(f"{root} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
-                            "point --images at a folder of generated samples")
+        raise ArtifactError(
+            f"{root} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
+            "point --images at a folder of generated samples",
+        )
     return files
 
 
@@ -90,6 +93,4 @@ def folder_batches(files: list[Path], batch_size: int, resolution: int) -> Itera
     import torch
 
     for start in range(0, len(files), batch_size):
-        yield torch.stack([load_image(p, resolution) for p in files[start:start + batch_size]])
-
-
+        yield torch.stack([load_image(p, resolution) for p in files[start : start + batch_size]])

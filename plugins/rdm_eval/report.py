@@ -36,8 +36,10 @@ def ratio_table(results: dict[str, MetricResult], encoders: Sequence[str], held_
     """One row per encoder (held-out marked ``*``) with each ratio metric's numbers, then the means."""
     from rich.table import Table
 
-    table = Table(title="off-objective evaluation (ratio to real val; real = 1.00, lower is better)",
-                  caption="* held-out encoder (not in the training loss)")
+    table = Table(
+        title="off-objective evaluation (ratio to real val; real = 1.00, lower is better)",
+        caption="* held-out encoder (not in the training loss)",
+    )
     table.add_column("encoder")
     present = [m for m in RATIO_METRICS if m in results]
     for m in present:
@@ -90,8 +92,13 @@ def write_report(path: str | os.PathLike[str], results: dict[str, MetricResult],
     return Path(path)
 
 
-def bar_chart(path: str | os.PathLike[str], results: dict[str, MetricResult], encoders: Sequence[str],
-              held_out: Sequence[str], title: str = "") -> Path | None:
+def bar_chart(
+    path: str | os.PathLike[str],
+    results: dict[str, MetricResult],
+    encoders: Sequence[str],
+    held_out: Sequence[str],
+    title: str = "",
+) -> Path | None:
     """Per-encoder ratio bars, one panel per ratio metric (their scales differ by orders of
     magnitude), the real-val floor at 1.0 dashed; held-out encoders hatched and starred. A panel
     switches to a log axis when its ratios span more than a factor of 20."""
@@ -104,18 +111,23 @@ def bar_chart(path: str | os.PathLike[str], results: dict[str, MetricResult], en
     import matplotlib.pyplot as plt
 
     held = set(held_out)
-    fig, axes = plt.subplots(len(present), 1, sharex=True, squeeze=False,
-                             figsize=(max(6.0, 0.6 * len(encoders) + 2), 2.0 + 2.2 * len(present)))
-    for ax, m in zip(axes[:, 0], present):
+    fig, axes = plt.subplots(
+        len(present),
+        1,
+        sharex=True,
+        squeeze=False,
+        figsize=(max(6.0, 0.6 * len(encoders) + 2), 2.0 + 2.2 * len(present)),
+    )
+    for ax, m in zip(axes[:, 0], present, strict=True):
         ys = [results[m].per_item.get(e, float("nan")) for e in encoders]
         colors = ["tab:orange" if e in held else "tab:blue" for e in encoders]
         bars = ax.bar(range(len(encoders)), ys, color=colors)
-        for bar_, enc in zip(bars, encoders):
+        for bar_, enc in zip(bars, encoders, strict=True):
             if enc in held:
                 bar_.set_hatch("//")
         ax.axhline(1.0, color="black", linestyle="--", linewidth=1)
         finite = [y for y in ys if y == y and y > 0]
-        if finite and max(finite) / min(finite + [1.0]) > 20:
+        if finite and max(finite) / min([*finite, 1.0]) > 20:
             ax.set_yscale("log")
         ax.set_ylabel(f"{m}\n(mean {results[m].value:.3f})")
     axes[-1, 0].set_xticks(range(len(encoders)))

@@ -54,8 +54,10 @@ def median_bandwidth(x: Tensor, *, subsample: int = SIGMA_SUBSAMPLE, seed: int =
     # the usual median (mean of the two middle values for an even count), not torch's lower one
     sigma = float(upper) if pairs.numel() % 2 else float(0.5 * (pairs.kthvalue(k - 1).values + upper))
     if not math.isfinite(sigma) or sigma <= 0.0:
-        raise NonFiniteError(f"the median pairwise distance of the train bank is {sigma}.",
-                             "the train bank is degenerate (identical rows?); rebuild it with `rdm reference build`")
+        raise NonFiniteError(
+            f"the median pairwise distance of the train bank is {sigma}.",
+            "the train bank is degenerate (identical rows?); rebuild it with `rdm reference build`",
+        )
     return sigma
 
 
@@ -68,8 +70,9 @@ class RandomFourierFeatures:
     sigma: float
 
     @classmethod
-    def draw(cls, dim: int, sigma: float, *, features: int = RFF_DIM, seed: int = RFF_SEED,
-             device: Any = "cpu") -> RandomFourierFeatures:
+    def draw(
+        cls, dim: int, sigma: float, *, features: int = RFF_DIM, seed: int = RFF_SEED, device: Any = "cpu"
+    ) -> RandomFourierFeatures:
         """Draw W then b from one CPU generator seeded ``seed`` (device-independent values)."""
         import torch
 
@@ -87,11 +90,13 @@ class RandomFourierFeatures:
         import torch
 
         if x.dim() != 2 or x.shape[1] != self.weight.shape[0]:
-            raise ShapeError(f"RFF input has shape {tuple(x.shape)}, expected (N, {self.weight.shape[0]}).",
-                             "pass features of the encoder whose train bank defined this map")
+            raise ShapeError(
+                f"RFF input has shape {tuple(x.shape)}, expected (N, {self.weight.shape[0]}).",
+                "pass features of the encoder whose train bank defined this map",
+            )
         total = torch.zeros(self.num_features, dtype=torch.float64, device=self.weight.device)
         for start in range(0, x.shape[0], chunk):
-            block = x[start:start + chunk].to(device=self.weight.device, dtype=torch.float32)
+            block = x[start : start + chunk].to(device=self.weight.device, dtype=torch.float32)
             phi = torch.cos(block @ self.weight + self.bias)
             total += phi.sum(dim=0, dtype=torch.float64)
         return total * math.sqrt(2.0 / self.num_features) / x.shape[0]
@@ -111,9 +116,16 @@ class RffBank:
     mean_rows: int
 
     @classmethod
-    def from_train(cls, train: Tensor, *, features: int = RFF_DIM, seed: int = RFF_SEED,
-                   mean_subsample: int = MEAN_SUBSAMPLE, sigma_subsample: int = SIGMA_SUBSAMPLE,
-                   sigma: float | None = None) -> RffBank:
+    def from_train(
+        cls,
+        train: Tensor,
+        *,
+        features: int = RFF_DIM,
+        seed: int = RFF_SEED,
+        mean_subsample: int = MEAN_SUBSAMPLE,
+        sigma_subsample: int = SIGMA_SUBSAMPLE,
+        sigma: float | None = None,
+    ) -> RffBank:
         """Fit sigma (unless given), draw the map and average a seeded random train subsample.
 
         The sigma and mean subsamples use ``seed + 1`` and ``seed + 2`` so that neither equals
@@ -125,8 +137,9 @@ class RffBank:
         return cls(rff, rff.mean_embedding(sub), int(sub.shape[0]))
 
 
-def mmd_rff_ratios(gen: Tensor, val: Tensor, train: Tensor, *, n: int | None = None,
-                   **bank_args: Any) -> dict[str, float]:
+def mmd_rff_ratios(
+    gen: Tensor, val: Tensor, train: Tensor, *, n: int | None = None, **bank_args: Any
+) -> dict[str, float]:
     """One encoder's ``m(gen)``, ``m(val)`` and ratio, gen and val truncated to a common N.
 
     The biased mean embedding has an offset ~ (1 - E k)/N, so gen and val must share N for the
@@ -134,12 +147,20 @@ def mmd_rff_ratios(gen: Tensor, val: Tensor, train: Tensor, *, n: int | None = N
     """
     for label, x in (("generated", gen), ("val", val)):
         if x.dim() != 2 or x.shape[1] != train.shape[1]:
-            raise ShapeError(f"{label} features have shape {tuple(x.shape)} but the train bank has dim {train.shape[1]}.",
-                             "extract generated and bank features with the same encoder and variant")
+            raise ShapeError(
+                f"{label} features have shape {tuple(x.shape)} but the train bank has dim {train.shape[1]}.",
+                "extract generated and bank features with the same encoder and variant",
+            )
     common = min(int(gen.shape[0]), int(val.shape[0]), int(n) if n else 1 << 62)
     bank = RffBank.from_train(train, **bank_args)
     m_gen = mmd_score(bank.rff.mean_embedding(gen[:common]), bank.mu_r)
     m_val = mmd_score(bank.rff.mean_embedding(val[:common]), bank.mu_r)
     ratio = m_gen / m_val if m_val > 0 and math.isfinite(m_gen) else float("nan")
-    return {"m_gen": m_gen, "m_val": m_val, "ratio": ratio, "sigma": bank.rff.sigma, "n": common,
-            "mean_rows": bank.mean_rows}
+    return {
+        "m_gen": m_gen,
+        "m_val": m_val,
+        "ratio": ratio,
+        "sigma": bank.rff.sigma,
+        "n": common,
+        "mean_rows": bank.mean_rows,
+    }

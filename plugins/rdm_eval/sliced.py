@@ -26,9 +26,15 @@ PROJECTION_CHUNK = 64
 PROJECTION_SEED = 0
 
 
-def projection_chunks(dim: int, *, num_projections: int = NUM_PROJECTIONS, chunk: int = PROJECTION_CHUNK,
-                      seed: int = PROJECTION_SEED, device: Any = "cpu",
-                      dtype: torch.dtype | None = None) -> Iterator[Tensor]:
+def projection_chunks(
+    dim: int,
+    *,
+    num_projections: int = NUM_PROJECTIONS,
+    chunk: int = PROJECTION_CHUNK,
+    seed: int = PROJECTION_SEED,
+    device: Any = "cpu",
+    dtype: torch.dtype | None = None,
+) -> Iterator[Tensor]:
     """Unit directions ``(dim, c)`` in chunks, from one generator seeded ``seed`` on ``device``.
 
     The seed is shared across encoders, checkpoints and the real-val floor so that ratios are
@@ -55,21 +61,34 @@ def _check_pair(name: str, *sets: Tensor) -> None:
     dims = {int(s.shape[1]) if s.dim() == 2 else -1 for s in sets}
     if len(dims) != 1 or -1 in dims:
         shapes = ", ".join(str(tuple(s.shape)) for s in sets)
-        raise ShapeError(f"{name}: feature sets must be 2-D with one common dimension, got shapes {shapes}.",
-                         "extract every set with the same encoder (and variant) and pass (N, dim) tensors")
+        raise ShapeError(
+            f"{name}: feature sets must be 2-D with one common dimension, got shapes {shapes}.",
+            "extract every set with the same encoder (and variant) and pass (N, dim) tensors",
+        )
     for s in sets:
         if s.shape[0] < 2:
-            raise ShapeError(f"{name}: a feature set has {s.shape[0]} rows; SW needs at least 2.",
-                             "render or load more samples")
+            raise ShapeError(
+                f"{name}: a feature set has {s.shape[0]} rows; SW needs at least 2.", "render or load more samples"
+            )
         if not bool(torch.isfinite(s).all()):
-            raise NonFiniteError(f"{name}: features contain NaN or Inf.",
-                                 "check the encoder precision policy (fp32 for Inception) and the inputs")
+            raise NonFiniteError(
+                f"{name}: features contain NaN or Inf.",
+                "check the encoder precision policy (fp32 for Inception) and the inputs",
+            )
 
 
-def sliced_wasserstein_many(sets: Mapping[str, Tensor], anchor: Tensor, *, p: int = 2,
-                            num_projections: int = NUM_PROJECTIONS, chunk: int = PROJECTION_CHUNK,
-                            seed: int = PROJECTION_SEED, n: int | None = None,
-                            dtype: torch.dtype | None = None, name: str = "features") -> tuple[dict[str, float], int]:
+def sliced_wasserstein_many(
+    sets: Mapping[str, Tensor],
+    anchor: Tensor,
+    *,
+    p: int = 2,
+    num_projections: int = NUM_PROJECTIONS,
+    chunk: int = PROJECTION_CHUNK,
+    seed: int = PROJECTION_SEED,
+    n: int | None = None,
+    dtype: torch.dtype | None = None,
+    name: str = "features",
+) -> tuple[dict[str, float], int]:
     """``SW_p(X, anchor)`` for every ``X`` in ``sets``, on the same directions.
 
     All sets and the anchor are truncated to a common ``N`` (the smallest size, or ``n`` if
@@ -100,8 +119,9 @@ def sliced_wasserstein_many(sets: Mapping[str, Tensor], anchor: Tensor, *, p: in
     y = anchor[:common].to(device=device, dtype=work)
     xs = {k: v[:common].to(device=device, dtype=work) for k, v in sets.items()}
     totals = {k: torch.zeros((), dtype=torch.float64, device=device) for k in xs}
-    for theta in projection_chunks(int(y.shape[1]), num_projections=num_projections, chunk=chunk,
-                                   seed=seed, device=device, dtype=work):
+    for theta in projection_chunks(
+        int(y.shape[1]), num_projections=num_projections, chunk=chunk, seed=seed, device=device, dtype=work
+    ):
         y_sorted = torch.sort(y @ theta, dim=0).values
         for k, x in xs.items():
             diff = torch.sort(x @ theta, dim=0).values - y_sorted

@@ -20,8 +20,16 @@ from rdm_core.interfaces import Conditions
 from rdm_flux1.configs import HUB_IDS
 from rdm_flux2.diffusers_base import DiffusersOneStepGenerator, check_precision, check_resolution, check_variant
 
-PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder/*", "text_encoder_2/*", "tokenizer/*",
-            "tokenizer_2/*", "scheduler/*")
+PATTERNS = (
+    "model_index.json",
+    "transformer/*",
+    "vae/*",
+    "text_encoder/*",
+    "text_encoder_2/*",
+    "tokenizer/*",
+    "tokenizer_2/*",
+    "scheduler/*",
+)
 
 
 def pack(latents: Tensor) -> Tensor:
@@ -62,10 +70,21 @@ class Flux1Generator(DiffusersOneStepGenerator):
 
     generator_name = "flux1"
 
-    def __init__(self, model_dir: str | None = None, flavor: str = "schnell", hub_id: str | None = None,
-                 variant: str = "full", resolution: int = 512, ctx_len: int = 256, guidance: float = 3.5,
-                 prompts: str | None = None, precision: str = "inherit", vae_dtype: str = "auto",
-                 seed: int = 0, teacher_steps: int = 4) -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        flavor: str = "schnell",
+        hub_id: str | None = None,
+        variant: str = "full",
+        resolution: int = 512,
+        ctx_len: int = 256,
+        guidance: float = 3.5,
+        prompts: str | None = None,
+        precision: str = "inherit",
+        vae_dtype: str = "auto",
+        seed: int = 0,
+        teacher_steps: int = 4,
+    ) -> None:
         from diffusers import AutoencoderKL, FluxTransformer2DModel
 
         if flavor not in HUB_IDS:
@@ -76,11 +95,21 @@ class Flux1Generator(DiffusersOneStepGenerator):
         self.flavor, self.variant, self.resolution, self.ctx_len = flavor, variant, int(resolution), int(ctx_len)
         self.guidance, self.prompts_file, self.precision = float(guidance), prompts, precision
         self.seed, self.teacher_steps = int(seed), int(teacher_steps)
-        self._build_modules(model_dir, vae_dtype, tiny="rdm_flux1.tiny", transformer_cls=FluxTransformer2DModel,
-                            vae_cls=AutoencoderKL, hub_id=hub_id or HUB_IDS[flavor], patterns=PATTERNS)
+        self._build_modules(
+            model_dir,
+            vae_dtype,
+            tiny="rdm_flux1.tiny",
+            transformer_cls=FluxTransformer2DModel,
+            vae_cls=AutoencoderKL,
+            hub_id=hub_id or HUB_IDS[flavor],
+            patterns=PATTERNS,
+        )
         if bool(self.transformer.config.guidance_embeds) != (flavor == "dev"):
-            raise RdmError(f"the transformer {'has' if self.transformer.config.guidance_embeds else 'lacks'} a guidance "
-                           f"embedding, which does not fit flavor {flavor!r}.", "set generator.args.flavor to match the weights")
+            raise RdmError(
+                f"the transformer {'has' if self.transformer.config.guidance_embeds else 'lacks'} a guidance "
+                f"embedding, which does not fit flavor {flavor!r}.",
+                "set generator.args.flavor to match the weights",
+            )
         self._text: Any = None
         self._prompt_ctx: tuple[tuple[Tensor, Tensor], list[str]] | None = None
 
@@ -91,29 +120,49 @@ class Flux1Generator(DiffusersOneStepGenerator):
     def _inputs(self, noise: Tensor, conditions: Conditions) -> tuple[Tensor, Tensor]:
         c = int(self.transformer.config.in_channels) // 4
         if noise.dim() != 4 or noise.shape[1] != c or noise.shape[2] % 2 or noise.shape[3] % 2:
-            raise ShapeError(f"noise must be (B, {c}, h, w) with even h, w; got {tuple(noise.shape)}.",
-                             "draw noise of shape (B, *noise_shape())")
+            raise ShapeError(
+                f"noise must be (B, {c}, h, w) with even h, w; got {tuple(noise.shape)}.",
+                "draw noise of shape (B, *noise_shape())",
+            )
         inputs = conditions.inputs
         if not (isinstance(inputs, tuple) and len(inputs) == 2):
-            raise ShapeError("flux1 conditions must be a (T5 context, CLIP pooled) tuple.",
-                             "use sample_conditions() or conditions_from_prompts()")
+            raise ShapeError(
+                "flux1 conditions must be a (T5 context, CLIP pooled) tuple.",
+                "use sample_conditions() or conditions_from_prompts()",
+            )
         ctx, pooled = inputs
-        if ctx.shape[0] != noise.shape[0] or pooled.shape[0] != noise.shape[0] \
-                or ctx.shape[-1] != self.transformer.config.joint_attention_dim \
-                or pooled.shape[-1] != self.transformer.config.pooled_projection_dim:
-            raise ShapeError(f"conditions {tuple(ctx.shape)} / {tuple(pooled.shape)} do not fit noise batch {noise.shape[0]} "
-                             "or the transformer's widths.", "encode the prompts with this model's text encoders")
+        if (
+            ctx.shape[0] != noise.shape[0]
+            or pooled.shape[0] != noise.shape[0]
+            or ctx.shape[-1] != self.transformer.config.joint_attention_dim
+            or pooled.shape[-1] != self.transformer.config.pooled_projection_dim
+        ):
+            raise ShapeError(
+                f"conditions {tuple(ctx.shape)} / {tuple(pooled.shape)} do not fit noise batch {noise.shape[0]} "
+                "or the transformer's widths.",
+                "encode the prompts with this model's text encoders",
+            )
         return ctx.to(noise.device, noise.dtype), pooled.to(noise.device, noise.dtype)
 
     def _velocity(self, tokens: Tensor, ctx: Tensor, pooled: Tensor, sigma: Any, h: int, w: int) -> Tensor:
         b = tokens.shape[0]
         t = torch.as_tensor(sigma, device=tokens.device, dtype=tokens.dtype).expand(b)
-        guidance = torch.full((b,), self.guidance, device=tokens.device, dtype=torch.float32) \
-            if self.transformer.config.guidance_embeds else None
+        guidance = (
+            torch.full((b,), self.guidance, device=tokens.device, dtype=torch.float32)
+            if self.transformer.config.guidance_embeds
+            else None
+        )
         txt_ids = torch.zeros(ctx.shape[1], 3, device=tokens.device)
-        return self.transformer(hidden_states=tokens, encoder_hidden_states=ctx, pooled_projections=pooled,
-                                timestep=t, img_ids=image_ids(h, w, tokens.device), txt_ids=txt_ids,
-                                guidance=guidance, return_dict=False)[0]
+        return self.transformer(
+            hidden_states=tokens,
+            encoder_hidden_states=ctx,
+            pooled_projections=pooled,
+            timestep=t,
+            img_ids=image_ids(h, w, tokens.device),
+            txt_ids=txt_ids,
+            guidance=guidance,
+            return_dict=False,
+        )[0]
 
     def _decode(self, tokens: Tensor, h: int, w: int) -> Tensor:
         cfg = self.vae.config
@@ -163,22 +212,35 @@ class Flux1Generator(DiffusersOneStepGenerator):
             from diffusers import FluxPipeline
 
             if self.model_dir is None:
-                from rdm_flux1.tiny import (build_tiny_clip_text, build_tiny_clip_tokenizer, build_tiny_t5_encoder,
-                                            build_tiny_t5_tokenizer)
+                from rdm_flux1.tiny import (
+                    build_tiny_clip_text,
+                    build_tiny_clip_tokenizer,
+                    build_tiny_t5_encoder,
+                    build_tiny_t5_tokenizer,
+                )
 
                 tok, tok2 = build_tiny_clip_tokenizer(), build_tiny_t5_tokenizer()
-                parts = dict(text_encoder=build_tiny_clip_text(tok, self.seed + 4), tokenizer=tok,
-                             text_encoder_2=build_tiny_t5_encoder(len(tok2), self.seed + 3), tokenizer_2=tok2)
+                parts = dict(
+                    text_encoder=build_tiny_clip_text(tok, self.seed + 4),
+                    tokenizer=tok,
+                    text_encoder_2=build_tiny_t5_encoder(len(tok2), self.seed + 3),
+                    tokenizer_2=tok2,
+                )
             else:
                 from transformers import AutoTokenizer, CLIPTextModel, T5EncoderModel
 
                 dtype = self._text_dtype()
                 root = str(self.model_dir)
                 parts = dict(
-                    text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", dtype=dtype, local_files_only=True),
+                    text_encoder=CLIPTextModel.from_pretrained(
+                        root, subfolder="text_encoder", dtype=dtype, local_files_only=True
+                    ),
                     tokenizer=AutoTokenizer.from_pretrained(root, subfolder="tokenizer", local_files_only=True),
-                    text_encoder_2=T5EncoderModel.from_pretrained(root, subfolder="text_encoder_2", dtype=dtype, local_files_only=True),
-                    tokenizer_2=AutoTokenizer.from_pretrained(root, subfolder="tokenizer_2", local_files_only=True))
+                    text_encoder_2=T5EncoderModel.from_pretrained(
+                        root, subfolder="text_encoder_2", dtype=dtype, local_files_only=True
+                    ),
+                    tokenizer_2=AutoTokenizer.from_pretrained(root, subfolder="tokenizer_2", local_files_only=True),
+                )
             parts["text_encoder"].requires_grad_(False)
             parts["text_encoder_2"].requires_grad_(False)
             self._text = FluxPipeline(scheduler=None, vae=None, transformer=None, **parts)

@@ -6,6 +6,9 @@ from rdm_core import hookimpl
 
 
 @hookimpl
-def rdm_register_generators(registry) -> None:  # noqa: ANN001 (typed in rdm_core.hookspecs)
-    registry.add("flux1", "rdm_flux1.generator:Flux1Generator",
-                 help="FLUX.1 [schnell|dev] one-step generator (diffusers FluxTransformer2DModel + AutoencoderKL)")
+def rdm_register_generators(registry) -> None:
+    registry.add(
+        "flux1",
+        "rdm_flux1.generator:Flux1Generator",
+        help="FLUX.1 [schnell|dev] one-step generator (diffusers FluxTransformer2DModel + AutoencoderKL)",
+    )

@@ -50,8 +50,13 @@ def build_tiny_clip_text(tokenizer: Any, seed: int = 4) -> Any:
     """Tiny ``CLIPTextModel``; its bos/eos ids are the tokenizer's (the pooled token is the eos one)."""
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    config = CLIPTextConfig(vocab_size=len(tokenizer), bos_token_id=tokenizer.bos_token_id,
-                            eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, **TINY_CLIP)
+    config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TINY_CLIP,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return CLIPTextModel(config).eval()
@@ -87,10 +92,15 @@ def build_tiny_pipeline(seed: int = 0) -> Any:
     from diffusers import FluxPipeline
 
     tok, tok2 = build_tiny_clip_tokenizer(), build_tiny_t5_tokenizer()
-    return FluxPipeline(scheduler=build_scheduler(), vae=build_tiny_vae(seed + 1),
-                        text_encoder=build_tiny_clip_text(tok, seed + 4), tokenizer=tok,
-                        text_encoder_2=build_tiny_t5_encoder(len(tok2), seed + 3), tokenizer_2=tok2,
-                        transformer=build_tiny_transformer(seed))
+    return FluxPipeline(
+        scheduler=build_scheduler(),
+        vae=build_tiny_vae(seed + 1),
+        text_encoder=build_tiny_clip_text(tok, seed + 4),
+        tokenizer=tok,
+        text_encoder_2=build_tiny_t5_encoder(len(tok2), seed + 3),
+        tokenizer_2=tok2,
+        transformer=build_tiny_transformer(seed),
+    )
 
 
 def save_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:

@@ -14,12 +14,20 @@ def configure(parser: argparse.ArgumentParser):
     sub = parser.add_subparsers(dest="context_command", metavar="SUBCOMMAND", required=True)
     build = sub.add_parser("build", help="encode a prompts file into a context pool")
     build.add_argument("recipe", help="recipe file or shipped name (its generator encodes the prompts)")
-    build.add_argument("--prompts", required=True, help="prompts file: .txt (one per line) or .jsonl (prompt/caption/text)")
+    build.add_argument(
+        "--prompts", required=True, help="prompts file: .txt (one per line) or .jsonl (prompt/caption/text)"
+    )
     build.add_argument("-o", "--out", required=True, help="pool path (.npy); _meta.json and _prompts.json go beside it")
     build.add_argument("--batch-size", type=int, default=16, help="prompts per chunk (one resume point per chunk)")
     build.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="override a recipe value (repeatable)")
+    build.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable)",
+    )
     info = sub.add_parser("info", help="print a pool's metadata")
     info.add_argument("pool", help="pool path (.npy)")
     return run
@@ -44,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
 
     from rdm_core.errors import RdmError
+    from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
     from rdm_core.recipe.load import load_recipe
     from rdm_flux2.configs import TEXT_LAYERS
-    from rdm_core.prompts import read_prompts
     from rdm_flux2.context_pool import build_context_pool
 
     recipe = load_recipe(args.recipe, args.overrides)
@@ -57,14 +65,25 @@ def run(args: argparse.Namespace) -> int:
     recipe.generator.weights = None
     gen = build_generator(recipe, device=_device(args.device))
     if not hasattr(gen, "encode_prompts") or not hasattr(gen, "ctx_dim"):
-        raise RdmError(f"generator {recipe.generator.name!r} has no context pool (it encodes prompts itself).",
-                       "use a flux2-klein recipe, or pass prompts to the generator directly")
+        raise RdmError(
+            f"generator {recipe.generator.name!r} has no context pool (it encodes prompts itself).",
+            "use a flux2-klein recipe, or pass prompts to the generator directly",
+        )
     prompts = read_prompts(args.prompts)
     out = build_context_pool(
-        prompts, gen.encode_prompts, args.out, ctx_len=gen.ctx_len, dim=gen.ctx_dim, variant=gen.variant,
+        prompts,
+        gen.encode_prompts,
+        args.out,
+        ctx_len=gen.ctx_len,
+        dim=gen.ctx_dim,
+        variant=gen.variant,
         batch_size=args.batch_size,
-        info={"generator": recipe.generator.name, "model_dir": str(gen.model_dir) if gen.model_dir else None,
-              "text_layers": list(TEXT_LAYERS), "prompts_file": str(args.prompts)},
+        info={
+            "generator": recipe.generator.name,
+            "model_dir": str(gen.model_dir) if gen.model_dir else None,
+            "text_layers": list(TEXT_LAYERS),
+            "prompts_file": str(args.prompts),
+        },
     )
     console.print(f"[green]ok[/] {len(prompts)} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}")
     return 0

@@ -93,19 +93,23 @@ def build_context_pool(
         files["partial"].parent.mkdir(parents=True, exist_ok=True)
         arr = np.lib.format.open_memmap(files["partial"], mode="w+", dtype=np.float16, shape=(n, ctx_len, dim))
     with progress() as bar:
-        task = bar.add_task("context pool", total=n, completed=done, status=f"L={ctx_len} d={dim}",
-                            visible=show_progress)
+        task = bar.add_task(
+            "context pool", total=n, completed=done, status=f"L={ctx_len} d={dim}", visible=show_progress
+        )
         for start in range(done, n, batch_size):
             stop = min(start + batch_size, n)
             ctx = encode(prompts[start:stop])
             if tuple(ctx.shape) != (stop - start, ctx_len, dim):
-                raise RdmError(f"the text encoder returned {tuple(ctx.shape)}, expected {(stop - start, ctx_len, dim)}.",
-                               "check ctx_len and that the text encoder matches the generator")
+                raise RdmError(
+                    f"the text encoder returned {tuple(ctx.shape)}, expected {(stop - start, ctx_len, dim)}.",
+                    "check ctx_len and that the text encoder matches the generator",
+                )
             if not torch.isfinite(ctx).all():
                 from rdm_core.errors import NonFiniteError
 
-                raise NonFiniteError(f"non-finite contexts for prompts {start}..{stop - 1}.",
-                                     "check the text encoder weights and dtype")
+                raise NonFiniteError(
+                    f"non-finite contexts for prompts {start}..{stop - 1}.", "check the text encoder weights and dtype"
+                )
             arr[start:stop] = ctx.to(torch.float16).cpu().numpy()
             arr.flush()
             write_json(files["progress"], {"done": stop, "prompts_fingerprint": fp, "shape": [n, ctx_len, dim]})
@@ -113,8 +117,19 @@ def build_context_pool(
     arr.flush()
     del arr
     write_json(files["prompts"], prompts)
-    write_json(files["meta"], {"n": n, "ctx_len": ctx_len, "dim": dim, "variant": variant, "dtype": "float16",
-                               "prompts_fingerprint": fp, "pool_version": POOL_VERSION, **(info or {})})
+    write_json(
+        files["meta"],
+        {
+            "n": n,
+            "ctx_len": ctx_len,
+            "dim": dim,
+            "variant": variant,
+            "dtype": "float16",
+            "prompts_fingerprint": fp,
+            "pool_version": POOL_VERSION,
+            **(info or {}),
+        },
+    )
     with open(files["partial"], "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(files["partial"], files["array"])
@@ -133,20 +148,28 @@ class ContextPool:
     def __init__(self, path: str | Path, expect: dict[str, Any] | None = None) -> None:
         files = pool_files(path)
         if not files["array"].exists() or not files["meta"].exists():
-            hint = " (a build is in progress or was interrupted: rerun it to resume)" if files["partial"].exists() else ""
-            raise ArtifactError(f"context pool {files['array']} (or its _meta.json) does not exist{hint}.",
-                                "build it with `rdm context build RECIPE --prompts FILE -o POOL.npy`")
+            hint = (
+                " (a build is in progress or was interrupted: rerun it to resume)" if files["partial"].exists() else ""
+            )
+            raise ArtifactError(
+                f"context pool {files['array']} (or its _meta.json) does not exist{hint}.",
+                "build it with `rdm context build RECIPE --prompts FILE -o POOL.npy`",
+            )
         self.path = files["array"]
         self.meta: dict[str, Any] = read_json(files["meta"])
         self.array = np.load(self.path, mmap_mode="r", allow_pickle=False)
         shape = (self.meta.get("n"), self.meta.get("ctx_len"), self.meta.get("dim"))
         if tuple(self.array.shape) != shape:
-            raise ArtifactError(f"{self.path} has shape {tuple(self.array.shape)} but its meta says {shape}.",
-                                "the pool is corrupt: delete it and rebuild with `rdm context build`")
+            raise ArtifactError(
+                f"{self.path} has shape {tuple(self.array.shape)} but its meta says {shape}.",
+                "the pool is corrupt: delete it and rebuild with `rdm context build`",
+            )
         for key, want in (expect or {}).items():
             if self.meta.get(key) != want:
-                raise ArtifactError(f"context pool {self.path} has {key}={self.meta.get(key)!r}, the generator needs {want!r}.",
-                                    f"rebuild the pool with the generator's settings (`rdm context build`), or set {key} to match")
+                raise ArtifactError(
+                    f"context pool {self.path} has {key}={self.meta.get(key)!r}, the generator needs {want!r}.",
+                    f"rebuild the pool with the generator's settings (`rdm context build`), or set {key} to match",
+                )
         self._prompts_file = files["prompts"]
         self._prompts: list[str] | None = None
 
@@ -171,8 +194,10 @@ class ContextPool:
         """Contexts of rows ``index`` as a float32 ``(len(index), ctx_len, dim)`` tensor."""
         idx = index.detach().cpu().long().numpy()
         if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
-            raise RdmError(f"context rows {int(idx.min())}..{int(idx.max())} outside a pool of {len(self)}.",
-                           "draw indices in [0, len(pool))")
+            raise RdmError(
+                f"context rows {int(idx.min())}..{int(idx.max())} outside a pool of {len(self)}.",
+                "draw indices in [0, len(pool))",
+            )
         order = np.argsort(idx, kind="stable")  # sorted reads are sequential on disk
         out = np.empty((idx.size, self.ctx_len, self.dim), dtype=np.float16)
         out[order] = self.array[idx[order]]

@@ -83,8 +83,10 @@ def diffusers_to_bfl(state: dict[str, Tensor]) -> dict[str, Tensor]:
         if m is None:
             stem, _, param = key.rpartition(".")
             if stem not in _TOP_LEVEL:
-                raise ArtifactError(f"cannot map diffusers key {key!r} to BFL naming.",
-                                    "only FLUX.2 transformer state dicts can be saved in BFL layout")
+                raise ArtifactError(
+                    f"cannot map diffusers key {key!r} to BFL naming.",
+                    "only FLUX.2 transformer state dicts can be saved in BFL layout",
+                )
             out[f"{_TOP_LEVEL[stem]}.{param}"] = value
             continue
         kind, idx, inner, param = m.groups()
@@ -98,14 +100,18 @@ def diffusers_to_bfl(state: dict[str, Tensor]) -> dict[str, Tensor]:
         else:
             table, prefix = _SINGLE, "single_blocks"
         if inner not in table:
-            raise ArtifactError(f"cannot map diffusers key {key!r} to BFL naming.",
-                                "only FLUX.2 transformer state dicts can be saved in BFL layout")
+            raise ArtifactError(
+                f"cannot map diffusers key {key!r} to BFL naming.",
+                "only FLUX.2 transformer state dicts can be saved in BFL layout",
+            )
         bfl_inner = table[inner]
         bfl_param = "scale" if bfl_inner.endswith("_norm") else param
         out[f"{prefix}.{idx}.{bfl_inner}.{bfl_param}"] = value
     for (idx, group, param), parts in qkv.items():
         if set(parts) != {"q", "k", "v"}:
-            raise ArtifactError(f"block {idx} {group}: got only {sorted(parts)} of q/k/v.", "save a complete state dict")
+            raise ArtifactError(
+                f"block {idx} {group}: got only {sorted(parts)} of q/k/v.", "save a complete state dict"
+            )
         out[f"double_blocks.{idx}.{group}.{param}"] = torch.cat([parts["q"], parts["k"], parts["v"]], dim=0)
     return out
 
@@ -117,13 +123,15 @@ def bfl_to_diffusers(state: dict[str, Tensor]) -> dict[str, Tensor]:
     try:
         return convert_flux2_transformer_checkpoint_to_diffusers(dict(state))
     except KeyError as exc:
-        raise ArtifactError(f"not a FLUX.2 BFL state dict (unknown key part {exc}).",
-                            "pass format='diffusers' for diffusers-named files, or check the file") from exc
+        raise ArtifactError(
+            f"not a FLUX.2 BFL state dict (unknown key part {exc}).",
+            "pass format='diffusers' for diffusers-named files, or check the file",
+        ) from exc
 
 
 def strip_prefix(state: dict[str, Tensor], prefix: str = "model.") -> dict[str, Tensor]:
     """Remove ``prefix`` from every key that has it (the RDM release prefixes BFL names with ``model.``)."""
-    return {k[len(prefix):] if k.startswith(prefix) else k: v for k, v in state.items()}
+    return {k[len(prefix) :] if k.startswith(prefix) else k: v for k, v in state.items()}
 
 
 def detect_format(state: dict[str, Tensor]) -> str:
@@ -135,8 +143,10 @@ def detect_format(state: dict[str, Tensor]) -> str:
         return "bfl"
     if any(k.startswith(("transformer_blocks.", "single_transformer_blocks.", "x_embedder.")) for k in keys):
         return "diffusers"
-    raise ArtifactError(f"cannot tell the layout of a state dict with keys like {keys[:3]}.",
-                        "pass format='diffusers', 'bfl' or 'rdm' explicitly")
+    raise ArtifactError(
+        f"cannot tell the layout of a state dict with keys like {keys[:3]}.",
+        "pass format='diffusers', 'bfl' or 'rdm' explicitly",
+    )
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -145,8 +155,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
     p = Path(path).expanduser()
     if not p.exists():
-        raise WeightsNotFoundError(f"generator weights not found at {p}.",
-                                   "fix generator.weights / --checkpoint, or download the file first")
+        raise WeightsNotFoundError(
+            f"generator weights not found at {p}.", "fix generator.weights / --checkpoint, or download the file first"
+        )
     if p.is_dir():
         for sub in (p / "transformer", p):
             files = sorted(sub.glob("*.safetensors")) if sub.is_dir() else []
@@ -155,19 +166,25 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
                 for f in files:
                     state.update(read_state_dict(f))
                 return state
-        raise WeightsNotFoundError(f"{p} holds no .safetensors weights (nor transformer/*.safetensors).",
-                                   "pass a weights file or a diffusers transformer folder")
+        raise WeightsNotFoundError(
+            f"{p} holds no .safetensors weights (nor transformer/*.safetensors).",
+            "pass a weights file or a diffusers transformer folder",
+        )
     if p.suffix in (".pth", ".pt", ".bin"):
         try:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
         except Exception as exc:
-            raise ArtifactError(f"{p} could not be read as a weights-only torch file ({type(exc).__name__}: {exc}).",
-                                "convert it to safetensors; rdm never unpickles arbitrary objects") from exc
+            raise ArtifactError(
+                f"{p} could not be read as a weights-only torch file ({type(exc).__name__}: {exc}).",
+                "convert it to safetensors; rdm never unpickles arbitrary objects",
+            ) from exc
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             obj = obj["model"]
         if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-            raise ArtifactError(f"{p} is not a state dict nor {{'model': state_dict}}.",
-                                "pass the reference release's checkpoint or a safetensors file")
+            raise ArtifactError(
+                f"{p} is not a state dict nor {{'model': state_dict}}.",
+                "pass the reference release's checkpoint or a safetensors file",
+            )
         return dict(obj)
     from rdm_core.artifacts import load_tensors
 

@@ -72,9 +72,19 @@ class DiffusersOneStepGenerator:
     prompts_file: str | None
     _prompt_ctx: tuple[Any, list[str]] | None
 
-    def _build_modules(self, model_dir: str | None, vae_dtype: str, *, tiny: str, transformer_cls: Any,
-                       vae_cls: Any, hub_id: str, revision: str | None = None,
-                       patterns: tuple[str, ...] = PIPELINE_PATTERNS, vae_auto_full: str = "bf16") -> None:
+    def _build_modules(
+        self,
+        model_dir: str | None,
+        vae_dtype: str,
+        *,
+        tiny: str,
+        transformer_cls: Any,
+        vae_cls: Any,
+        hub_id: str,
+        revision: str | None = None,
+        patterns: tuple[str, ...] = PIPELINE_PATTERNS,
+        vae_auto_full: str = "bf16",
+    ) -> None:
         """Set ``transformer`` (fp32, train mode), ``vae`` (frozen, eval) and ``model_dir``.
 
         Args:
@@ -88,8 +98,9 @@ class DiffusersOneStepGenerator:
             hub_id, revision, patterns: what :func:`resolve_model_dir` fetches when ``model_dir`` is ``None``.
             vae_auto_full: the ``auto`` VAE dtype of the full variant.
         """
-        vae_torch_dtype = parse_dtype((vae_auto_full if self.variant == "full" else "fp32")
-                                      if vae_dtype == "auto" else vae_dtype)
+        vae_torch_dtype = parse_dtype(
+            (vae_auto_full if self.variant == "full" else "fp32") if vae_dtype == "auto" else vae_dtype
+        )
         self.model_dir = None
         if model_dir is None and self.variant == "tiny":
             builders = importlib.import_module(tiny)
@@ -167,8 +178,10 @@ class DiffusersOneStepGenerator:
     def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:
         """``n`` uniformly drawn prompts of the prompts file (encoded once, cached in memory)."""
         if not self.prompts_file:
-            raise RdmError(f"{self.generator_name} needs a prompts file to draw training conditions.",
-                           "set generator.args.prompts to a .txt/.jsonl prompts file")
+            raise RdmError(
+                f"{self.generator_name} needs a prompts file to draw training conditions.",
+                "set generator.args.prompts to a .txt/.jsonl prompts file",
+            )
         table, prompts = self._prompt_contexts()
         rows = torch.randint(0, len(prompts), (n,), generator=rng)
         # a tuple table (flux1: T5 context, CLIP pooled) is indexed part by part
@@ -180,13 +193,18 @@ class DiffusersOneStepGenerator:
         """Load ``state`` into the transformer; any missing/unexpected key is an :class:`ArtifactError`."""
         result = self.transformer.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
-            raise ArtifactError(f"{path} does not match the {self.generator_name} transformer: missing "
-                                f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}.", fix)
+            raise ArtifactError(
+                f"{path} does not match the {self.generator_name} transformer: missing "
+                f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}.",
+                fix,
+            )
 
     def _save_diffusers_named(self, path: str, format: str, meta: dict[str, Any]) -> None:
         """Save the transformer state dict as is (diffusers naming; ``rdm`` is accepted as an alias)."""
         from rdm_core.artifacts import save_tensors
 
         if format not in ("diffusers", "rdm"):
-            raise RdmError(f"{self.generator_name} saves only diffusers naming, not {format!r}.", "use format='diffusers'")
+            raise RdmError(
+                f"{self.generator_name} saves only diffusers naming, not {format!r}.", "use format='diffusers'"
+            )
         save_tensors(path, self.transformer.state_dict(), meta)

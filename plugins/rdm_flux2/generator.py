@@ -21,8 +21,14 @@ from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
 from rdm_flux2 import convert, latents
 from rdm_flux2.configs import DEFAULT_CTX_LEN, HUB_ID_4B, TEXT_LAYERS
-from rdm_flux2.diffusers_base import (PRECISIONS, DiffusersOneStepGenerator, check_precision, check_resolution,
-                                      check_variant, toggle_checkpointing)
+from rdm_flux2.diffusers_base import (
+    PRECISIONS,
+    DiffusersOneStepGenerator,
+    check_precision,
+    check_resolution,
+    check_variant,
+    toggle_checkpointing,
+)
 from rdm_flux2.loading import parse_dtype, resolve_model_dir
 
 __all__ = ["PRECISIONS", "Flux2KleinGenerator", "build"]
@@ -55,11 +61,23 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
     #: latent positions decoded together by :meth:`teacher_sample` (64 latents at 512 px)
     decode_tokens: int = 64 * 1024
 
-    def __init__(self, model_dir: str | None = None, hub_id: str = HUB_ID_4B, revision: str | None = None,
-                 variant: str = "full", resolution: int = 512, ctx_len: int = DEFAULT_CTX_LEN,
-                 context_pool: str | None = None, prompts: str | None = None, precision: str = "inherit",
-                 vae_dtype: str = "auto", seed: int = 0, teacher_steps: int = 4,
-                 gradient_checkpointing: bool = False, vae_checkpointing: bool = False) -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        hub_id: str = HUB_ID_4B,
+        revision: str | None = None,
+        variant: str = "full",
+        resolution: int = 512,
+        ctx_len: int = DEFAULT_CTX_LEN,
+        context_pool: str | None = None,
+        prompts: str | None = None,
+        precision: str = "inherit",
+        vae_dtype: str = "auto",
+        seed: int = 0,
+        teacher_steps: int = 4,
+        gradient_checkpointing: bool = False,
+        vae_checkpointing: bool = False,
+    ) -> None:
         from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
 
         check_variant("flux2-klein", variant)
@@ -68,11 +86,20 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         self.variant, self.resolution, self.ctx_len = variant, int(resolution), int(ctx_len)
         self.precision, self.seed, self.teacher_steps = precision, int(seed), int(teacher_steps)
         self.context_pool, self.prompts_file = context_pool, prompts
-        self._build_modules(model_dir, vae_dtype, tiny="rdm_flux2.tiny", transformer_cls=Flux2Transformer2DModel,
-                            vae_cls=AutoencoderKLFlux2, hub_id=hub_id, revision=revision)
+        self._build_modules(
+            model_dir,
+            vae_dtype,
+            tiny="rdm_flux2.tiny",
+            transformer_cls=Flux2Transformer2DModel,
+            vae_cls=AutoencoderKLFlux2,
+            hub_id=hub_id,
+            revision=revision,
+        )
         if self.transformer.config.guidance_embeds:
-            raise RdmError("this transformer has a guidance embedding (FLUX.2-dev), not klein.",
-                           "point model_dir at a FLUX.2-klein folder")
+            raise RdmError(
+                "this transformer has a guidance embedding (FLUX.2-dev), not klein.",
+                "point model_dir at a FLUX.2-klein folder",
+            )
         self._text: Any = None
         self._pool: Any = None
         self._prompt_ctx: tuple[Tensor, list[str]] | None = None
@@ -110,26 +137,38 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
     def _context(self, conditions: Conditions, batch: int, device: torch.device, dtype: torch.dtype) -> Tensor:
         ctx = conditions.inputs
         if not isinstance(ctx, Tensor) or ctx.dim() != 3:
-            raise ShapeError(f"flux2-klein conditions must be a (B, L, {self.ctx_dim}) context tensor, got "
-                             f"{type(ctx).__name__}{tuple(ctx.shape) if isinstance(ctx, Tensor) else ''}.",
-                             "use sample_conditions() or conditions_from_prompts()")
+            raise ShapeError(
+                f"flux2-klein conditions must be a (B, L, {self.ctx_dim}) context tensor, got "
+                f"{type(ctx).__name__}{tuple(ctx.shape) if isinstance(ctx, Tensor) else ''}.",
+                "use sample_conditions() or conditions_from_prompts()",
+            )
         if ctx.shape[0] != batch or ctx.shape[2] != self.ctx_dim:
-            raise ShapeError(f"context {tuple(ctx.shape)} does not fit noise batch {batch} / width {self.ctx_dim}.",
-                             "use one context row per noise sample, from a pool built for this generator")
+            raise ShapeError(
+                f"context {tuple(ctx.shape)} does not fit noise batch {batch} / width {self.ctx_dim}.",
+                "use one context row per noise sample, from a pool built for this generator",
+            )
         return ctx.to(device=device, dtype=dtype)
 
     def _check_noise(self, noise: Tensor) -> None:
         c = int(self.transformer.config.in_channels)
         if noise.dim() != 4 or noise.shape[1] != c:
-            raise ShapeError(f"noise must be (B, {c}, h, w), got {tuple(noise.shape)}.", "draw noise of shape (B, *noise_shape())")
+            raise ShapeError(
+                f"noise must be (B, {c}, h, w), got {tuple(noise.shape)}.", "draw noise of shape (B, *noise_shape())"
+            )
 
     def velocity(self, tokens: Tensor, ctx: Tensor, sigma: float | Tensor, height: int, width: int) -> Tensor:
         """The transformer's velocity for packed tokens at ``sigma`` in [0, 1] (x1000 happens inside)."""
         device = tokens.device
         t = torch.as_tensor(sigma, device=device, dtype=tokens.dtype).expand(tokens.shape[0])
-        return self.transformer(hidden_states=tokens, encoder_hidden_states=ctx, timestep=t,
-                                img_ids=latents.latent_ids(height, width, device),
-                                txt_ids=latents.text_ids(ctx.shape[1], device), guidance=None, return_dict=False)[0]
+        return self.transformer(
+            hidden_states=tokens,
+            encoder_hidden_states=ctx,
+            timestep=t,
+            img_ids=latents.latent_ids(height, width, device),
+            txt_ids=latents.text_ids(ctx.shape[1], device),
+            guidance=None,
+            return_dict=False,
+        )[0]
 
     def one_step_latents(self, noise: Tensor, conditions: Conditions) -> Tensor:
         """Differentiable x0 = z - v(z, ctx, t=1) as ``(B, 128, h, w)`` normalised latents."""
@@ -171,7 +210,7 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             z = latents.unpack(x, h, w)
             # decode in chunks of max(1, 64 x 1024 / (h x w)) latents (64 at 512 px), as the release does
             chunk = max(1, self.decode_tokens // (h * w))
-            return torch.cat([latents.decode_to_unit(z[i:i + chunk], self.vae) for i in range(0, b, chunk)])
+            return torch.cat([latents.decode_to_unit(z[i : i + chunk], self.vae) for i in range(0, b, chunk)])
 
     # -- conditions -------------------------------------------------------------------------
     def text_encoder(self) -> Any:
@@ -187,8 +226,10 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             else:
                 self._text = Qwen3ContextEncoder.from_folder(self.model_dir, dtype=self._text_dtype())
             if self._text.dim != self.ctx_dim:
-                raise ShapeError(f"text encoder gives {self._text.dim}-wide contexts, the transformer expects {self.ctx_dim}.",
-                                 "use the text encoder shipped with this klein model")
+                raise ShapeError(
+                    f"text encoder gives {self._text.dim}-wide contexts, the transformer expects {self.ctx_dim}.",
+                    "use the text encoder shipped with this klein model",
+                )
         return self._text
 
     def encode_prompts(self, prompts: Sequence[str], ctx_len: int | None = None) -> Tensor:
@@ -208,8 +249,10 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
                 if pool.prompts() != read_prompts(self.prompts_file):
                     from rdm_core.errors import ArtifactError
 
-                    raise ArtifactError(f"context pool {pool.path} was not built from {self.prompts_file} (rows differ).",
-                                        "rebuild the pool from that prompts file with `rdm context build`, or fix generator.args.prompts")
+                    raise ArtifactError(
+                        f"context pool {pool.path} was not built from {self.prompts_file} (rows differ).",
+                        "rebuild the pool from that prompts file with `rdm context build`, or fix generator.args.prompts",
+                    )
             self._pool = pool
         return self._pool
 
@@ -224,8 +267,10 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             return len(pool)
         if self.prompts_file:
             return len(self._prompt_contexts()[1])
-        raise RdmError("flux2-klein has neither a context_pool nor a prompts file.",
-                       "build one with `rdm context build RECIPE --prompts FILE -o POOL.npy` and set generator.args.context_pool")
+        raise RdmError(
+            "flux2-klein has neither a context_pool nor a prompts file.",
+            "build one with `rdm context build RECIPE --prompts FILE -o POOL.npy` and set generator.args.context_pool",
+        )
 
     def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:
         """``n`` uniformly drawn pool rows: ``Conditions(inputs=ctx, caption_ids=rows, captions)``."""
@@ -250,9 +295,11 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         if result.missing_keys or result.unexpected_keys:
             from rdm_core.errors import ArtifactError
 
-            raise ArtifactError(f"{path} does not match the flux2-klein transformer: missing {result.missing_keys[:3]}"
-                                f" ({len(result.missing_keys)}), unexpected {result.unexpected_keys[:3]} ({len(result.unexpected_keys)}).",
-                                "use weights of the same klein size (4B/9B) and the right format ('diffusers', 'bfl', 'rdm')")
+            raise ArtifactError(
+                f"{path} does not match the flux2-klein transformer: missing {result.missing_keys[:3]}"
+                f" ({len(result.missing_keys)}), unexpected {result.unexpected_keys[:3]} ({len(result.unexpected_keys)}).",
+                "use weights of the same klein size (4B/9B) and the right format ('diffusers', 'bfl', 'rdm')",
+            )
 
     def save_weights(self, path: str, format: str = "rdm", dtype: str | None = None) -> None:
         """Save the transformer as ``rdm`` (``model.`` + BFL), ``bfl`` or ``diffusers``.
@@ -275,8 +322,15 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         save_tensors(p, out, meta)
 
     @classmethod
-    def plan_stats(cls, variant: str = "full", resolution: int = 512, ctx_len: int = DEFAULT_CTX_LEN,
-                   model_dir: str | None = None, vae_checkpointing: bool = False, **_: Any) -> dict[str, Any]:
+    def plan_stats(
+        cls,
+        variant: str = "full",
+        resolution: int = 512,
+        ctx_len: int = DEFAULT_CTX_LEN,
+        model_dir: str | None = None,
+        vae_checkpointing: bool = False,
+        **_: Any,
+    ) -> dict[str, Any]:
         """Sizes and forward FLOPs per sample for ``rdm plan``, from configs only (no weights).
 
         Takes the generator's own arguments (extra ones are ignored). FLOPs are counted exactly with
@@ -301,10 +355,14 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             vae = AutoencoderKLFlux2.from_config(vae_cfg)
             c = dit.config
             with FlopCounterMode(display=False) as dit_count:
-                dit(hidden_states=torch.empty(1, side * side, c.in_channels),
-                    encoder_hidden_states=torch.empty(1, int(ctx_len), c.joint_attention_dim), timestep=torch.ones(1),
-                    img_ids=latents.latent_ids(side, side, "meta"), txt_ids=latents.text_ids(int(ctx_len), "meta"),
-                    return_dict=False)
+                dit(
+                    hidden_states=torch.empty(1, side * side, c.in_channels),
+                    encoder_hidden_states=torch.empty(1, int(ctx_len), c.joint_attention_dim),
+                    timestep=torch.ones(1),
+                    img_ids=latents.latent_ids(side, side, "meta"),
+                    txt_ids=latents.text_ids(int(ctx_len), "meta"),
+                    return_dict=False,
+                )
             with FlopCounterMode(display=False) as vae_count:
                 vae.decode(torch.empty(1, vae.config.latent_channels, 2 * side, 2 * side))
             # what autograd keeps to backpropagate *through* the frozen bf16 decoder (inputs need grad)
@@ -313,7 +371,9 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
                 from torch.utils.checkpoint import checkpoint
 
                 vae.enable_gradient_checkpointing(partial(checkpoint, use_reentrant=False))
-            raw = torch.empty(1, vae.config.latent_channels, 2 * side, 2 * side, dtype=torch.bfloat16, requires_grad=True)
+            raw = torch.empty(
+                1, vae.config.latent_channels, 2 * side, 2 * side, dtype=torch.bfloat16, requires_grad=True
+            )
             kept = 0
 
             def count(t: Tensor) -> Tensor:
@@ -323,13 +383,16 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
 
             with torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
                 vae.decode(raw)
-        return {"params": sum(p.numel() for p in dit.parameters()),
-                "flops_per_sample": float(dit_count.get_total_flops()),
-                "frozen_flops_per_sample": float(vae_count.get_total_flops()),
-                "frozen_params": sum(p.numel() for p in vae.parameters()),
-                "frozen_activation_bytes_per_sample": float(kept),
-                "tokens": side * side + int(ctx_len), "blocks": c.num_layers + c.num_single_layers,
-                "width": c.num_attention_heads * c.attention_head_dim}
+        return {
+            "params": sum(p.numel() for p in dit.parameters()),
+            "flops_per_sample": float(dit_count.get_total_flops()),
+            "frozen_flops_per_sample": float(vae_count.get_total_flops()),
+            "frozen_params": sum(p.numel() for p in vae.parameters()),
+            "frozen_activation_bytes_per_sample": float(kept),
+            "tokens": side * side + int(ctx_len),
+            "blocks": c.num_layers + c.num_single_layers,
+            "width": c.num_attention_heads * c.attention_head_dim,
+        }
 
 
 def build(**kwargs: Any) -> Flux2KleinGenerator:

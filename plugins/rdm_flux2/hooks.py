@@ -7,12 +7,18 @@ from rdm_core.registry import CommandSpec
 
 
 @hookimpl
-def rdm_register_generators(registry) -> None:  # noqa: ANN001 (typed in rdm_core.hookspecs)
-    registry.add("flux2-klein", "rdm_flux2.generator:Flux2KleinGenerator",
-                 help="FLUX.2 [klein] one-step generator (diffusers Flux2Transformer2DModel + AutoencoderKLFlux2)")
+def rdm_register_generators(registry) -> None:
+    registry.add(
+        "flux2-klein",
+        "rdm_flux2.generator:Flux2KleinGenerator",
+        help="FLUX.2 [klein] one-step generator (diffusers Flux2Transformer2DModel + AutoencoderKLFlux2)",
+    )
 
 
 @hookimpl
-def rdm_register_commands(registry) -> None:  # noqa: ANN001
-    registry.add("context", "rdm_flux2.cli:configure",
-                 spec=CommandSpec(help="Text-context pools: `build RECIPE --prompts FILE -o POOL.npy`, `info POOL`."))
+def rdm_register_commands(registry) -> None:
+    registry.add(
+        "context",
+        "rdm_flux2.cli:configure",
+        spec=CommandSpec(help="Text-context pools: `build RECIPE --prompts FILE -o POOL.npy`, `info POOL`."),
+    )

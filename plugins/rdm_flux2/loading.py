@@ -13,8 +13,9 @@ from rdm_core.weights import is_offline
 PIPELINE_PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*")
 
 
-def resolve_model_dir(model_dir: str | None, hub_id: str, revision: str | None = None,
-                      patterns: tuple[str, ...] = PIPELINE_PATTERNS) -> Path:
+def resolve_model_dir(
+    model_dir: str | None, hub_id: str, revision: str | None = None, patterns: tuple[str, ...] = PIPELINE_PATTERNS
+) -> Path:
     """A local folder in ``Flux2KleinPipeline`` layout: ``model_dir`` if given, else a hub snapshot.
 
     Offline (``HF_HUB_OFFLINE=1``), a snapshot missing from the cache is a
@@ -23,8 +24,10 @@ def resolve_model_dir(model_dir: str | None, hub_id: str, revision: str | None =
     if model_dir:
         p = Path(model_dir).expanduser()
         if not p.is_dir():
-            raise WeightsNotFoundError(f"generator model_dir {p} does not exist.",
-                                       f"point generator.args.model_dir at a local {hub_id} folder, or remove it to use the hub cache")
+            raise WeightsNotFoundError(
+                f"generator model_dir {p} does not exist.",
+                f"point generator.args.model_dir at a local {hub_id} folder, or remove it to use the hub cache",
+            )
         return p
     from huggingface_hub import snapshot_download
 
@@ -33,20 +36,26 @@ def resolve_model_dir(model_dir: str | None, hub_id: str, revision: str | None =
         return Path(snapshot_download(hub_id, revision=revision, allow_patterns=list(patterns), local_files_only=True))
     except Exception:
         if is_offline():
-            raise WeightsNotFoundError(f"{hub_id} is not in the Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1).",
-                                       f"run `{fetch}` on a machine with internet access (same HF_HOME), "
-                                       "or set generator.args.model_dir to a local folder") from None
+            raise WeightsNotFoundError(
+                f"{hub_id} is not in the Hugging Face cache and the hub is offline (HF_HUB_OFFLINE=1).",
+                f"run `{fetch}` on a machine with internet access (same HF_HOME), "
+                "or set generator.args.model_dir to a local folder",
+            ) from None
     try:
         return Path(snapshot_download(hub_id, revision=revision, allow_patterns=list(patterns)))
     except Exception as exc:
-        raise WeightsNotFoundError(f"could not download {hub_id}: {type(exc).__name__}: {exc}.",
-                                   f"check the network and access rights (`hf auth login` for gated repos), then `{fetch}`") from exc
+        raise WeightsNotFoundError(
+            f"could not download {hub_id}: {type(exc).__name__}: {exc}.",
+            f"check the network and access rights (`hf auth login` for gated repos), then `{fetch}`",
+        ) from exc
 
 
 def require_subfolder(root: Path, sub: str) -> Path:
     if not (root / sub).is_dir():
-        raise WeightsNotFoundError(f"{root} has no {sub}/ folder.",
-                                   "model_dir must use the Flux2KleinPipeline layout (transformer/, vae/, text_encoder/, tokenizer/)")
+        raise WeightsNotFoundError(
+            f"{root} has no {sub}/ folder.",
+            "model_dir must use the Flux2KleinPipeline layout (transformer/, vae/, text_encoder/, tokenizer/)",
+        )
     return root / sub
 
 
@@ -57,8 +66,15 @@ def load_component(cls: Any, root: Path, sub: str, dtype: torch.dtype) -> Any:
 
 
 def parse_dtype(name: str) -> torch.dtype:
-    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-             "fp16": torch.float16, "float16": torch.float16, "fp64": torch.float64}
+    table = {
+        "fp32": torch.float32,
+        "float32": torch.float32,
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp64": torch.float64,
+    }
     if name not in table:
         from rdm_core.errors import RdmError
 

@@ -30,13 +30,17 @@ class Qwen3ContextEncoder:
         batch_size: prompts per forward pass.
     """
 
-    def __init__(self, text_encoder: Any, tokenizer: Any, layers: Sequence[int] = TEXT_LAYERS,
-                 batch_size: int = 16) -> None:
+    def __init__(
+        self, text_encoder: Any, tokenizer: Any, layers: Sequence[int] = TEXT_LAYERS, batch_size: int = 16
+    ) -> None:
         n_layers = text_encoder.config.num_hidden_layers
         if max(layers) >= n_layers:
             # hidden_states[n_layers] is the final-norm output, not a raw layer: refuse silently wrong ctx.
-            raise ShapeError(f"text layers {tuple(layers)} need a Qwen3 with more than {max(layers)} layers; "
-                             f"this one has {n_layers}.", "use the klein text encoder (36 layers) or >= 28 layers when tiny")
+            raise ShapeError(
+                f"text layers {tuple(layers)} need a Qwen3 with more than {max(layers)} layers; "
+                f"this one has {n_layers}.",
+                "use the klein text encoder (36 layers) or >= 28 layers when tiny",
+            )
         if getattr(tokenizer, "padding_side", "right") != "right":
             tokenizer.padding_side = "right"  # klein contexts are right-padded; left padding shifts every row
         self.text_encoder = text_encoder.eval().requires_grad_(False)
@@ -50,7 +54,9 @@ class Qwen3ContextEncoder:
         return len(self.layers) * int(self.text_encoder.config.hidden_size)
 
     @classmethod
-    def from_folder(cls, folder: str | Path, *, dtype: torch.dtype = torch.float32, **kwargs: Any) -> Qwen3ContextEncoder:
+    def from_folder(
+        cls, folder: str | Path, *, dtype: torch.dtype = torch.float32, **kwargs: Any
+    ) -> Qwen3ContextEncoder:
         """Load ``text_encoder/`` and ``tokenizer/`` of a local klein folder (never trust_remote_code)."""
         from transformers import AutoTokenizer, Qwen3ForCausalLM
 
@@ -59,8 +65,10 @@ class Qwen3ContextEncoder:
             if not (root / sub).is_dir():
                 from rdm_core.errors import WeightsNotFoundError
 
-                raise WeightsNotFoundError(f"{root} has no {sub}/ folder (not a Flux2KleinPipeline layout).",
-                                           "point model_dir at a FLUX.2-klein folder with text_encoder/ and tokenizer/")
+                raise WeightsNotFoundError(
+                    f"{root} has no {sub}/ folder (not a Flux2KleinPipeline layout).",
+                    "point model_dir at a FLUX.2-klein folder with text_encoder/ and tokenizer/",
+                )
         model = Qwen3ForCausalLM.from_pretrained(str(root / "text_encoder"), dtype=dtype, local_files_only=True)
         tokenizer = AutoTokenizer.from_pretrained(str(root / "tokenizer"), local_files_only=True)
         return cls(model, tokenizer, **kwargs)
@@ -72,13 +80,16 @@ class Qwen3ContextEncoder:
     def token_ids(self, prompts: Sequence[str], ctx_len: int) -> tuple[Tensor, Tensor]:
         """``(input_ids, attention_mask)``, each ``(B, ctx_len)``, chat-templated and right-padded."""
         if ctx_len <= 0:
-            raise RdmError(f"ctx_len must be positive, got {ctx_len}.", "use 48 (training, GenEval) or 232 (PickScore-pa)")
+            raise RdmError(
+                f"ctx_len must be positive, got {ctx_len}.", "use 48 (training, GenEval) or 232 (PickScore-pa)"
+            )
         ids, masks = [], []
         for prompt in prompts:
             if not isinstance(prompt, str):
                 raise RdmError(f"prompts must be strings, got {type(prompt).__name__}.", "pass a list of str")
-            text = self.tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                                      add_generation_prompt=True, enable_thinking=False)
+            text = self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True, enable_thinking=False
+            )
             enc = self.tokenizer(text, return_tensors="pt", padding="max_length", truncation=True, max_length=ctx_len)
             ids.append(enc["input_ids"])
             masks.append(enc["attention_mask"])
@@ -93,9 +104,10 @@ class Qwen3ContextEncoder:
         device = next(self.text_encoder.parameters()).device
         out = []
         for start in range(0, len(prompts), self.batch_size):
-            ids, mask = self.token_ids(prompts[start:start + self.batch_size], ctx_len)
-            res = self.text_encoder(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                    output_hidden_states=True, use_cache=False)
+            ids, mask = self.token_ids(prompts[start : start + self.batch_size], ctx_len)
+            res = self.text_encoder(
+                input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=True, use_cache=False
+            )
             hidden = torch.stack([res.hidden_states[k] for k in self.layers], dim=1)  # (B, 3, L, H)
             b, n, length, h = hidden.shape
             out.append(hidden.permute(0, 2, 1, 3).reshape(b, length, n * h).float().cpu())

@@ -58,8 +58,7 @@ def build_tiny_tokenizer() -> Any:
 
     byte_chars = sorted(ByteLevel.alphabet(), key=lambda ch: ord(ch))
     vocab = {ch: i for i, ch in enumerate(byte_chars)}
-    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, pad_token="<|endoftext|>",
-                         eos_token="<|im_end|>")
+    tok = Qwen2Tokenizer(vocab=vocab, merges=[], unk_token=None, pad_token="<|endoftext|>", eos_token="<|im_end|>")
     tok.add_special_tokens({"additional_special_tokens": list(QWEN_SPECIAL_TOKENS[1:])})
     tok.add_tokens([QWEN_SPECIAL_TOKENS[0]], special_tokens=True)
     tok.chat_template = QWEN3_CHAT_TEMPLATE
@@ -90,9 +89,12 @@ def build_tiny_pipeline(seed: int = 0) -> Any:
 
     tokenizer = build_tiny_tokenizer()
     return Flux2KleinPipeline(
-        scheduler=build_scheduler(), vae=build_tiny_vae(seed + 1),
-        text_encoder=build_tiny_text_encoder(len(tokenizer), seed + 2), tokenizer=tokenizer,
-        transformer=build_tiny_transformer(seed), is_distilled=True,
+        scheduler=build_scheduler(),
+        vae=build_tiny_vae(seed + 1),
+        text_encoder=build_tiny_text_encoder(len(tokenizer), seed + 2),
+        tokenizer=tokenizer,
+        transformer=build_tiny_transformer(seed),
+        is_distilled=True,
     )
 
 

@@ -82,20 +82,26 @@ def check_equal_chunks(chunks: Sequence[Any]) -> int | None:
     sizes = [_chunk_rows(c) for c in chunks]
     known = {s for s in sizes if s is not None}
     if len(known) > 1:
-        raise ShapeError(f"GradCache chunks have unequal sizes {sizes}.",
-                         "draw every chunk with train.micro_batch rows (rollout = micro_batch x world_size x chunks)")
+        raise ShapeError(
+            f"GradCache chunks have unequal sizes {sizes}.",
+            "draw every chunk with train.micro_batch rows (rollout = micro_batch x world_size x chunks)",
+        )
     return known.pop() if known else None
 
 
 def _as_features(out: Mapping[str, Tensor], where: str) -> Features:
     if not isinstance(out, Mapping) or not out:
-        raise ShapeError(f"encode() returned {type(out).__name__} in {where}; expected a non-empty dict name -> (rows, d) tensor.",
-                         "make encode return {encoder_name: features}")
+        raise ShapeError(
+            f"encode() returned {type(out).__name__} in {where}; expected a non-empty dict name -> (rows, d) tensor.",
+            "make encode return {encoder_name: features}",
+        )
     for name, value in out.items():
         if not isinstance(value, Tensor) or value.dim() != 2:
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise ShapeError(f"encoder {name!r} gave {shape} in {where}; expected (rows, d).",
-                             "pool encoder outputs to one vector per image")
+            raise ShapeError(
+                f"encoder {name!r} gave {shape} in {where}; expected (rows, d).",
+                "pool encoder outputs to one vector per image",
+            )
     return dict(out)
 
 
@@ -149,12 +155,17 @@ def gradcache_backward(
     rows = {name: cached[0][name].shape[0] for name in names}
     for index, feats in enumerate(cached):
         if list(feats) != names:
-            raise ShapeError(f"chunk {index} produced encoders {list(feats)}, chunk 0 produced {names}.",
-                             "encode must return the same encoders for every chunk")
+            raise ShapeError(
+                f"chunk {index} produced encoders {list(feats)}, chunk 0 produced {names}.",
+                "encode must return the same encoders for every chunk",
+            )
         for name in names:
             if feats[name].shape[0] != rows[name]:
-                raise ShapeError(f"encoder {name!r} gave {feats[name].shape[0]} rows for chunk {index} but "
-                                 f"{rows[name]} for chunk 0.", "keep every chunk the same size")
+                raise ShapeError(
+                    f"encoder {name!r} gave {feats[name].shape[0]} rows for chunk {index} but "
+                    f"{rows[name]} for chunk 0.",
+                    "keep every chunk the same size",
+                )
 
     leaves = {name: torch.cat([f[name] for f in cached], dim=0).requires_grad_(True) for name in names}
     del cached
@@ -172,7 +183,9 @@ def gradcache_backward(
 
     leaf_list = [leaves[n] for n in names]
     grads = torch.autograd.grad(loss * scale, leaf_list, allow_unused=True)
-    cache = {n: (g if g is not None else torch.zeros_like(leaves[n])).detach() for n, g in zip(names, grads)}
+    cache = {
+        n: (g if g is not None else torch.zeros_like(leaves[n])).detach() for n, g in zip(names, grads, strict=True)
+    }
     del global_feats, grads
 
     # Pass 2: one chunk's graph at a time; the surrogate's parameter gradient is this chunk's
@@ -186,8 +199,10 @@ def gradcache_backward(
             f = feats.get(name)
             if f is None or f.shape[0] != rows[name]:
                 got = None if f is None else f.shape[0]
-                raise ShapeError(f"pass 2 of chunk {index}: encoder {name!r} gave {got} rows, pass 1 gave {rows[name]}.",
-                                 "encode must be deterministic given the chunk (same sizes in both passes)")
+                raise ShapeError(
+                    f"pass 2 of chunk {index}: encoder {name!r} gave {got} rows, pass 1 gave {rows[name]}.",
+                    "encode must be deterministic given the chunk (same sizes in both passes)",
+                )
             g = cache[name][index * rows[name] : (index + 1) * rows[name]]
             # Multiply in the cached gradient's precision (fp32/fp64), not a bf16 feature dtype.
             term = (f.to(g.dtype) * g).sum()

@@ -7,14 +7,23 @@ from rdm_core.registry import CommandSpec
 
 
 @hookimpl
-def rdm_register_trainers(registry) -> None:  # noqa: ANN001 - pluggy passes the typed registry
-    registry.add("gradcache", "rdm_gradcache.trainer:gradcache_trainer",
-                 help="exact full-batch GradCache trainer (single process or torchrun)")
+def rdm_register_trainers(registry) -> None:
+    registry.add(
+        "gradcache",
+        "rdm_gradcache.trainer:gradcache_trainer",
+        help="exact full-batch GradCache trainer (single process or torchrun)",
+    )
 
 
 @hookimpl
-def rdm_register_commands(registry) -> None:  # noqa: ANN001
-    registry.add("train", "rdm_gradcache.train_cmd:configure",
-                 spec=CommandSpec(help="Train a recipe with GradCache (`--resume` continues exactly)."))
-    registry.add("plan", "rdm_gradcache.plan_cmd:configure",
-                 spec=CommandSpec(help="Per-GPU memory and time per step of a recipe on N GPUs (no weights)."))
+def rdm_register_commands(registry) -> None:
+    registry.add(
+        "train",
+        "rdm_gradcache.train_cmd:configure",
+        spec=CommandSpec(help="Train a recipe with GradCache (`--resume` continues exactly)."),
+    )
+    registry.add(
+        "plan",
+        "rdm_gradcache.plan_cmd:configure",
+        spec=CommandSpec(help="Per-GPU memory and time per step of a recipe on N GPUs (no weights)."),
+    )

@@ -27,17 +27,23 @@ def resolve_layout(train: Any, world_size: int) -> Layout:
     """Check (or derive) ``train.chunks`` for this world size; a clear RecipeError otherwise."""
     n, b = int(train.rollout), int(train.micro_batch)
     if n <= 0 or b <= 0:
-        raise RecipeError(f"train.rollout ({n}) and train.micro_batch ({b}) must be positive.",
-                          "set e.g. train.rollout=1024 train.micro_batch=8")
+        raise RecipeError(
+            f"train.rollout ({n}) and train.micro_batch ({b}) must be positive.",
+            "set e.g. train.rollout=1024 train.micro_batch=8",
+        )
     if train.chunks is None:
         if n % (b * world_size):
-            raise RecipeError(f"train.rollout {n} is not divisible by micro_batch {b} x world_size {world_size}.",
-                              f"pick a rollout that is a multiple of {b * world_size}, or change micro_batch / the number of processes")
+            raise RecipeError(
+                f"train.rollout {n} is not divisible by micro_batch {b} x world_size {world_size}.",
+                f"pick a rollout that is a multiple of {b * world_size}, or change micro_batch / the number of processes",
+            )
         return Layout(n, b, world_size, n // (b * world_size))
     k = int(train.chunks)
     if k <= 0 or b * world_size * k != n:
-        raise RecipeError(f"train.rollout {n} != micro_batch {b} x world_size {world_size} x chunks {k} = {b * world_size * k}.",
-                          f"set train.chunks=null to derive it, or make rollout = {b * world_size * k}")
+        raise RecipeError(
+            f"train.rollout {n} != micro_batch {b} x world_size {world_size} x chunks {k} = {b * world_size * k}.",
+            f"set train.chunks=null to derive it, or make rollout = {b * world_size * k}",
+        )
     return Layout(n, b, world_size, k)
 
 

@@ -29,8 +29,10 @@ def load_text_table(path: str, device: torch.device) -> Tensor:
     """The tau table (prompt rows x text dim), from ``.safetensors`` (key ``tau``) or ``.npy``."""
     p = Path(path)
     if not p.exists():
-        raise ArtifactError(f"joint.text_table {p} does not exist.",
-                            "build the text-feature table for the prompt pool, or set joint.enabled: false")
+        raise ArtifactError(
+            f"joint.text_table {p} does not exist.",
+            "build the text-feature table for the prompt pool, or set joint.enabled: false",
+        )
     if p.suffix == ".npy":
         import numpy as np
 
@@ -40,10 +42,14 @@ def load_text_table(path: str, device: torch.device) -> Tensor:
 
         tensors, _ = load_tensors(p)
         if "tau" not in tensors and len(tensors) != 1:
-            raise ArtifactError(f"{p} holds {sorted(tensors)}, none named 'tau'.", "store the table under the key 'tau'")
+            raise ArtifactError(
+                f"{p} holds {sorted(tensors)}, none named 'tau'.", "store the table under the key 'tau'"
+            )
         table = tensors.get("tau", next(iter(tensors.values())))
     if table.dim() != 2:
-        raise ShapeError(f"text table {p} has shape {tuple(table.shape)}; expected (prompts, dim).", "rebuild the table")
+        raise ShapeError(
+            f"text table {p} has shape {tuple(table.shape)}; expected (prompts, dim).", "rebuild the table"
+        )
     return table.float().to(device)
 
 
@@ -58,16 +64,19 @@ class Objective:
         recipe_ref: how the user named the recipe (for the rebuild hint).
     """
 
-    def __init__(self, recipe: Any, encoders: Mapping[str, Any], device: torch.device, rollout: int,
-                 recipe_ref: str = "RECIPE") -> None:
+    def __init__(
+        self, recipe: Any, encoders: Mapping[str, Any], device: torch.device, rollout: int, recipe_ref: str = "RECIPE"
+    ) -> None:
         self.names = list(encoders)
         self.eps = float(recipe.balance.eps)
         self.joint = bool(recipe.joint.enabled)
         self.tau: Tensor | None = None
         if self.joint:
             if not recipe.joint.text_table:
-                raise RecipeError("joint.enabled is true but joint.text_table is not set.",
-                                  "set joint.text_table to the tau table of the generator's prompt pool")
+                raise RecipeError(
+                    "joint.enabled is true but joint.text_table is not set.",
+                    "set joint.text_table to the tau table of the generator's prompt pool",
+                )
             self.tau = load_text_table(recipe.joint.text_table, device)
         self.references: dict[str, Any] = {}
         self.betas: dict[str, float] = {}
@@ -75,9 +84,14 @@ class Objective:
             path = reference_path(recipe, name)
             # A joint reference stores [phi | beta tau] rows: its dim includes the text block.
             dim = int(enc.spec.dim) + (int(self.tau.shape[1]) if self.tau is not None else 0)
-            expect = {"encoder": name, "dim": dim, "kind": str(recipe.distance.reference),
-                      "kernel": str(recipe.distance.kernel), "bandwidth_scale": float(recipe.distance.bandwidth_scale),
-                      "joint": self.joint}
+            expect = {
+                "encoder": name,
+                "dim": dim,
+                "kind": str(recipe.distance.reference),
+                "kernel": str(recipe.distance.kernel),
+                "bandwidth_scale": float(recipe.distance.bandwidth_scale),
+                "joint": self.joint,
+            }
             if str(recipe.distance.reference) in KERNEL_FREE_KINDS:  # their headers record no kernel
                 del expect["kernel"], expect["bandwidth_scale"]
             if not path.exists():
@@ -85,7 +99,9 @@ class Objective:
             try:
                 ref = load_reference(path, expect=expect, device=device)
             except ArtifactError as exc:
-                raise type(exc)(f"reference for {name!r} ({path}): {exc.problem}", exc.fix or _rebuild_hint(recipe_ref)) from exc
+                raise type(exc)(
+                    f"reference for {name!r} ({path}): {exc.problem}", exc.fix or _rebuild_hint(recipe_ref)
+                ) from exc
             self.references[name] = ref
             if self.joint:
                 beta = ref.header.get("beta") or ref.header.get("bandwidth")  # SPEC 6.1: beta, else sigma
@@ -107,8 +123,10 @@ class Objective:
         if not self.joint:
             return feats
         if caption_ids is None:
-            raise ShapeError("joint.enabled needs caption ids, but the generator's conditions have none.",
-                             "use a prompt-pool generator that returns Conditions.caption_ids, or set joint.enabled: false")
+            raise ShapeError(
+                "joint.enabled needs caption ids, but the generator's conditions have none.",
+                "use a prompt-pool generator that returns Conditions.caption_ids, or set joint.enabled: false",
+            )
         from rdm_mmd.joint import joint_features
 
         assert self.tau is not None
@@ -116,8 +134,10 @@ class Objective:
         if frames > 1:  # video: every frame of a sample shares its caption
             ids = ids.repeat_interleave(frames)
         if int(ids.max()) >= self.tau.shape[0] or int(ids.min()) < 0:
-            raise ShapeError(f"caption id {int(ids.max())} is outside the text table ({self.tau.shape[0]} rows).",
-                             "the text table must be row-aligned with the generator's prompt pool")
+            raise ShapeError(
+                f"caption id {int(ids.max())} is outside the text table ({self.tau.shape[0]} rows).",
+                "the text table must be row-aligned with the generator's prompt pool",
+            )
         rows = self.tau[ids]
         return {n: joint_features(f.float(), rows.to(f.device), self.betas[n]) for n, f in feats.items()}
 

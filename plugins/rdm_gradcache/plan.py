@@ -25,11 +25,20 @@ class Gpu:
     bf16_tflops: float  # dense peak
 
 
-GPUS = {g.name.lower(): g for g in (
-    Gpu("H200", 141, 989), Gpu("H100", 80, 989), Gpu("H100-94", 94, 835), Gpu("B200", 180, 2250),
-    Gpu("A100", 80, 312), Gpu("A100-40", 40, 312), Gpu("L40S", 48, 362), Gpu("A10G", 24, 125),
-    Gpu("RTX4090", 24, 165),
-)}
+GPUS = {
+    g.name.lower(): g
+    for g in (
+        Gpu("H200", 141, 989),
+        Gpu("H100", 80, 989),
+        Gpu("H100-94", 94, 835),
+        Gpu("B200", 180, 2250),
+        Gpu("A100", 80, 312),
+        Gpu("A100-40", 40, 312),
+        Gpu("L40S", 48, 362),
+        Gpu("A10G", 24, 125),
+        Gpu("RTX4090", 24, 165),
+    )
+}
 
 # Encoder battery (ENCODERS.md table 1): params, tokens (or None for conv nets), width, and for
 # conv nets an explicit forward GFLOPs per image. Activation bytes follow the ViT rule below.
@@ -52,8 +61,14 @@ ENCODERS: dict[str, dict[str, float]] = {
 
 # Documented generator sizes for planning without weights (GENERATORS.md section 1 and 3).
 KNOWN_GENERATORS: dict[str, dict[str, Any]] = {
-    "flux2-klein": {"params": 3.8755e9, "blocks": 25, "width": 3072, "patch_tokens_per_512": 1024,
-                    "vae_decode_gflops_per_512": 2500.0, "vae_params": 84e6},
+    "flux2-klein": {
+        "params": 3.8755e9,
+        "blocks": 25,
+        "width": 3072,
+        "patch_tokens_per_512": 1024,
+        "vae_decode_gflops_per_512": 2500.0,
+        "vae_params": 84e6,
+    },
 }
 
 # The paper's own compute for comparison (SPEC 1, 8.2).
@@ -64,8 +79,10 @@ def parse_gpus(text: str) -> tuple[int, Gpu]:
     """``8xH200`` -> (8, H200)."""
     m = re.fullmatch(r"\s*(\d+)\s*[xX*]\s*([\w-]+)\s*", text)
     if not m or m.group(2).lower() not in GPUS:
-        raise RecipeError(f"--gpus {text!r} is not COUNTxMODEL with a known model.",
-                          f"write e.g. 8xH200; models: {', '.join(g.name for g in GPUS.values())}")
+        raise RecipeError(
+            f"--gpus {text!r} is not COUNTxMODEL with a known model.",
+            f"write e.g. 8xH200; models: {', '.join(g.name for g in GPUS.values())}",
+        )
     return int(m.group(1)), GPUS[m.group(2).lower()]
 
 
@@ -97,17 +114,24 @@ def generator_stats(recipe: Any) -> tuple[dict[str, Any], str]:
         res = int(args.get("resolution", 512))
         tokens = known["patch_tokens_per_512"] * (res / 512) ** 2 + int(args.get("ctx_len", 48))
         flops = 2 * known["params"] * tokens + 4 * tokens**2 * known["width"] * known["blocks"]
-        return {"params": known["params"], "flops_per_sample": flops, "tokens": tokens,
-                "frozen_flops_per_sample": known["vae_decode_gflops_per_512"] * 1e9 * (res / 512) ** 2,
-                "frozen_params": known["vae_params"], "blocks": known["blocks"], "width": known["width"]}, \
-            "documented size (GENERATORS.md)"
+        return {
+            "params": known["params"],
+            "flops_per_sample": flops,
+            "tokens": tokens,
+            "frozen_flops_per_sample": known["vae_decode_gflops_per_512"] * 1e9 * (res / 512) ** 2,
+            "frozen_params": known["vae_params"],
+            "blocks": known["blocks"],
+            "width": known["width"],
+        }, "documented size (GENERATORS.md)"
     try:
         from rdm_core.recipe.assemble import build_generator
 
         gen = build_generator(recipe, "cpu")
     except RdmError as exc:
-        raise RecipeError(f"cannot size generator {name!r} without building it, and building failed: {exc.problem}",
-                          "make its weights available, or give the generator a static plan_stats(**args)") from exc
+        raise RecipeError(
+            f"cannot size generator {name!r} without building it, and building failed: {exc.problem}",
+            "make its weights available, or give the generator a static plan_stats(**args)",
+        ) from exc
     if hasattr(gen, "plan_stats"):
         return dict(gen.plan_stats()), "plan_stats()"
     params = sum(p.numel() for p in gen.trainable_module().parameters() if p.requires_grad)
@@ -125,8 +149,14 @@ def encoder_stats(name: str, dim: int | None) -> dict[str, float]:
         act = 34 * info["tokens"] * layers_x_width  # bytes, bf16, flash attention (Korthikanti et al.)
     else:
         flops, act = info["gflops"] * 1e9, info["act_mb"] * 1e6
-    return {"params": info["params"], "flops": flops, "act": act, "dim": float(dim or 0), "known": 1.0,
-            "bytes_per_param": 4.0 if info.get("fp32") else 2.0}
+    return {
+        "params": info["params"],
+        "flops": flops,
+        "act": act,
+        "dim": float(dim or 0),
+        "known": 1.0,
+        "bytes_per_param": 4.0 if info.get("fp32") else 2.0,
+    }
 
 
 @dataclass
@@ -163,8 +193,10 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
     train = recipe.train
     n, b = int(train.rollout), int(train.micro_batch)
     if n % (b * count):
-        raise RecipeError(f"train.rollout {n} is not divisible by micro_batch {b} x {count} GPUs.",
-                          f"pick a rollout that is a multiple of {b * count}")
+        raise RecipeError(
+            f"train.rollout {n} is not divisible by micro_batch {b} x {count} GPUs.",
+            f"pick a rollout that is a multiple of {b * count}",
+        )
     k = n // (b * count)
     ckpt, fsdp = bool(recipe.generator.gradient_checkpointing), bool(train.fsdp)
     source = "given"
@@ -198,28 +230,39 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
         kept = 2 * tokens * width * blocks * b + 34 * tokens * width * b  # block inputs + one live block
         plan.activations = {"generator, no checkpointing": full, "generator, checkpointing": kept}
     elif "activation_bytes_per_sample" in stats:
-        plan.activations = {"generator, no checkpointing": stats["activation_bytes_per_sample"] * b,
-                            "generator, checkpointing": stats.get("checkpointed_activation_bytes_per_sample",
-                                                                   stats["activation_bytes_per_sample"]) * b}
+        plan.activations = {
+            "generator, no checkpointing": stats["activation_bytes_per_sample"] * b,
+            "generator, checkpointing": stats.get(
+                "checkpointed_activation_bytes_per_sample", stats["activation_bytes_per_sample"]
+            )
+            * b,
+        }
     else:
         plan.notes.append("generator activations unknown (plan_stats gives no tokens/blocks/width)")
     frozen_act = stats.get("frozen_activation_bytes_per_sample")
     if frozen_act is not None:
         plan.activations["frozen decoder (backward through it)"] = float(frozen_act) * b
     elif frozen:
-        plan.notes.append("activations of the frozen decoder (e.g. the VAE) are not counted: plan_stats gives no "
-                          "frozen_activation_bytes_per_sample")
+        plan.notes.append(
+            "activations of the frozen decoder (e.g. the VAE) are not counted: plan_stats gives no "
+            "frozen_activation_bytes_per_sample"
+        )
     plan.activations["encoders (all, one chunk)"] = sum(s["act"] for s in encs.values()) * b
     gen_act = plan.activations.get("generator, checkpointing" if ckpt else "generator, no checkpointing", 0.0)
-    plan.memory["activations (one chunk)"] = (gen_act + plan.activations["encoders (all, one chunk)"]
-                                              + plan.activations.get("frozen decoder (backward through it)", 0.0))
+    plan.memory["activations (one chunk)"] = (
+        gen_act
+        + plan.activations["encoders (all, one chunk)"]
+        + plan.activations.get("frozen decoder (backward through it)", 0.0)
+    )
 
     d = recipe.distance
     tau = 1152 if recipe.joint.enabled else 0
     dims = sum(s["dim"] + tau for s in encs.values())
     m = int(d.landmarks) if d.reference == "nystrom" else n
     plan.memory["cached features (local + G + global, fp32)"] = 4 * dims * (2 * b * k + n)
-    plan.memory["loss graph (N x M per encoder + one repulsion block)"] = 4 * n * m * len(encs) + 8 * n * min(n, int(d.gen_chunk))
+    plan.memory["loss graph (N x M per encoder + one repulsion block)"] = 4 * n * m * len(encs) + 8 * n * min(
+        n, int(d.gen_chunk)
+    )
 
     # FLOPs per GPU per step: pass 1 forward, pass 2 forward + backward (+ recompute).
     per_sample_gen = float(stats.get("flops_per_sample", 2 * p))

@@ -8,9 +8,17 @@ import argparse
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
     parser.add_argument("--gpus", default="8xH200", help="COUNTxMODEL, e.g. 8xH200, 32xH100 (default 8xH200)")
-    parser.add_argument("--mfu", type=float, default=0.35, help="model FLOPs utilisation assumed for time (default 0.35)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value (repeatable), e.g. --set train.micro_batch=4")
+    parser.add_argument(
+        "--mfu", type=float, default=0.35, help="model FLOPs utilisation assumed for time (default 0.35)"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable), e.g. --set train.micro_batch=4",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return run
 
@@ -34,9 +42,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(plan.to_dict())
         return 0
-    console.print(f"[bold]{args.recipe}[/] on {plan.gpus}x{plan.gpu}: N={plan.rollout} = micro_batch {plan.micro_batch}"
-                  f" x {plan.gpus} GPUs x {plan.chunks} chunks; checkpointing {'on' if plan.checkpointing else 'off'};"
-                  f" FSDP {'on' if plan.fsdp else 'off'}; generator size from {plan.sources['generator']}")
+    console.print(
+        f"[bold]{args.recipe}[/] on {plan.gpus}x{plan.gpu}: N={plan.rollout} = micro_batch {plan.micro_batch}"
+        f" x {plan.gpus} GPUs x {plan.chunks} chunks; checkpointing {'on' if plan.checkpointing else 'off'};"
+        f" FSDP {'on' if plan.fsdp else 'off'}; generator size from {plan.sources['generator']}"
+    )
     mem = Table(title="memory per GPU (GB)")
     mem.add_column("item")
     mem.add_column("GB", justify="right")
@@ -46,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
     from rdm_gradcache.plan import GPUS
 
     cap = GPUS[plan.gpu.lower()].memory_gb
-    mem.add_row("[bold]total[/]", f"[bold]{_gb(total)}[/] of {cap:g}" + ("" if total / 1e9 <= cap else " [red](does not fit)[/]"))
+    mem.add_row(
+        "[bold]total[/]",
+        f"[bold]{_gb(total)}[/] of {cap:g}" + ("" if total / 1e9 <= cap else " [red](does not fit)[/]"),
+    )
     console.print(mem)
     act = Table(title="activations of one chunk (GB)")
     act.add_column("part")
@@ -55,12 +68,16 @@ def run(args: argparse.Namespace) -> int:
         act.add_row(key, _gb(value))
     console.print(act)
     hours = plan.seconds_per_step * plan.steps / 3600
-    console.print(f"time: {plan.flops_per_step / 1e15:,.1f} PFLOP per GPU per step -> {plan.seconds_per_step:,.1f} s/step "
-                  f"at MFU {plan.mfu:g}; {plan.steps} steps = {hours:,.2f} h = {plan.gpu_hours:,.1f} GPU-hours")
+    console.print(
+        f"time: {plan.flops_per_step / 1e15:,.1f} PFLOP per GPU per step -> {plan.seconds_per_step:,.1f} s/step "
+        f"at MFU {plan.mfu:g}; {plan.steps} steps = {hours:,.2f} h = {plan.gpu_hours:,.1f} GPU-hours"
+    )
     if plan.paper:
         p = plan.paper
-        console.print(f"paper: ~{p['gpu_hours']:g} {p['gpu']} GPU-hours to step {p['step']}; "
-                      f"this plan: {p['this_plan_gpu_hours_to_step']:,.1f} GPU-hours to step {p['step']}")
+        console.print(
+            f"paper: ~{p['gpu_hours']:g} {p['gpu']} GPU-hours to step {p['step']}; "
+            f"this plan: {p['this_plan_gpu_hours_to_step']:,.1f} GPU-hours to step {p['step']}"
+        )
     for note in plan.notes:
         console.print(f"[yellow]note:[/] {note}")
     return 0

@@ -8,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-
 from rdm_core.artifacts import atomic_path
 
 
@@ -50,9 +49,11 @@ def save_loss_curve(metrics_path: str | os.PathLike[str], out: str | os.PathLike
     ax.set_ylabel("raw L_e (MMD^2)")
     ax.set_title("per-encoder loss")
     ax.legend(fontsize=7)
-    norms = [(r["step"], r["grad_norm"]) for r in rows if r.get("grad_norm") is not None and math.isfinite(r["grad_norm"])]
+    norms = [
+        (r["step"], r["grad_norm"]) for r in rows if r.get("grad_norm") is not None and math.isfinite(r["grad_norm"])
+    ]
     if norms:
-        ax2.plot(*zip(*norms), color="tab:gray")
+        ax2.plot(*zip(*norms, strict=True), color="tab:gray")
     ax2.set_xlabel("step")
     ax2.set_ylabel("pre-clip grad norm")
     ax2.set_title("gradient norm")

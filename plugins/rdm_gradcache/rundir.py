@@ -75,8 +75,18 @@ class RunDir:
         return latest_checkpoint(self.root)
 
     # -- checkpoints --------------------------------------------------------------------------
-    def save(self, step: int, model: dict[str, Tensor], optimizer: dict[str, Any], objective: dict[str, Any],
-             rng_per_rank: list[dict[str, Tensor]], extra: dict[str, Any], *, meta: dict[str, Any], keep: int) -> Path:
+    def save(
+        self,
+        step: int,
+        model: dict[str, Tensor],
+        optimizer: dict[str, Any],
+        objective: dict[str, Any],
+        rng_per_rank: list[dict[str, Tensor]],
+        extra: dict[str, Any],
+        *,
+        meta: dict[str, Any],
+        keep: int,
+    ) -> Path:
         """Write checkpoint ``step`` atomically (rank 0 only; ``rng_per_rank`` from every rank)."""
         tensors: dict[str, Tensor] = {}
         opt_tensors, opt_tree = split_state(optimizer, "optim")
@@ -85,8 +95,13 @@ class RunDir:
         tensors.update(obj_tensors)
         for rank, rng in enumerate(rng_per_rank):
             tensors.update({f"rng.{rank}.{k}": v for k, v in rng.items()})
-        state = {"optimizer": opt_tree, "objective": obj_tree, "world_size": len(rng_per_rank),
-                 "rng_keys": sorted(rng_per_rank[0]), **extra}
+        state = {
+            "optimizer": opt_tree,
+            "objective": obj_tree,
+            "world_size": len(rng_per_rank),
+            "rng_keys": sorted(rng_per_rank[0]),
+            **extra,
+        }
         return save_checkpoint(self.root, step, model, tensors, state, meta=meta, keep=keep or None)
 
     @staticmethod
@@ -95,9 +110,11 @@ class RunDir:
         model, tensors, state = load_checkpoint(path)
         saved_world = int(state.get("world_size", 1))
         if saved_world != world_size:
-            raise ArtifactError(f"checkpoint {path} was written by {saved_world} process(es); this run has {world_size}.",
-                                f"resume with the same number of processes ({saved_world}), or start a new run "
-                                f"with generator.weights={path}")
+            raise ArtifactError(
+                f"checkpoint {path} was written by {saved_world} process(es); this run has {world_size}.",
+                f"resume with the same number of processes ({saved_world}), or start a new run "
+                f"with generator.weights={path}",
+            )
         rng = {k: tensors[f"rng.{rank}.{k}"] for k in state["rng_keys"]}
         return {
             "step": int(state["step"]),

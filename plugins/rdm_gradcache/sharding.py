@@ -28,8 +28,10 @@ def _blocks(module: nn.Module) -> list[nn.Module]:
 def shard(module: nn.Module, world_size: int) -> nn.Module:
     """Wrap ``module`` with FSDP2 (per block, then the root)."""
     if world_size < 2:
-        raise RecipeError("train.fsdp needs several processes (WORLD_SIZE > 1).",
-                          "launch with `torchrun --nproc-per-node K -m rdm_core train RECIPE`, or set train.fsdp: false")
+        raise RecipeError(
+            "train.fsdp needs several processes (WORLD_SIZE > 1).",
+            "launch with `torchrun --nproc-per-node K -m rdm_core train RECIPE`, or set train.fsdp: false",
+        )
     try:
         from torch.distributed.fsdp import fully_shard
     except ImportError as exc:  # pragma: no cover - torch >= 2.6 has it
@@ -66,7 +68,9 @@ def full_optimizer_state(module: nn.Module, optimizer: torch.optim.Optimizer) ->
     if is_sharded(module):
         from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-        return get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(
+            module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+        )
     return optimizer.state_dict()
 
 

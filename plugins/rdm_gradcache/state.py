@@ -54,7 +54,9 @@ def merge_state(tree: Any, tensors: dict[str, Tensor]) -> Any:
             t = tensors[tree[TENSOR_MARK]]
             return t.numpy() if tree.get("numpy") else t
         int_keys = set(tree.get(INT_KEYS_MARK, []))
-        return {(int(k) if k in int_keys else k): merge_state(v, tensors) for k, v in tree.items() if k != INT_KEYS_MARK}
+        return {
+            (int(k) if k in int_keys else k): merge_state(v, tensors) for k, v in tree.items() if k != INT_KEYS_MARK
+        }
     if isinstance(tree, list):
         return [merge_state(v, tensors) for v in tree]
     return tree
@@ -88,11 +90,17 @@ def restore_rng(state: dict[str, Tensor], generators: dict[str, torch.Generator]
     """Inverse of :func:`capture_rng` (the dedicated generators are restored in place)."""
     torch.set_rng_state(state["torch_cpu"].to(torch.uint8))
     has_gauss, gauss = (float(v) for v in state["python.gauss"].tolist())
-    random.setstate((int(state["python.version"][0]), tuple(int(v) for v in state["python.state"].tolist()),
-                     gauss if has_gauss else None))
+    random.setstate(
+        (
+            int(state["python.version"][0]),
+            tuple(int(v) for v in state["python.state"].tolist()),
+            gauss if has_gauss else None,
+        )
+    )
     pos, has_gauss = (int(v) for v in state["numpy.pos"].tolist())
-    np.random.set_state(("MT19937", state["numpy.keys"].numpy().astype(np.uint32), pos, has_gauss,
-                         float(state["numpy.cached"][0])))
+    np.random.set_state(
+        ("MT19937", state["numpy.keys"].numpy().astype(np.uint32), pos, has_gauss, float(state["numpy.cached"][0]))
+    )
     if "torch_cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state(state["torch_cuda"].to(torch.uint8))
     for name, g in generators.items():

@@ -66,8 +66,9 @@ def gradcache_step(
         before_chunk_backward: forwarded to :func:`gradcache_backward`.
     """
     optimizer.zero_grad(set_to_none=True)
-    loss, logs = gradcache_backward(chunks, encode, loss_fn, gather=gather, scale=1.0 / len(chunks),
-                                    before_chunk_backward=before_chunk_backward)
+    loss, logs = gradcache_backward(
+        chunks, encode, loss_fn, gather=gather, scale=1.0 / len(chunks), before_chunk_backward=before_chunk_backward
+    )
     if not logs.get("finite", True):
         optimizer.zero_grad(set_to_none=True)
         return StepResult(float(loss), float("nan"), True, logs)

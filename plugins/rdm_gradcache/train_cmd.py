@@ -7,10 +7,17 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value (repeatable), e.g. --set train.steps=10")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue exactly from the latest checkpoint of the run directory")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable), e.g. --set train.steps=10",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue exactly from the latest checkpoint of the run directory"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     return run
 

@@ -32,8 +32,14 @@ from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.objective import Objective
 from rdm_gradcache.plots import save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
-from rdm_gradcache.sharding import (full_model_state, full_optimizer_state, is_sharded, load_full_model_state,
-                                    load_full_optimizer_state, shard)
+from rdm_gradcache.sharding import (
+    full_model_state,
+    full_optimizer_state,
+    is_sharded,
+    load_full_model_state,
+    load_full_optimizer_state,
+    shard,
+)
 from rdm_gradcache.state import capture_rng, restore_rng
 from rdm_gradcache.step import gradcache_step
 
@@ -55,8 +61,10 @@ def enable_gradient_checkpointing(generator: Any) -> None:
     if hasattr(module, "enable_gradient_checkpointing"):
         module.enable_gradient_checkpointing()
         return
-    raise RecipeError(f"generator.gradient_checkpointing is on but {type(generator).__name__} supports none.",
-                      "set generator.gradient_checkpointing: false (or add set_gradient_checkpointing to the generator)")
+    raise RecipeError(
+        f"generator.gradient_checkpointing is on but {type(generator).__name__} supports none.",
+        "set generator.gradient_checkpointing: false (or add set_gradient_checkpointing to the generator)",
+    )
 
 
 def broadcast_module_(module: nn.Module) -> None:
@@ -115,14 +123,23 @@ class GradCacheTrainer:
         torch.manual_seed(seed)  # dropout and any other op on the global RNG
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        self.rngs = {"noise": torch.Generator().manual_seed(seed),
-                     "conditions": torch.Generator().manual_seed(seed + CONDITION_SEED_OFFSET)}
+        self.rngs = {
+            "noise": torch.Generator().manual_seed(seed),
+            "conditions": torch.Generator().manual_seed(seed + CONDITION_SEED_OFFSET),
+        }
         self.params = [p for p in self.module.parameters() if p.requires_grad]
         if not self.params:
-            raise RecipeError("the generator's trainable module has no parameters with requires_grad.",
-                              "unfreeze the parameters to train in trainable_module()")
-        self.optimizer = torch.optim.AdamW(self.params, lr=float(train.lr), betas=tuple(float(b) for b in train.betas),
-                                           weight_decay=float(train.weight_decay), eps=float(train.eps))
+            raise RecipeError(
+                "the generator's trainable module has no parameters with requires_grad.",
+                "unfreeze the parameters to train in trainable_module()",
+            )
+        self.optimizer = torch.optim.AdamW(
+            self.params,
+            lr=float(train.lr),
+            betas=tuple(float(b) for b in train.betas),
+            weight_decay=float(train.weight_decay),
+            eps=float(train.eps),
+        )
 
     # -- one step's pieces ---------------------------------------------------------------------
     def draw_chunks(self, device: torch.device) -> list[Chunk]:
@@ -206,11 +223,21 @@ class GradCacheTrainer:
         optim = full_optimizer_state(self.module, self.optimizer)
         rngs = self._rng_all_ranks(ctx)
         if ctx.is_main:
-            meta = {"generator": str(self.recipe.generator.name), "generator_args": plain(self.recipe.generator.args),
-                    "run": str(self.recipe.run.name)}
-            run.save(step, model, optim, self.objective.state_dict(), rngs,
-                     {"layout": vars(self.layout), "samples_seen": step * self.layout.rollout},
-                     meta=meta, keep=int(self.recipe.train.keep_checkpoints))
+            meta = {
+                "generator": str(self.recipe.generator.name),
+                "generator_args": plain(self.recipe.generator.args),
+                "run": str(self.recipe.run.name),
+            }
+            run.save(
+                step,
+                model,
+                optim,
+                self.objective.state_dict(),
+                rngs,
+                {"layout": vars(self.layout), "samples_seen": step * self.layout.rollout},
+                meta=meta,
+                keep=int(self.recipe.train.keep_checkpoints),
+            )
         barrier()
 
     def _resume(self, run: RunDir, ctx: DistContext) -> int:
@@ -236,8 +263,10 @@ class GradCacheTrainer:
         ctx = init_from_env(str(recipe.run.device))
         run = RunDir(Path(recipe.run.output_dir) / recipe.run.name)
         if not resume and run.latest() is not None:
-            raise RecipeError(f"run directory {run.root} already has checkpoints.",
-                              "pass --resume to continue it, or choose another run.name / run.output_dir")
+            raise RecipeError(
+                f"run directory {run.root} already has checkpoints.",
+                "pass --resume to continue it, or choose another run.name / run.output_dir",
+            )
         self._setup(ctx)
         start = self._resume(run, ctx) if resume else 0
         if ctx.is_main:
@@ -255,8 +284,10 @@ class GradCacheTrainer:
         # run starts from 0), so load from other jobs on a shared machine does not shrink it.
         budget = None if train.get("max_seconds") is None else float(train.max_seconds)
         if budget is not None and not budget > 0:
-            raise RecipeError(f"train.max_seconds must be positive, got {budget}.",
-                              "set train.max_seconds to a positive number of CPU seconds, or null for no budget")
+            raise RecipeError(
+                f"train.max_seconds must be positive, got {budget}.",
+                "set train.max_seconds to a positive number of CPU seconds, or null for no budget",
+            )
         cpu_used = 0.0
         bar = progress() if (ctx.is_main and self.show_progress) else None
         with bar if bar is not None else contextlib.nullcontext():
@@ -268,9 +299,16 @@ class GradCacheTrainer:
                 t0, c0 = time.perf_counter(), time.process_time()
                 chunks = self.draw_chunks(ctx.device)
                 self.objective.begin_step(step)
-                result = gradcache_step(self.params, self.optimizer, chunks, self.encode, self.objective.loss_fn,
-                                        grad_clip=float(train.grad_clip), average=average,
-                                        before_chunk_backward=sync_hook)
+                result = gradcache_step(
+                    self.params,
+                    self.optimizer,
+                    chunks,
+                    self.encode,
+                    self.objective.loss_fn,
+                    grad_clip=float(train.grad_clip),
+                    average=average,
+                    before_chunk_backward=sync_hook,
+                )
                 raw = result.logs.get("raw", {})
                 if not result.skipped:
                     self.objective.after_step(raw)
@@ -280,9 +318,18 @@ class GradCacheTrainer:
                 cpu_used += time.process_time() - c0
                 # Every rank stops at the same step: rank 0's verdict is broadcast.
                 out_of_budget = budget is not None and _agree(cpu_used > budget, ctx)
-                last = {"step": step, "raw": raw, "weights": result.logs.get("weights", {}), "loss": result.loss,
-                        "grad_norm": result.grad_norm, "lr": lr, "samples_per_s": n / seconds, "step_seconds": seconds,
-                        "peak_memory_gb": peak_memory_gb(ctx.device), "skipped": result.skipped}
+                last = {
+                    "step": step,
+                    "raw": raw,
+                    "weights": result.logs.get("weights", {}),
+                    "loss": result.loss,
+                    "grad_norm": result.grad_norm,
+                    "lr": lr,
+                    "samples_per_s": n / seconds,
+                    "step_seconds": seconds,
+                    "peak_memory_gb": peak_memory_gb(ctx.device),
+                    "skipped": result.skipped,
+                }
                 if budget is not None:
                     last["train_cpu_seconds"] = cpu_used
                 final = step == steps or out_of_budget
@@ -305,8 +352,10 @@ class GradCacheTrainer:
                     os.kill(os.getpid(), signal.SIGKILL)
                 if out_of_budget:
                     if ctx.is_main:
-                        err_console.print(f"train.max_seconds {budget:g} reached after step {step} "
-                                          f"({cpu_used:.1f} CPU s of training steps)")
+                        err_console.print(
+                            f"train.max_seconds {budget:g} reached after step {step} "
+                            f"({cpu_used:.1f} CPU s of training steps)"
+                        )
                     break
         if start >= steps and ctx.is_main:
             err_console.print(f"run {run.root} is already at step {start} >= train.steps {steps}; nothing to do")

@@ -32,8 +32,10 @@ def combine(raw: Mapping[str, Tensor], weights: Mapping[str, float], eps: float 
         raise RecipeError("no per-encoder losses to combine.", "list at least one encoder under encoders.train")
     missing = [k for k in raw if k not in weights]
     if missing:
-        raise RecipeError(f"no weight for encoder(s) {', '.join(missing)}.",
-                          "give every training encoder a weight (balance.weights) or use balance.mode: uniform")
+        raise RecipeError(
+            f"no weight for encoder(s) {', '.join(missing)}.",
+            "give every training encoder a weight (balance.weights) or use balance.mode: uniform",
+        )
     total = None
     for name, value in raw.items():
         term = self_normalize(value, eps) * float(weights[name])
@@ -67,8 +69,10 @@ class StaticWeights(UniformWeights):
         super().__init__(names)
         unknown = [k for k in weights if k not in self.names]
         if unknown:
-            raise RecipeError(f"balance.weights names encoder(s) {', '.join(unknown)} that are not training encoders.",
-                              f"use names from encoders.train: {', '.join(self.names)}")
+            raise RecipeError(
+                f"balance.weights names encoder(s) {', '.join(unknown)} that are not training encoders.",
+                f"use names from encoders.train: {', '.join(self.names)}",
+            )
         self._weights = {n: float(weights.get(n, 1.0)) for n in self.names}
 
     def weights(self) -> dict[str, float]:
@@ -94,20 +98,36 @@ class GatedLagrangianController:
         total: budget shared by violators (default: number of encoders).
     """
 
-    def __init__(self, names: Iterable[str], floors: Mapping[str, float], *, kp: float = 1.0, ki: float = 0.0,
-                 kd: float = 0.0, ema_beta: float = 0.5, temperature: float = 2.0, cost_clip: float = 5.0,
-                 lambda_max: float = 10.0, softmax: bool = True, normalized: bool = False,
-                 total: float | None = None) -> None:
+    def __init__(
+        self,
+        names: Iterable[str],
+        floors: Mapping[str, float],
+        *,
+        kp: float = 1.0,
+        ki: float = 0.0,
+        kd: float = 0.0,
+        ema_beta: float = 0.5,
+        temperature: float = 2.0,
+        cost_clip: float = 5.0,
+        lambda_max: float = 10.0,
+        softmax: bool = True,
+        normalized: bool = False,
+        total: float | None = None,
+    ) -> None:
         self.names = list(names)
         if not self.names:
             raise RecipeError("the controller needs at least one encoder.", "list encoders under encoders.train")
         missing = [n for n in self.names if n not in floors]
         if missing:
-            raise RecipeError(f"no floor for encoder(s) {', '.join(missing)}.",
-                              "compute floors with `rdm reference build RECIPE --split val` (floors.json)")
+            raise RecipeError(
+                f"no floor for encoder(s) {', '.join(missing)}.",
+                "compute floors with `rdm reference build RECIPE --split val` (floors.json)",
+            )
         self.floors = {n: float(floors[n]) for n in self.names}
         if normalized and any(b == 0 for b in self.floors.values()):
-            raise RecipeError("normalized errors divide by the floor, and a floor is 0.", "set balance.normalized: false")
+            raise RecipeError(
+                "normalized errors divide by the floor, and a floor is 0.", "set balance.normalized: false"
+            )
         if not 0 < ema_beta <= 1:
             raise RecipeError(f"ema_beta must be in (0, 1], got {ema_beta}.", "use balance.ema_beta: 0.5")
         self.kp, self.ki, self.kd = float(kp), float(ki), float(kd)
@@ -133,13 +153,17 @@ class GatedLagrangianController:
         """
         missing = [n for n in self.names if n not in raw_scores]
         if missing:
-            raise RecipeError(f"controller step without score(s) for {', '.join(missing)}.",
-                              "pass the raw L_e of every training encoder")
+            raise RecipeError(
+                f"controller step without score(s) for {', '.join(missing)}.",
+                "pass the raw L_e of every training encoder",
+            )
         values = {n: float(raw_scores[n]) for n in self.names}
         bad = [n for n, v in values.items() if not math.isfinite(v)]
         if bad:
-            raise NonFiniteError(f"non-finite raw score for {', '.join(bad)}.",
-                                 "skip the controller update on steps whose loss is not finite")
+            raise NonFiniteError(
+                f"non-finite raw score for {', '.join(bad)}.",
+                "skip the controller update on steps whose loss is not finite",
+            )
         z: dict[str, float] = {}
         for n in self.names:
             prev = self.ema[n]
@@ -183,12 +207,14 @@ class GatedLagrangianController:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`state_dict` output; the encoder list must be the same."""
         if list(state.get("names", [])) != self.names:
-            raise RecipeError(f"controller state is for encoders {state.get('names')}, this run trains {self.names}.",
-                              "resume with the same encoders.train, or start a new run")
-        self.ema = {n: (None if v is None else float(v)) for n, v in zip(self.names, state["ema"])}
-        self.integral = {n: float(v) for n, v in zip(self.names, state["integral"])}
-        self.prev_error = {n: float(v) for n, v in zip(self.names, state["prev_error"])}
-        self.lambdas = {n: float(v) for n, v in zip(self.names, state["lambdas"])}
+            raise RecipeError(
+                f"controller state is for encoders {state.get('names')}, this run trains {self.names}.",
+                "resume with the same encoders.train, or start a new run",
+            )
+        self.ema = {n: (None if v is None else float(v)) for n, v in zip(self.names, state["ema"], strict=True)}
+        self.integral = {n: float(v) for n, v in zip(self.names, state["integral"], strict=True)}
+        self.prev_error = {n: float(v) for n, v in zip(self.names, state["prev_error"], strict=True)}
+        self.lambdas = {n: float(v) for n, v in zip(self.names, state["lambdas"], strict=True)}
         self.steps = int(state.get("steps", 0))
 
 
@@ -220,6 +246,16 @@ def balance_from_recipe(recipe: Any, floors: Mapping[str, float] | str | None = 
         path = floors or section.floors or str(Path(recipe.references.dir) / "floors.json")
         floors = load_floors(path, expect_n=int(recipe.train.rollout))
     return GatedLagrangianController(
-        names, floors, kp=section.kp, ki=section.ki, kd=section.kd, ema_beta=section.ema_beta,
-        temperature=section.temperature, cost_clip=section.cost_clip, lambda_max=section.lambda_max,
-        softmax=section.softmax, normalized=section.normalized, total=section.total)
+        names,
+        floors,
+        kp=section.kp,
+        ki=section.ki,
+        kd=section.kd,
+        ema_beta=section.ema_beta,
+        temperature=section.temperature,
+        cost_clip=section.cost_clip,
+        lambda_max=section.lambda_max,
+        softmax=section.softmax,
+        normalized=section.normalized,
+        total=section.total,
+    )

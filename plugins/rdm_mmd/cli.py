@@ -18,11 +18,18 @@ REFERENCE_KINDS = ("nystrom", "exact", "rff", "frechet", "sliced_wasserstein")
 
 def configure(parser: argparse.ArgumentParser):
     sub = parser.add_subparsers(dest="reference_command", metavar="ACTION")
-    build = sub.add_parser("build", help="build a reference set from a feature file or a recipe",
-                           description="Build a reference set. Either --features F -o REF, or a RECIPE.")
+    build = sub.add_parser(
+        "build",
+        help="build a reference set from a feature file or a recipe",
+        description="Build a reference set. Either --features F -o REF, or a RECIPE.",
+    )
     build.add_argument("recipe", nargs="?", help="recipe file or shipped recipe name (pipeline mode)")
-    build.add_argument("extra_overrides", nargs="*", metavar="KEY=VALUE",
-                       help="pipeline mode: recipe overrides (same as --set KEY=VALUE)")
+    build.add_argument(
+        "extra_overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="pipeline mode: recipe overrides (same as --set KEY=VALUE)",
+    )
     build.add_argument("--features", help="feature file (safetensors with tensor 'features' (n, d))")
     build.add_argument("-o", "--output", help="reference file to write (feature mode)")
     build.add_argument("--kind", default="nystrom", help=f"reference kind: {', '.join(REFERENCE_KINDS)}")
@@ -31,13 +38,29 @@ def configure(parser: argparse.ArgumentParser):
     build.add_argument("--landmarks", type=int, default=4096, help="Nystrom landmarks M")
     build.add_argument("--seed", type=int, default=0, help="seed of every subsample and of k-means")
     build.add_argument("--encoder", help="encoder name recorded in the header (default: the feature file's)")
-    build.add_argument("--arg", dest="kind_args", action="append", default=[], metavar="KEY=VALUE",
-                       help="extra option of the reference kind, e.g. --arg num_features=4096 (repeatable)")
+    build.add_argument(
+        "--arg",
+        dest="kind_args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra option of the reference kind, e.g. --arg num_features=4096 (repeatable)",
+    )
     build.add_argument("--encoders", help="pipeline mode: comma-separated encoders (default: the recipe's)")
-    build.add_argument("--split", choices=["train", "val"], default=None,
-                       help="pipeline mode: only train references, or only val (floors, evaluation banks); default both")
-    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                       help="pipeline mode: override a recipe value (repeatable)")
+    build.add_argument(
+        "--split",
+        choices=["train", "val"],
+        default=None,
+        help="pipeline mode: only train references, or only val (floors, evaluation banks); default both",
+    )
+    build.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="pipeline mode: override a recipe value (repeatable)",
+    )
     info = sub.add_parser("info", help="show a reference file's header and tensors")
     info.add_argument("path", help="reference .safetensors file")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -73,11 +96,15 @@ def parse_kind_args(items: list[str]) -> dict[str, Any]:
 
 def run_build(args: argparse.Namespace) -> int:
     if args.recipe and args.features:
-        raise RecipeError("give either a RECIPE or --features, not both.",
-                          "use `rdm reference build RECIPE` or `rdm reference build --features F -o REF`")
+        raise RecipeError(
+            "give either a RECIPE or --features, not both.",
+            "use `rdm reference build RECIPE` or `rdm reference build --features F -o REF`",
+        )
     if args.extra_overrides and not args.recipe:
-        raise RecipeError(f"unexpected arguments {args.extra_overrides} without a RECIPE.",
-                          "overrides apply to recipe mode: `rdm reference build RECIPE key=value`")
+        raise RecipeError(
+            f"unexpected arguments {args.extra_overrides} without a RECIPE.",
+            "overrides apply to recipe mode: `rdm reference build RECIPE key=value`",
+        )
     if args.recipe:
         from rdm_core.registry import import_object
 
@@ -85,12 +112,16 @@ def run_build(args: argparse.Namespace) -> int:
         try:
             pipeline = import_object("rdm_references.pipeline:run_build")
         except (ImportError, AttributeError) as exc:
-            raise RdmError(f"building references from a recipe needs the rdm_references pipeline ({exc}).",
-                           "install/enable the 'references' plugin, or use --features F -o REF") from exc
+            raise RdmError(
+                f"building references from a recipe needs the rdm_references pipeline ({exc}).",
+                "install/enable the 'references' plugin, or use --features F -o REF",
+            ) from exc
         return int(pipeline(args) or 0)
     if not args.features or not args.output:
-        raise RecipeError("feature mode needs --features F.safetensors and -o REF.safetensors.",
-                          "e.g. `rdm reference build --features feats.safetensors -o ref.safetensors`")
+        raise RecipeError(
+            "feature mode needs --features F.safetensors and -o REF.safetensors.",
+            "e.g. `rdm reference build --features feats.safetensors -o ref.safetensors`",
+        )
     from rdm_core.console import console
     from rdm_core.plugins import registry
     from rdm_mmd.features_io import load_features
@@ -98,14 +129,24 @@ def run_build(args: argparse.Namespace) -> int:
     features, meta = load_features(args.features)
     cls = registry("references").resolve(args.kind)
     encoder = args.encoder or meta.get("encoder_spec") or meta.get("encoder")
-    ref = cls.build(features, args.kernel, landmarks=args.landmarks, seed=args.seed, encoder=encoder,
-                    bandwidth_scale=args.bandwidth_scale, source_fingerprint=meta.get("source_fingerprint"),
-                    **parse_kind_args(args.kind_args))
+    ref = cls.build(
+        features,
+        args.kernel,
+        landmarks=args.landmarks,
+        seed=args.seed,
+        encoder=encoder,
+        bandwidth_scale=args.bandwidth_scale,
+        source_fingerprint=meta.get("source_fingerprint"),
+        **parse_kind_args(args.kind_args),
+    )
     ref.save(args.output)
     h = ref.header
-    console.print(f"[green]wrote[/] {args.output}: {h['kind']} reference, encoder={h.get('encoder')}, "
-                  f"dim={h['dim']}, n={h['n']}" + (f", sigma={h['bandwidth']:.6g}" if h.get("bandwidth") else "")
-                  + (f", k_rr={h['k_rr']:.6g}" if h.get("k_rr") is not None else ""))
+    console.print(
+        f"[green]wrote[/] {args.output}: {h['kind']} reference, encoder={h.get('encoder')}, "
+        f"dim={h['dim']}, n={h['n']}"
+        + (f", sigma={h['bandwidth']:.6g}" if h.get("bandwidth") else "")
+        + (f", k_rr={h['k_rr']:.6g}" if h.get("k_rr") is not None else "")
+    )
     return 0
 
 

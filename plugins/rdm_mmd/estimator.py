@@ -53,8 +53,10 @@ def _is_fused(kernel: Any) -> bool:
 
 def _check_2d(x: Tensor, what: str) -> None:
     if x.dim() != 2 or x.shape[0] == 0:
-        raise ShapeError(f"{what} must be a non-empty (N, dim) matrix, got shape {tuple(x.shape)}.",
-                         "pass pooled features, one row per sample")
+        raise ShapeError(
+            f"{what} must be a non-empty (N, dim) matrix, got shape {tuple(x.shape)}.",
+            "pass pooled features, one row per sample",
+        )
 
 
 def _method(kernel: Any, method: str) -> str:
@@ -63,8 +65,10 @@ def _method(kernel: Any, method: str) -> str:
     if method not in ("fused", "checkpoint"):
         raise RecipeError(f"unknown estimator method {method!r}.", "use 'auto', 'fused' or 'checkpoint'")
     if method == "fused" and not _is_fused(kernel):
-        raise RecipeError(f"kernel {getattr(kernel, 'name', kernel)!r} has no radial profile; the fused path needs one.",
-                          "use method='checkpoint' (works with any gram())")
+        raise RecipeError(
+            f"kernel {getattr(kernel, 'name', kernel)!r} has no radial profile; the fused path needs one.",
+            "use method='checkpoint' (works with any gram())",
+        )
     return method
 
 
@@ -144,8 +148,14 @@ def _checkpoint_repulsion(x: Tensor, kernel: Any, chunk: int) -> Tensor:
     return total / (n * n)
 
 
-def repulsion(features: Tensor, kernel: Any, *, gen_chunk: int = DEFAULT_GEN_CHUNK,
-              memory_budget: int | None = None, method: str = "auto") -> Tensor:
+def repulsion(
+    features: Tensor,
+    kernel: Any,
+    *,
+    gen_chunk: int = DEFAULT_GEN_CHUNK,
+    memory_budget: int | None = None,
+    method: str = "auto",
+) -> Tensor:
     """Exact biased within-batch kernel mean ``k_gg`` (diagonal included, divided by N^2).
 
     Args:
@@ -219,8 +229,15 @@ def _cross_block(rows: Tensor, y: Tensor, w: Tensor, kernel: Any) -> Tensor:
     return (kernel.gram(rows, y) @ w).sum()
 
 
-def cross_kernel_mean(x: Tensor, y: Tensor, kernel: Any, weights: Tensor | None = None, *,
-                      memory_budget: int | None = None, method: str = "auto") -> Tensor:
+def cross_kernel_mean(
+    x: Tensor,
+    y: Tensor,
+    kernel: Any,
+    weights: Tensor | None = None,
+    *,
+    memory_budget: int | None = None,
+    method: str = "auto",
+) -> Tensor:
     """``mean_i sum_m w_m k(x_i, y_m)``; uniform ``w = 1/len(y)`` gives the plain cross mean.
 
     Nystrom attraction is ``cross_kernel_mean(g, Z, kernel, alpha)``; the exact estimator's
@@ -230,8 +247,10 @@ def cross_kernel_mean(x: Tensor, y: Tensor, kernel: Any, weights: Tensor | None 
     _check_2d(x, "generated features")
     _check_2d(y, "reference rows")
     if x.shape[1] != y.shape[1]:
-        raise ShapeError(f"generated features have dim {x.shape[1]} but the reference has dim {y.shape[1]}.",
-                         "use the reference built for this encoder (`rdm reference build RECIPE --encoders NAME`)")
+        raise ShapeError(
+            f"generated features have dim {x.shape[1]} but the reference has dim {y.shape[1]}.",
+            "use the reference built for this encoder (`rdm reference build RECIPE --encoders NAME`)",
+        )
     dtype = compute_dtype(x)
     xx = x.to(dtype)
     yy = y.to(device=xx.device, dtype=dtype)
@@ -240,8 +259,9 @@ def cross_kernel_mean(x: Tensor, y: Tensor, kernel: Any, weights: Tensor | None 
     else:
         ww = weights.to(device=xx.device, dtype=dtype)
         if ww.shape != (yy.shape[0],):
-            raise ShapeError(f"weights have shape {tuple(ww.shape)}, expected ({yy.shape[0]},).",
-                             "pass one weight per reference row")
+            raise ShapeError(
+                f"weights have shape {tuple(ww.shape)}, expected ({yy.shape[0]},).", "pass one weight per reference row"
+            )
     chunk = rows_for_budget(yy.shape[0], xx.element_size(), memory_budget)
     frozen = not (yy.requires_grad or ww.requires_grad)
     with full_precision(xx):
@@ -261,8 +281,9 @@ def cross_kernel_mean(x: Tensor, y: Tensor, kernel: Any, weights: Tensor | None 
 
 
 @torch.no_grad()
-def kernel_mean_constant(pool: Tensor, kernel: Any, *, subsample: int = 100000, seed: int = 0,
-                         block: int = 4096) -> tuple[float, Tensor]:
+def kernel_mean_constant(
+    pool: Tensor, kernel: Any, *, subsample: int = 100000, seed: int = 0, block: int = 4096
+) -> tuple[float, Tensor]:
     """``k_rr = (1/n^2) sum_{j,j'} k(r_j, r_j')`` over a seeded random subsample (no gradient).
 
     Computed blockwise over the upper triangle (``block x block`` tiles), accumulated in fp64.
@@ -294,9 +315,17 @@ def kernel_mean_constant(pool: Tensor, kernel: Any, *, subsample: int = 100000, 
     return total / (m * m), idx
 
 
-def mmd_loss(features: Tensor, landmarks: Tensor, weights: Tensor | None, kernel: Any, k_rr: float, *,
-             gen_chunk: int = DEFAULT_GEN_CHUNK, memory_budget: int | None = None,
-             method: str = "auto") -> Tensor:
+def mmd_loss(
+    features: Tensor,
+    landmarks: Tensor,
+    weights: Tensor | None,
+    kernel: Any,
+    k_rr: float,
+    *,
+    gen_chunk: int = DEFAULT_GEN_CHUNK,
+    memory_budget: int | None = None,
+    method: str = "auto",
+) -> Tensor:
     """``L = k_gg - 2 * mean_i sum_m w_m k(g_i, y_m) + k_rr`` (SPEC 3.5), a raw scalar."""
     k_gg = repulsion(features, kernel, gen_chunk=gen_chunk, memory_budget=memory_budget, method=method)
     k_gr = cross_kernel_mean(features, landmarks, kernel, weights, memory_budget=memory_budget, method=method)

@@ -32,37 +32,74 @@ class ExactReference(SteppedReference):
 
     @classmethod
     @torch.no_grad()
-    def build(cls, features: Tensor, kernel: Any = "gaussian", *, landmarks: int | None = None, seed: int = 0,
-              encoder: Any = None, bandwidth_scale: float = 1.0, source_fingerprint: str | None = None,
-              joint: Mapping[str, Any] | None = None, kernel_args: Mapping[str, Any] | None = None,
-              bandwidth_subsample: int = 10000, krr_subsample: int = 100000, sample_size: int | None = None,
-              **options: Any) -> ExactReference:
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = "gaussian",
+        *,
+        landmarks: int | None = None,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float = 1.0,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        kernel_args: Mapping[str, Any] | None = None,
+        bandwidth_subsample: int = 10000,
+        krr_subsample: int = 100000,
+        sample_size: int | None = None,
+        **options: Any,
+    ) -> ExactReference:
         """Store the pool; ``k_rr`` over a seeded random subsample. ``landmarks`` is ignored."""
         check_features(features)
-        kern = resolve_kernel(kernel, features, bandwidth_scale=bandwidth_scale,
-                              bandwidth_subsample=bandwidth_subsample, seed=seed, kernel_args=kernel_args)
+        kern = resolve_kernel(
+            kernel,
+            features,
+            bandwidth_scale=bandwidth_scale,
+            bandwidth_subsample=bandwidth_subsample,
+            seed=seed,
+            kernel_args=kernel_args,
+        )
         if sample_size is not None and int(sample_size) < 1:
             raise RecipeError(f"sample_size must be >= 1, got {sample_size!r}.", "omit it to use the batch size N")
         k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed)
-        header = make_header(cls.kind, features, kern, encoder=encoder, bandwidth_scale=bandwidth_scale,
-                             seed=seed, source_fingerprint=source_fingerprint, k_rr=k_rr, joint=joint,
-                             extra={"sample_size": None if sample_size is None else int(sample_size),
-                                    "krr_n": int(min(int(krr_subsample), features.shape[0]))})
+        header = make_header(
+            cls.kind,
+            features,
+            kern,
+            encoder=encoder,
+            bandwidth_scale=bandwidth_scale,
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            k_rr=k_rr,
+            joint=joint,
+            extra={
+                "sample_size": None if sample_size is None else int(sample_size),
+                "krr_n": int(min(int(krr_subsample), features.shape[0])),
+            },
+        )
         return cls({"pool": features.float().cpu()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()
         pool = self.tensors["pool"]
         if pool.dim() != 2 or pool.shape[1] != self.dim:
-            raise ArtifactError(f"exact reference pool has shape {tuple(pool.shape)}, header dim {self.dim}.",
-                                "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"exact reference pool has shape {tuple(pool.shape)}, header dim {self.dim}.",
+                "rebuild it with `rdm reference build`",
+            )
 
     def distance(self, features: Tensor) -> Tensor:
         """Raw exact MMD^2 against a fresh seeded real subsample (size ``sample_size`` or N)."""
         self.check_dim(features)
         n = int(self.header.get("sample_size") or features.shape[0])
         real = self.real_sample(n, self._next_generator())
-        return mmd_loss(features, real, None, self.kernel, float(self.header["k_rr"]),
-                        gen_chunk=int(self.options.get("gen_chunk", DEFAULT_GEN_CHUNK)),
-                        memory_budget=self.options.get("memory_budget"),
-                        method=self.options.get("method", "auto"))
+        return mmd_loss(
+            features,
+            real,
+            None,
+            self.kernel,
+            float(self.header["k_rr"]),
+            gen_chunk=int(self.options.get("gen_chunk", DEFAULT_GEN_CHUNK)),
+            memory_budget=self.options.get("memory_budget"),
+            method=self.options.get("method", "auto"),
+        )

@@ -15,10 +15,15 @@ from rdm_core.errors import ArtifactError
 def save_features(path: str | Path, features: Tensor, meta: Mapping[str, Any] | None = None) -> None:
     """Write ``features`` (n, d) with ``meta`` (e.g. encoder, encoder_spec, source_fingerprint)."""
     if features.dim() != 2:
-        raise ArtifactError(f"features must be (n, d), got shape {tuple(features.shape)}.",
-                            "pool the encoder outputs to one vector per image")
-    save_tensors(path, {"features": features}, {"kind": "features", "n": int(features.shape[0]),
-                                                "dim": int(features.shape[1]), **dict(meta or {})})
+        raise ArtifactError(
+            f"features must be (n, d), got shape {tuple(features.shape)}.",
+            "pool the encoder outputs to one vector per image",
+        )
+    save_tensors(
+        path,
+        {"features": features},
+        {"kind": "features", "n": int(features.shape[0]), "dim": int(features.shape[1]), **dict(meta or {})},
+    )
 
 
 def load_features(path: str | Path, device: str = "cpu") -> tuple[Tensor, dict[str, Any]]:
@@ -29,6 +34,8 @@ def load_features(path: str | Path, device: str = "cpu") -> tuple[Tensor, dict[s
     """
     tensors, meta = load_tensors(path, device=device)
     if "features" not in tensors or tensors["features"].dim() != 2:
-        raise ArtifactError(f"{path} has no (n, d) 'features' tensor (found: {', '.join(tensors) or 'none'}).",
-                            "write feature files with rdm_mmd.features_io.save_features")
+        raise ArtifactError(
+            f"{path} has no (n, d) 'features' tensor (found: {', '.join(tensors) or 'none'}).",
+            "write feature files with rdm_mmd.features_io.save_features",
+        )
     return tensors["features"], meta

@@ -29,8 +29,10 @@ def compute_floor(reference: Any, val_features: Tensor, n: int, draws: int = 8, 
         seed: CPU generator seed (0).
     """
     if val_features.dim() != 2 or val_features.shape[0] < n or n < 1:
-        raise ShapeError(f"floors need at least n={n} validation rows, got shape {tuple(val_features.shape)}.",
-                         "extract more validation features or lower the training N (train.rollout)")
+        raise ShapeError(
+            f"floors need at least n={n} validation rows, got shape {tuple(val_features.shape)}.",
+            "extract more validation features or lower the training N (train.rollout)",
+        )
     gen = torch.Generator().manual_seed(int(seed))
     total = 0.0
     for _ in range(int(draws)):
@@ -39,11 +41,26 @@ def compute_floor(reference: Any, val_features: Tensor, n: int, draws: int = 8, 
     return total / int(draws)
 
 
-def save_floors(path: str | Path, floors: Mapping[str, float], n: int, *, draws: int = 8, seed: int = 0,
-                extra: Mapping[str, Any] | None = None) -> None:
+def save_floors(
+    path: str | Path,
+    floors: Mapping[str, float],
+    n: int,
+    *,
+    draws: int = 8,
+    seed: int = 0,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
     """Write ``{"n": N, "draws": .., "seed": .., "floors": {encoder: b_e}}`` atomically."""
-    write_json(path, {"n": int(n), "draws": int(draws), "seed": int(seed),
-                      "floors": {k: float(v) for k, v in floors.items()}, **dict(extra or {})})
+    write_json(
+        path,
+        {
+            "n": int(n),
+            "draws": int(draws),
+            "seed": int(seed),
+            "floors": {k: float(v) for k, v in floors.items()},
+            **dict(extra or {}),
+        },
+    )
 
 
 def load_floors(path: str | Path, expect_n: int | None = None) -> dict[str, float]:
@@ -54,9 +71,13 @@ def load_floors(path: str | Path, expect_n: int | None = None) -> dict[str, floa
     """
     data = read_json(path)
     if not isinstance(data, dict) or not isinstance(data.get("floors"), dict) or "n" not in data:
-        raise ArtifactError(f"{path} is not an rdm floors file (needs 'n' and 'floors').",
-                            "recompute floors with `rdm reference build RECIPE --split val`")
+        raise ArtifactError(
+            f"{path} is not an rdm floors file (needs 'n' and 'floors').",
+            "recompute floors with `rdm reference build RECIPE --split val`",
+        )
     if expect_n is not None and int(data["n"]) != int(expect_n):
-        raise ArtifactError(f"{path} holds floors computed at N={data['n']}, but training uses N={expect_n}.",
-                            "recompute the floors at the training N (`rdm reference build RECIPE --split val`)")
+        raise ArtifactError(
+            f"{path} holds floors computed at N={data['n']}, but training uses N={expect_n}.",
+            "recompute the floors at the training N (`rdm reference build RECIPE --split val`)",
+        )
     return {k: float(v) for k, v in data["floors"].items()}

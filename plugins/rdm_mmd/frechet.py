@@ -37,10 +37,22 @@ class FrechetReference(ReferenceBase):
 
     @classmethod
     @torch.no_grad()
-    def build(cls, features: Tensor, kernel: Any = None, *, landmarks: int | None = None, seed: int = 0,
-              encoder: Any = None, bandwidth_scale: float | None = None, source_fingerprint: str | None = None,
-              joint: Mapping[str, Any] | None = None, kernel_args: Mapping[str, Any] | None = None,
-              bandwidth_subsample: int | None = None, eps: float = 1e-6, **options: Any) -> FrechetReference:
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = None,
+        *,
+        landmarks: int | None = None,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float | None = None,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        kernel_args: Mapping[str, Any] | None = None,
+        bandwidth_subsample: int | None = None,
+        eps: float = 1e-6,
+        **options: Any,
+    ) -> FrechetReference:
         """Mean and covariance of the pool in fp64; ``S_r^1/2`` from ``eigh(S_r + eps I)``.
 
         ``kernel``, ``landmarks``, ``bandwidth_scale``, ``kernel_args`` and ``bandwidth_subsample`` are
@@ -51,9 +63,16 @@ class FrechetReference(ReferenceBase):
         sigma = covariance(x)
         reg = sigma.clone()
         reg.diagonal().add_(eps)
-        header = make_header(cls.kind, features, None, encoder=encoder, seed=seed,
-                             source_fingerprint=source_fingerprint, joint=joint,
-                             extra={"tr_sigma_r": float(sigma.trace()), "eps": float(eps)})
+        header = make_header(
+            cls.kind,
+            features,
+            None,
+            encoder=encoder,
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            joint=joint,
+            extra={"tr_sigma_r": float(sigma.trace()), "eps": float(eps)},
+        )
         return cls({"mu_r": x.mean(0), "sigma_r": sigma, "sigma_r_half": psd_sqrt(reg)}, header, **options)
 
     def _validate(self) -> None:
@@ -61,9 +80,11 @@ class FrechetReference(ReferenceBase):
         d = self.dim
         mu, s, h = self.tensors["mu_r"], self.tensors["sigma_r"], self.tensors["sigma_r_half"]
         if mu.shape != (d,) or s.shape != (d, d) or h.shape != (d, d):
-            raise ArtifactError(f"frechet reference tensors disagree with dim {d}: mu_r {tuple(mu.shape)}, "
-                                f"sigma_r {tuple(s.shape)}, sigma_r_half {tuple(h.shape)}.",
-                                "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"frechet reference tensors disagree with dim {d}: mu_r {tuple(mu.shape)}, "
+                f"sigma_r {tuple(s.shape)}, sigma_r_half {tuple(h.shape)}.",
+                "rebuild it with `rdm reference build`",
+            )
 
     def distance(self, features: Tensor) -> Tensor:
         """FD between the batch's Gaussian fit and the reference's (gradient through eigvalsh)."""

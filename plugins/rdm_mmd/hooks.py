@@ -20,11 +20,17 @@ def rdm_register_references(registry) -> None:
     registry.add("exact", "rdm_mmd.exact:ExactReference", help="real pool, fresh subsample per step")
     registry.add("rff", "rdm_mmd.rff:RFFReference", help="random Fourier feature mean")
     registry.add("frechet", "rdm_mmd.frechet:FrechetReference", help="Frechet distance (ablation)")
-    registry.add("sliced_wasserstein", "rdm_mmd.sliced:SlicedWassersteinReference",
-                 help="sliced Wasserstein, fresh projections per step (ablation)")
+    registry.add(
+        "sliced_wasserstein",
+        "rdm_mmd.sliced:SlicedWassersteinReference",
+        help="sliced Wasserstein, fresh projections per step (ablation)",
+    )
 
 
 @hookimpl
 def rdm_register_commands(registry) -> None:
-    registry.add("reference", "rdm_mmd.cli:configure",
-                 spec=CommandSpec(help="Build reference sets (`build`) and inspect them (`info`)."))
+    registry.add(
+        "reference",
+        "rdm_mmd.cli:configure",
+        spec=CommandSpec(help="Build reference sets (`build`) and inspect them (`info`)."),
+    )

@@ -25,9 +25,11 @@ def joint_features(phi: Tensor, tau_rows: Tensor, beta: float) -> Tensor:
         beta: text-block scale ``sigma_img / s_txt``.
     """
     if phi.dim() != 2 or tau_rows.dim() != 2 or phi.shape[0] != tau_rows.shape[0]:
-        raise ShapeError(f"joint features need (N, d_img) and (N, d_txt) with the same N, got "
-                         f"{tuple(phi.shape)} and {tuple(tau_rows.shape)}.",
-                         "index the text table with the batch's caption_ids")
+        raise ShapeError(
+            f"joint features need (N, d_img) and (N, d_txt) with the same N, got "
+            f"{tuple(phi.shape)} and {tuple(tau_rows.shape)}.",
+            "index the text table with the batch's caption_ids",
+        )
     text = tau_rows.detach().to(device=phi.device, dtype=torch.float32) * float(beta)
     return torch.cat([phi.float(), text], dim=1)
 
@@ -40,8 +42,10 @@ def text_bandwidth(tau: Tensor, subsample: int = 2000, seed: int = 0) -> float:
 def joint_beta(sigma_img: float, s_txt: float) -> float:
     """``beta = sigma_img / s_txt``: the text factor becomes a Gaussian of bandwidth ``s_txt``."""
     if not (math.isfinite(s_txt) and s_txt > 0):
-        raise RecipeError(f"s_txt must be a positive number, got {s_txt!r}.",
-                          "set joint.s_txt (1.0 for the headline recipe) or null for the median heuristic")
+        raise RecipeError(
+            f"s_txt must be a positive number, got {s_txt!r}.",
+            "set joint.s_txt (1.0 for the headline recipe) or null for the median heuristic",
+        )
     if not (math.isfinite(sigma_img) and sigma_img > 0):
         raise RecipeError(f"sigma_img must be positive, got {sigma_img!r}.", "check the image bandwidth")
     return float(sigma_img) / float(s_txt)

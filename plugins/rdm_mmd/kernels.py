@@ -29,8 +29,10 @@ def sq_dists(x: Tensor, y: Tensor, x_sq: Tensor | None = None, y_sq: Tensor | No
     round-off produces for near-identical rows.
     """
     if x.shape[-1] != y.shape[-1]:
-        raise ShapeError(f"feature dimensions differ: {x.shape[-1]} vs {y.shape[-1]}.",
-                         "compare features of the same encoder (same dim)")
+        raise ShapeError(
+            f"feature dimensions differ: {x.shape[-1]} vs {y.shape[-1]}.",
+            "compare features of the same encoder (same dim)",
+        )
     if x_sq is None:
         x_sq = x.pow(2).sum(-1)
     if y_sq is None:
@@ -44,8 +46,10 @@ def sq_dists(x: Tensor, y: Tensor, x_sq: Tensor | None = None, y_sq: Tensor | No
 def _check_bandwidth(bandwidth: float) -> float:
     value = float(bandwidth)
     if not math.isfinite(value) or value <= 0:
-        raise RecipeError(f"kernel bandwidth must be a positive finite number, got {bandwidth!r}.",
-                          "use median_bandwidth(features) or set distance.bandwidth_scale > 0")
+        raise RecipeError(
+            f"kernel bandwidth must be a positive finite number, got {bandwidth!r}.",
+            "use median_bandwidth(features) or set distance.bandwidth_scale > 0",
+        )
     return value
 
 
@@ -162,8 +166,10 @@ class MultiScaleGaussianKernel(RadialKernel):
         super().__init__(bandwidth)
         scales = [float(s) for s in scales]
         if not scales or any(not (s > 0 and math.isfinite(s)) for s in scales):
-            raise RecipeError(f"multiscale scales must be positive numbers, got {scales!r}.",
-                              "use e.g. scales: [0.1, 0.2, 0.4, 0.8, 1.6]")
+            raise RecipeError(
+                f"multiscale scales must be positive numbers, got {scales!r}.",
+                "use e.g. scales: [0.1, 0.2, 0.4, 0.8, 1.6]",
+            )
         self.scales = scales
 
     def _gammas(self) -> list[float]:
@@ -224,8 +230,10 @@ def median_bandwidth(features: Tensor, scale: float = 1.0, subsample: int = 1000
         The bandwidth as a Python float.
     """
     if features.dim() != 2 or features.shape[0] < 2:
-        raise ShapeError(f"median_bandwidth needs an (n >= 2, d) feature matrix, got shape {tuple(features.shape)}.",
-                         "pass at least two feature rows")
+        raise ShapeError(
+            f"median_bandwidth needs an (n >= 2, d) feature matrix, got shape {tuple(features.shape)}.",
+            "pass at least two feature rows",
+        )
     if not scale > 0:
         raise RecipeError(f"bandwidth scale must be > 0, got {scale!r}.", "set distance.bandwidth_scale > 0")
     n = features.shape[0]
@@ -233,8 +241,10 @@ def median_bandwidth(features: Tensor, scale: float = 1.0, subsample: int = 1000
     take = torch.randperm(n, generator=gen)[: min(int(subsample), n)].to(features.device)
     x = features.index_select(0, take).double()
     if not torch.isfinite(x).all():
-        raise NonFiniteError("features contain NaN or Inf; the median bandwidth is undefined.",
-                             "check the encoder outputs (precision policy, input range)")
+        raise NonFiniteError(
+            "features contain NaN or Inf; the median bandwidth is undefined.",
+            "check the encoder outputs (precision policy, input range)",
+        )
     d2 = sq_dists(x, x)
     iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=d2.device)
     # torch.median is the lower median for an even count (the reference release's convention)

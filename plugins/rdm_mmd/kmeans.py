@@ -18,8 +18,7 @@ def assign(x: Tensor, centroids: Tensor, chunk: int = 16384) -> Tensor:
     return out
 
 
-def kmeans(x: Tensor, m: int, *, iters: int = 20, seed: int = 0, chunk: int = 16384,
-           on_iter: object = None) -> Tensor:
+def kmeans(x: Tensor, m: int, *, iters: int = 20, seed: int = 0, chunk: int = 16384, on_iter: object = None) -> Tensor:
     """``m`` centroids of ``x`` (fp32): seeded random init, ``iters`` Lloyd steps.
 
     Empty clusters are re-seeded from random data points in each iteration (same seeded

@@ -15,21 +15,24 @@ from torch import Tensor
 
 from rdm_core.console import progress
 from rdm_core.errors import RecipeError
-from rdm_mmd.estimator import (DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss, rows_for_budget)
+from rdm_mmd.estimator import DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss, rows_for_budget
 from rdm_mmd.kmeans import kmeans
 from rdm_mmd.reference_base import ReferenceBase, check_features, make_header, resolve_kernel
 
 
-def _nystrom_alpha(landmarks: Tensor, pool: Tensor, kernel: Any, *, jitter: float,
-                   memory_budget: int | None, on_chunk: Any = None) -> tuple[Tensor, Tensor]:
+def _nystrom_alpha(
+    landmarks: Tensor, pool: Tensor, kernel: Any, *, jitter: float, memory_budget: int | None, on_chunk: Any = None
+) -> tuple[Tensor, Tensor]:
     """``(alpha, mu)`` in fp64: Cholesky of ``K_ZZ + jitter I``, ``mu`` streamed over the pool."""
     z = landmarks.double()
     kzz = kernel.gram(z, z)
     kzz.diagonal().add_(jitter)
     chol, info = torch.linalg.cholesky_ex(kzz)
     if int(info) != 0:
-        raise RecipeError(f"K_ZZ + {jitter} I is not positive definite (Cholesky failed at column {int(info)}).",
-                          "increase the jitter, lower --landmarks, or check the bandwidth (too small sigma)")
+        raise RecipeError(
+            f"K_ZZ + {jitter} I is not positive definite (Cholesky failed at column {int(info)}).",
+            "increase the jitter, lower --landmarks, or check the bandwidth (too small sigma)",
+        )
     mu = torch.zeros(z.shape[0], dtype=torch.float64, device=z.device)
     rows = rows_for_budget(z.shape[0], 8, memory_budget)
     for lo in range(0, pool.shape[0], rows):
@@ -58,12 +61,26 @@ class NystromReference(ReferenceBase):
 
     @classmethod
     @torch.no_grad()
-    def build(cls, features: Tensor, kernel: Any = "gaussian", *, landmarks: int = 4096, seed: int = 0,
-              encoder: Any = None, bandwidth_scale: float = 1.0, source_fingerprint: str | None = None,
-              joint: Mapping[str, Any] | None = None, kernel_args: Mapping[str, Any] | None = None,
-              bandwidth_subsample: int = 10000, fit_subsample: int = 200000, kmeans_iters: int = 20,
-              krr_subsample: int = 100000, jitter: float = 1e-6, memory_budget: int | None = None,
-              **options: Any) -> NystromReference:
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = "gaussian",
+        *,
+        landmarks: int = 4096,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float = 1.0,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        kernel_args: Mapping[str, Any] | None = None,
+        bandwidth_subsample: int = 10000,
+        fit_subsample: int = 200000,
+        kmeans_iters: int = 20,
+        krr_subsample: int = 100000,
+        jitter: float = 1e-6,
+        memory_budget: int | None = None,
+        **options: Any,
+    ) -> NystromReference:
         """Build from a feature pool (SPEC 4).
 
         Args:
@@ -83,8 +100,14 @@ class NystromReference(ReferenceBase):
             options: runtime options (``gen_chunk``, ``method``).
         """
         check_features(features)
-        kern = resolve_kernel(kernel, features, bandwidth_scale=bandwidth_scale,
-                              bandwidth_subsample=bandwidth_subsample, seed=seed, kernel_args=kernel_args)
+        kern = resolve_kernel(
+            kernel,
+            features,
+            bandwidth_scale=bandwidth_scale,
+            bandwidth_subsample=bandwidth_subsample,
+            seed=seed,
+            kernel_args=kernel_args,
+        )
         n = features.shape[0]
         gen = torch.Generator().manual_seed(int(seed))
         fit_idx = torch.randperm(n, generator=gen)[: min(int(fit_subsample), n)]
@@ -99,14 +122,28 @@ class NystromReference(ReferenceBase):
                 task = bar.add_task("k-means", total=kmeans_iters, status=f"M={m}")
                 z = kmeans(fit, m, iters=kmeans_iters, seed=seed, on_iter=lambda i: bar.advance(task))
             task = bar.add_task("kernel mean", total=n, status=f"n={n}")
-            alpha, _ = _nystrom_alpha(z, features, kern, jitter=jitter, memory_budget=memory_budget,
-                                      on_chunk=lambda k: bar.advance(task, k))
+            alpha, _ = _nystrom_alpha(
+                z, features, kern, jitter=jitter, memory_budget=memory_budget, on_chunk=lambda k: bar.advance(task, k)
+            )
         k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed)
-        header = make_header(cls.kind, features, kern, encoder=encoder, bandwidth_scale=bandwidth_scale,
-                             landmarks=z.shape[0], seed=seed, source_fingerprint=source_fingerprint, k_rr=k_rr,
-                             joint=joint, extra={"jitter": float(jitter), "kmeans_iters": int(kmeans_iters),
-                                                 "fit_n": int(fit.shape[0]),
-                                                 "krr_n": int(min(int(krr_subsample), n))})
+        header = make_header(
+            cls.kind,
+            features,
+            kern,
+            encoder=encoder,
+            bandwidth_scale=bandwidth_scale,
+            landmarks=z.shape[0],
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            k_rr=k_rr,
+            joint=joint,
+            extra={
+                "jitter": float(jitter),
+                "kmeans_iters": int(kmeans_iters),
+                "fit_n": int(fit.shape[0]),
+                "krr_n": int(min(int(krr_subsample), n)),
+            },
+        )
         tensors = {"landmarks": z.float().cpu(), "alpha": alpha.float().cpu()}
         if memory_budget is not None:
             options.setdefault("memory_budget", memory_budget)
@@ -118,8 +155,11 @@ class NystromReference(ReferenceBase):
         if z.dim() != 2 or z.shape[1] != self.dim or a.shape != (z.shape[0],):
             from rdm_core.errors import ArtifactError
 
-            raise ArtifactError(f"nystrom reference tensors disagree: landmarks {tuple(z.shape)}, alpha "
-                                f"{tuple(a.shape)}, header dim {self.dim}.", "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"nystrom reference tensors disagree: landmarks {tuple(z.shape)}, alpha "
+                f"{tuple(a.shape)}, header dim {self.dim}.",
+                "rebuild it with `rdm reference build`",
+            )
 
     @property
     def landmarks(self) -> Tensor:
@@ -138,14 +178,25 @@ class NystromReference(ReferenceBase):
         from rdm_mmd.estimator import cross_kernel_mean
 
         self.check_dim(features)
-        return cross_kernel_mean(features, self.landmarks, self.kernel, self.alpha,
-                                 memory_budget=self.options.get("memory_budget"),
-                                 method=self.options.get("method", "auto"))
+        return cross_kernel_mean(
+            features,
+            self.landmarks,
+            self.kernel,
+            self.alpha,
+            memory_budget=self.options.get("memory_budget"),
+            method=self.options.get("method", "auto"),
+        )
 
     def distance(self, features: Tensor) -> Tensor:
         """Raw ``L_e = k_gg - 2 k_gr + k_rr`` of the (global) generated batch."""
         self.check_dim(features)
-        return mmd_loss(features, self.landmarks, self.alpha, self.kernel, self.k_rr,
-                        gen_chunk=int(self.options.get("gen_chunk", DEFAULT_GEN_CHUNK)),
-                        memory_budget=self.options.get("memory_budget"),
-                        method=self.options.get("method", "auto"))
+        return mmd_loss(
+            features,
+            self.landmarks,
+            self.alpha,
+            self.kernel,
+            self.k_rr,
+            gen_chunk=int(self.options.get("gen_chunk", DEFAULT_GEN_CHUNK)),
+            memory_budget=self.options.get("memory_budget"),
+            method=self.options.get("method", "auto"),
+        )

@@ -44,8 +44,14 @@ def load_training_reference(recipe: Any, encoder: str, *, dim: int | None = None
     return ref
 
 
-def build_reference_from_recipe(recipe: Any, encoder: Any, features: Tensor, *, tau_rows: Tensor | None = None,
-                                source_fingerprint: str | None = None) -> Any:
+def build_reference_from_recipe(
+    recipe: Any,
+    encoder: Any,
+    features: Tensor,
+    *,
+    tau_rows: Tensor | None = None,
+    source_fingerprint: str | None = None,
+) -> Any:
     """Build ``encoder``'s training reference from its pool features as the recipe says.
 
     With ``joint.enabled`` the image bandwidth ``sigma_img`` is the median heuristic of the IMAGE
@@ -70,8 +76,10 @@ def build_reference_from_recipe(recipe: Any, encoder: Any, features: Tensor, *, 
     joint = None
     if recipe.joint.enabled:
         if tau_rows is None or tau_rows.shape[0] != features.shape[0]:
-            raise RecipeError("joint.enabled needs one text row (tau) per reference image.",
-                              "pass tau_rows aligned with the pool features (caption of each image)")
+            raise RecipeError(
+                "joint.enabled needs one text row (tau) per reference image.",
+                "pass tau_rows aligned with the pool features (caption of each image)",
+            )
         sigma_img = median_bandwidth(features, scale=d.bandwidth_scale, subsample=d.bandwidth_subsample, seed=d.seed)
         s_txt = recipe.joint.s_txt if recipe.joint.s_txt is not None else text_bandwidth(tau_rows, seed=d.seed)
         beta = joint_beta(sigma_img, float(s_txt))
@@ -79,7 +87,16 @@ def build_reference_from_recipe(recipe: Any, encoder: Any, features: Tensor, *, 
         features = joint_features(features, tau_rows, beta)
         if d.reference in ("nystrom", "exact", "rff"):
             kernel = registry("kernels").create(str(d.kernel), bandwidth=sigma_img, **(plain(d.kernel_args) or {}))
-    return cls.build(features, kernel, landmarks=int(d.landmarks), seed=int(d.seed), encoder=encoder,
-                     bandwidth_scale=float(d.bandwidth_scale), source_fingerprint=source_fingerprint, joint=joint,
-                     kernel_args=plain(d.kernel_args) or {}, bandwidth_subsample=int(d.bandwidth_subsample),
-                     **(plain(d.args) or {}))
+    return cls.build(
+        features,
+        kernel,
+        landmarks=int(d.landmarks),
+        seed=int(d.seed),
+        encoder=encoder,
+        bandwidth_scale=float(d.bandwidth_scale),
+        source_fingerprint=source_fingerprint,
+        joint=joint,
+        kernel_args=plain(d.kernel_args) or {},
+        bandwidth_subsample=int(d.bandwidth_subsample),
+        **(plain(d.args) or {}),
+    )

@@ -35,18 +35,28 @@ def encoder_fields(encoder: Any) -> tuple[str | None, dict[str, Any] | None]:
     if isinstance(encoder, Mapping):
         spec = dict(encoder)
         return spec.get("name"), spec
-    raise RecipeError(f"encoder must be a name, an EncoderSpec or its dict, got {type(encoder).__name__}.",
-                      "pass encoder='dinov2' or encoder=spec")
+    raise RecipeError(
+        f"encoder must be a name, an EncoderSpec or its dict, got {type(encoder).__name__}.",
+        "pass encoder='dinov2' or encoder=spec",
+    )
 
 
-def resolve_kernel(kernel: Any, features: Tensor, *, bandwidth_scale: float = 1.0,
-                   bandwidth_subsample: int = 10000, seed: int = 0,
-                   kernel_args: Mapping[str, Any] | None = None) -> Any:
+def resolve_kernel(
+    kernel: Any,
+    features: Tensor,
+    *,
+    bandwidth_scale: float = 1.0,
+    bandwidth_subsample: int = 10000,
+    seed: int = 0,
+    kernel_args: Mapping[str, Any] | None = None,
+) -> Any:
     """A kernel object as is; a kernel name -> that kernel at the median bandwidth x scale."""
     if not isinstance(kernel, str):
         if not hasattr(kernel, "gram") or not hasattr(kernel, "describe"):
-            raise RecipeError(f"{kernel!r} is not a kernel (needs gram() and describe()).",
-                              "pass a kernel name such as 'gaussian' or a Kernel object")
+            raise RecipeError(
+                f"{kernel!r} is not a kernel (needs gram() and describe()).",
+                "pass a kernel name such as 'gaussian' or a Kernel object",
+            )
         return kernel
     sigma = median_bandwidth(features, scale=bandwidth_scale, subsample=bandwidth_subsample, seed=seed)
     if kernel in KERNELS:
@@ -59,19 +69,31 @@ def resolve_kernel(kernel: Any, features: Tensor, *, bandwidth_scale: float = 1.
 def check_features(features: Tensor, what: str = "reference features") -> None:
     if not isinstance(features, Tensor) or features.dim() != 2 or features.shape[0] < 2:
         shape = tuple(features.shape) if isinstance(features, Tensor) else type(features).__name__
-        raise ShapeError(f"{what} must be an (n >= 2, dim) tensor, got {shape}.",
-                         "pass pooled encoder features, one row per image")
+        raise ShapeError(
+            f"{what} must be an (n >= 2, dim) tensor, got {shape}.", "pass pooled encoder features, one row per image"
+        )
     if not torch.isfinite(features).all():
         from rdm_core.errors import NonFiniteError
 
-        raise NonFiniteError(f"{what} contain NaN or Inf.",
-                             "re-extract the features (check the encoder precision policy and the images)")
+        raise NonFiniteError(
+            f"{what} contain NaN or Inf.", "re-extract the features (check the encoder precision policy and the images)"
+        )
 
 
-def make_header(kind: str, features: Tensor, kernel: Any, *, encoder: Any = None, bandwidth_scale: float | None = None,
-                landmarks: int | None = None, seed: int = 0, source_fingerprint: str | None = None,
-                k_rr: float | None = None, joint: Mapping[str, Any] | None = None,
-                extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def make_header(
+    kind: str,
+    features: Tensor,
+    kernel: Any,
+    *,
+    encoder: Any = None,
+    bandwidth_scale: float | None = None,
+    landmarks: int | None = None,
+    seed: int = 0,
+    source_fingerprint: str | None = None,
+    k_rr: float | None = None,
+    joint: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON header shared by every kind (kind-specific keys go in ``extra``)."""
     name, spec = encoder_fields(encoder)
     dim = int(features.shape[1])
@@ -96,13 +118,23 @@ def make_header(kind: str, features: Tensor, kernel: Any, *, encoder: Any = None
     if joint is not None:
         missing = [k for k in JOINT_KEYS if joint.get(k) is None]
         if missing:
-            raise RecipeError(f"joint reference options miss {', '.join(missing)}.",
-                              "pass joint={'beta': .., 's_txt': .., 'd_img': .., 'd_txt': ..}")
+            raise RecipeError(
+                f"joint reference options miss {', '.join(missing)}.",
+                "pass joint={'beta': .., 's_txt': .., 'd_img': .., 'd_txt': ..}",
+            )
         if int(joint["d_img"]) + int(joint["d_txt"]) != dim:
-            raise ShapeError(f"joint features have dim {dim} but d_img + d_txt = {joint['d_img']} + {joint['d_txt']}.",
-                             "build joint features with rdm_mmd.joint.joint_features(phi, tau, beta)")
-        header.update({"beta": float(joint["beta"]), "s_txt": float(joint["s_txt"]),
-                       "d_img": int(joint["d_img"]), "d_txt": int(joint["d_txt"])})
+            raise ShapeError(
+                f"joint features have dim {dim} but d_img + d_txt = {joint['d_img']} + {joint['d_txt']}.",
+                "build joint features with rdm_mmd.joint.joint_features(phi, tau, beta)",
+            )
+        header.update(
+            {
+                "beta": float(joint["beta"]),
+                "s_txt": float(joint["s_txt"]),
+                "d_img": int(joint["d_img"]),
+                "d_txt": int(joint["d_txt"]),
+            }
+        )
     header.update(dict(extra or {}))
     return header
 
@@ -143,9 +175,10 @@ def check_expect(header: Mapping[str, Any], expect: Mapping[str, Any] | None, pa
         have = header.get(key)
         ok = _kernel_matches(have, want) if key == "kernel" else _same(have, want)
         if not ok:
-            shown = have.get("name") if key == "kernel" and isinstance(have, Mapping) and isinstance(want, str) else have
-            raise ReferenceMismatchError(
-                f"{path}: reference set has {key}={shown!r} but {want!r} is expected.", fix)
+            shown = (
+                have.get("name") if key == "kernel" and isinstance(have, Mapping) and isinstance(want, str) else have
+            )
+            raise ReferenceMismatchError(f"{path}: reference set has {key}={shown!r} but {want!r} is expected.", fix)
 
 
 class ReferenceBase:
@@ -162,8 +195,10 @@ class ReferenceBase:
     def __init__(self, tensors: Mapping[str, Tensor], header: Mapping[str, Any], **options: Any) -> None:
         missing = [k for k in self.tensor_names if k not in tensors]
         if missing:
-            raise ArtifactError(f"{self.kind} reference is missing tensor(s) {', '.join(missing)}.",
-                                "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"{self.kind} reference is missing tensor(s) {', '.join(missing)}.",
+                "rebuild it with `rdm reference build`",
+            )
         self.tensors: dict[str, Tensor] = dict(tensors)
         self.header: dict[str, Any] = dict(header)
         self.kernel = kernel_from_description(self.header["kernel"]) if self.header.get("kernel") else None
@@ -181,8 +216,10 @@ class ReferenceBase:
             build = getattr(type(self), "build", None)
             params = inspect.signature(build).parameters if build else {}
             known = [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY] + list(self.runtime_options())
-            raise RecipeError(f"{self.kind} reference has no option(s) {', '.join(unknown)}.",
-                              f"use one of: {', '.join(known) or '(none)'}")
+            raise RecipeError(
+                f"{self.kind} reference has no option(s) {', '.join(unknown)}.",
+                f"use one of: {', '.join(known) or '(none)'}",
+            )
         self.options.update(options)
         return self
 
@@ -194,8 +231,10 @@ class ReferenceBase:
         for name in self.tensor_names:
             t = self.tensors[name]
             if not torch.isfinite(t).all():
-                raise ArtifactError(f"{self.kind} reference tensor {name!r} contains NaN or Inf.",
-                                    "rebuild it with `rdm reference build`")
+                raise ArtifactError(
+                    f"{self.kind} reference tensor {name!r} contains NaN or Inf.",
+                    "rebuild it with `rdm reference build`",
+                )
 
     # -- ReferenceSet protocol ----------------------------------------------------------------
     @property
@@ -214,7 +253,8 @@ class ReferenceBase:
             raise ShapeError(
                 f"{self.kind} reference for encoder {self.header.get('encoder')!r} has dim {self.dim}, "
                 f"got features of shape {tuple(features.shape)}.",
-                "use the reference built for this encoder (`rdm reference build RECIPE --encoders NAME`)")
+                "use the reference built for this encoder (`rdm reference build RECIPE --encoders NAME`)",
+            )
 
     def to(self, device: torch.device | str) -> ReferenceBase:
         self.tensors = {k: v.to(device) for k, v in self.tensors.items()}
@@ -224,8 +264,13 @@ class ReferenceBase:
         save_tensors(path, self.tensors, self.header)
 
     @classmethod
-    def load(cls, path: str | Path, expect: Mapping[str, Any] | None = None, device: str | torch.device = "cpu",
-             **options: Any) -> ReferenceBase:
+    def load(
+        cls,
+        path: str | Path,
+        expect: Mapping[str, Any] | None = None,
+        device: str | torch.device = "cpu",
+        **options: Any,
+    ) -> ReferenceBase:
         """Load a reference file, checking its kind and the ``expect``-ed header values.
 
         Raises:
@@ -234,12 +279,15 @@ class ReferenceBase:
         """
         tensors, header = load_tensors(path, device=str(device))
         if not header.get("kind"):
-            raise ArtifactError(f"{path} has no reference-set header (no 'kind'); it is not an rdm reference set.",
-                                "build one with `rdm reference build`")
+            raise ArtifactError(
+                f"{path} has no reference-set header (no 'kind'); it is not an rdm reference set.",
+                "build one with `rdm reference build`",
+            )
         if header.get("kind") != cls.kind:
             raise ReferenceMismatchError(
                 f"{path} is a {header.get('kind')!r} reference, not {cls.kind!r}.",
-                f"set distance.reference: {header.get('kind')} or rebuild with --kind {cls.kind}")
+                f"set distance.reference: {header.get('kind')} or rebuild with --kind {cls.kind}",
+            )
         check_expect(header, expect, path)
         return cls(tensors, header, **options)
 

@@ -39,11 +39,23 @@ class RFFReference(ReferenceBase):
 
     @classmethod
     @torch.no_grad()
-    def build(cls, features: Tensor, kernel: Any = "gaussian", *, landmarks: int | None = None, seed: int = 0,
-              encoder: Any = None, bandwidth_scale: float = 1.0, source_fingerprint: str | None = None,
-              joint: Mapping[str, Any] | None = None, kernel_args: Mapping[str, Any] | None = None,
-              bandwidth_subsample: int = 10000, num_features: int = 4096, mean_subsample: int | None = None,
-              **options: Any) -> RFFReference:
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = "gaussian",
+        *,
+        landmarks: int | None = None,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float = 1.0,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        kernel_args: Mapping[str, Any] | None = None,
+        bandwidth_subsample: int = 10000,
+        num_features: int = 4096,
+        mean_subsample: int | None = None,
+        **options: Any,
+    ) -> RFFReference:
         """Draw ``W, b`` (seeded) and ``mu_r`` over the pool (or a seeded random subsample).
 
         Args:
@@ -53,11 +65,19 @@ class RFFReference(ReferenceBase):
             landmarks: ignored (accepted so every kind shares one call signature).
         """
         check_features(features)
-        kern = resolve_kernel(kernel, features, bandwidth_scale=bandwidth_scale,
-                              bandwidth_subsample=bandwidth_subsample, seed=seed, kernel_args=kernel_args)
+        kern = resolve_kernel(
+            kernel,
+            features,
+            bandwidth_scale=bandwidth_scale,
+            bandwidth_subsample=bandwidth_subsample,
+            seed=seed,
+            kernel_args=kernel_args,
+        )
         if getattr(kern, "name", None) != "gaussian":
-            raise RecipeError(f"random Fourier features approximate a Gaussian kernel, got {getattr(kern, 'name', kern)!r}.",
-                              "use --kernel gaussian with --kind rff, or another reference kind")
+            raise RecipeError(
+                f"random Fourier features approximate a Gaussian kernel, got {getattr(kern, 'name', kern)!r}.",
+                "use --kernel gaussian with --kind rff, or another reference kind",
+            )
         if int(num_features) < 1:
             raise RecipeError(f"num_features must be >= 1, got {num_features!r}.", "use e.g. num_features: 4096")
         d, big_d = features.shape[1], int(num_features)
@@ -72,19 +92,30 @@ class RFFReference(ReferenceBase):
         acc = torch.zeros(big_d, dtype=torch.float64)
         step = rows_for_budget(big_d, 8, None)
         for lo in range(0, rows.shape[0], step):
-            acc += rff_features_sum(rows[lo:lo + step].double().cpu(), w, b)
+            acc += rff_features_sum(rows[lo : lo + step].double().cpu(), w, b)
         mu = acc / rows.shape[0]
-        header = make_header(cls.kind, features, kern, encoder=encoder, bandwidth_scale=bandwidth_scale, seed=seed,
-                             source_fingerprint=source_fingerprint, joint=joint,
-                             extra={"num_features": big_d, "mean_n": int(rows.shape[0])})
+        header = make_header(
+            cls.kind,
+            features,
+            kern,
+            encoder=encoder,
+            bandwidth_scale=bandwidth_scale,
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            joint=joint,
+            extra={"num_features": big_d, "mean_n": int(rows.shape[0])},
+        )
         return cls({"W": w.float(), "b": b.float(), "mu_r": mu.float()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()
         w, b, mu = self.tensors["W"], self.tensors["b"], self.tensors["mu_r"]
         if w.dim() != 2 or w.shape[0] != self.dim or b.shape != (w.shape[1],) or mu.shape != (w.shape[1],):
-            raise ArtifactError(f"rff reference tensors disagree: W {tuple(w.shape)}, b {tuple(b.shape)}, "
-                                f"mu_r {tuple(mu.shape)}, header dim {self.dim}.", "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"rff reference tensors disagree: W {tuple(w.shape)}, b {tuple(b.shape)}, "
+                f"mu_r {tuple(mu.shape)}, header dim {self.dim}.",
+                "rebuild it with `rdm reference build`",
+            )
 
     def feature_mean(self, features: Tensor) -> Tensor:
         """``mean_i phi(g_i)`` (D,), blockwise with checkpointing (memory O(block x D))."""
@@ -94,7 +125,7 @@ class RFFReference(ReferenceBase):
         step = rows_for_budget(w.shape[1], x.element_size(), self.options.get("memory_budget"))
         total = x.new_zeros(w.shape[1])
         for lo in range(0, x.shape[0], step):
-            part = x[lo:lo + step]
+            part = x[lo : lo + step]
             if torch.is_grad_enabled() and x.requires_grad:
                 total = total + checkpoint(rff_features_sum, part, w, b, use_reentrant=False)
             else:

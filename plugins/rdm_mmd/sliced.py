@@ -27,7 +27,7 @@ def sliced_wasserstein(x: Tensor, y: Tensor, theta: Tensor, p: float = 2.0, chun
     """``(1/L) sum_l mean_j |sort(x theta_l)_j - sort(y theta_l)_j|^p`` for equal-size ``x``, ``y``."""
     total = x.new_zeros(())
     for lo in range(0, theta.shape[1], chunk):
-        t = theta[:, lo:lo + chunk]
+        t = theta[:, lo : lo + chunk]
         px = torch.sort(x @ t, dim=0).values
         py = torch.sort(y @ t, dim=0).values
         total = total + (px - py).abs().pow(p).mean(0).sum()
@@ -42,27 +42,51 @@ class SlicedWassersteinReference(SteppedReference):
 
     @classmethod
     @torch.no_grad()
-    def build(cls, features: Tensor, kernel: Any = None, *, landmarks: int | None = None, seed: int = 0,
-              encoder: Any = None, bandwidth_scale: float | None = None, source_fingerprint: str | None = None,
-              joint: Mapping[str, Any] | None = None, kernel_args: Mapping[str, Any] | None = None,
-              bandwidth_subsample: int | None = None, projections: int = 128, p: float = 2.0, chunk: int = 64,
-              **options: Any) -> SlicedWassersteinReference:
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = None,
+        *,
+        landmarks: int | None = None,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float | None = None,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        kernel_args: Mapping[str, Any] | None = None,
+        bandwidth_subsample: int | None = None,
+        projections: int = 128,
+        p: float = 2.0,
+        chunk: int = 64,
+        **options: Any,
+    ) -> SlicedWassersteinReference:
         """Store the pool and the SW settings (kernel options and ``landmarks`` are ignored)."""
         check_features(features)
         if int(projections) < 1 or not float(p) >= 1 or int(chunk) < 1:
-            raise RecipeError(f"sliced_wasserstein needs projections >= 1, p >= 1, chunk >= 1; got "
-                              f"{projections}, {p}, {chunk}.", "use projections: 128, p: 2")
-        header = make_header(cls.kind, features, None, encoder=encoder, seed=seed,
-                             source_fingerprint=source_fingerprint, joint=joint,
-                             extra={"projections": int(projections), "p": float(p), "chunk": int(chunk)})
+            raise RecipeError(
+                f"sliced_wasserstein needs projections >= 1, p >= 1, chunk >= 1; got {projections}, {p}, {chunk}.",
+                "use projections: 128, p: 2",
+            )
+        header = make_header(
+            cls.kind,
+            features,
+            None,
+            encoder=encoder,
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            joint=joint,
+            extra={"projections": int(projections), "p": float(p), "chunk": int(chunk)},
+        )
         return cls({"pool": features.float().cpu()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()
         pool = self.tensors["pool"]
         if pool.dim() != 2 or pool.shape[1] != self.dim:
-            raise ArtifactError(f"sliced_wasserstein pool has shape {tuple(pool.shape)}, header dim {self.dim}.",
-                                "rebuild it with `rdm reference build`")
+            raise ArtifactError(
+                f"sliced_wasserstein pool has shape {tuple(pool.shape)}, header dim {self.dim}.",
+                "rebuild it with `rdm reference build`",
+            )
 
     def distance(self, features: Tensor) -> Tensor:
         """SW^p against a real sample of the batch's size, with directions drawn for this step."""

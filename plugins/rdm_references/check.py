@@ -16,7 +16,6 @@ from typing import Any
 from rdm_core.artifacts import read_json, read_meta
 from rdm_core.errors import ArtifactError, ReferenceMismatchError
 from rdm_core.recipe.assemble import reference_path
-
 from rdm_references.manifest import FLOORS, ManifestStore
 
 
@@ -42,8 +41,9 @@ def _kernel_name(kernel: Any) -> Any:
     return kernel.get("name") if isinstance(kernel, Mapping) else kernel
 
 
-def reference_problems(recipe: Any, encoder: str, header: Mapping[str, Any], part: Mapping[str, Any],
-                       dim: int | None) -> list[str]:
+def reference_problems(
+    recipe: Any, encoder: str, header: Mapping[str, Any], part: Mapping[str, Any], dim: int | None
+) -> list[str]:
     """Every way ``header`` (a training reference of ``encoder``) disagrees with the recipe."""
     d, joint = recipe.distance, recipe.joint
     out: list[str] = []
@@ -58,8 +58,11 @@ def reference_problems(recipe: Any, encoder: str, header: Mapping[str, Any], par
     bw = (part or {}).get("bandwidth") or {}
     if bw.get("sigma") is not None and not _close(header.get("bandwidth"), bw["sigma"]):
         out.append(f"bandwidth {header.get('bandwidth')}, the median heuristic gives {bw['sigma']}")
-    if header.get("kind") == "nystrom" and header.get("landmarks") is not None \
-            and int(header["landmarks"]) != int(d.landmarks):
+    if (
+        header.get("kind") == "nystrom"
+        and header.get("landmarks") is not None
+        and int(header["landmarks"]) != int(d.landmarks)
+    ):
         out.append(f"{header['landmarks']} landmarks, the recipe uses {d.landmarks}")
     if joint.enabled:
         if header.get("beta") is None:
@@ -122,7 +125,10 @@ def check_references(recipe: Any, encoders: Mapping[str, Any] | None = None) -> 
             continue
         part = store.encoder_part(name)
         enc = (encoders or {}).get(name)
-        found = [f"{name}: {path}: {p}" for p in reference_problems(recipe, name, header, part, _encoder_dim(recipe, name, part, enc))]
+        found = [
+            f"{name}: {path}: {p}"
+            for p in reference_problems(recipe, name, header, part, _encoder_dim(recipe, name, part, enc))
+        ]
         extracted_with = ((part.get("splits") or {}).get("train") or {}).get("encoder_fingerprint")
         if enc is not None and extracted_with and encoder_fingerprint(enc) != extracted_with:
             found.append(f"{name}: the encoder weights differ from the ones the references were extracted with")
@@ -135,8 +141,10 @@ def check_references(recipe: Any, encoders: Mapping[str, Any] | None = None) -> 
         problems.extend(_text_table_problems(recipe))
     if problems:
         shown = "; ".join(problems[:8]) + (f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
-        raise ReferenceMismatchError(f"the references in {recipe.references.dir} do not match the recipe: {shown}.",
-                                     f"rebuild them: `{rebuild_command(recipe, stale or None)}`")
+        raise ReferenceMismatchError(
+            f"the references in {recipe.references.dir} do not match the recipe: {shown}.",
+            f"rebuild them: `{rebuild_command(recipe, stale or None)}`",
+        )
 
 
 def _text_table_problems(recipe: Any) -> list[str]:
@@ -157,16 +165,21 @@ def _text_table_problems(recipe: Any) -> list[str]:
         return [exc.problem]
     out = []
     if meta.get("text_encoder") not in (None, recipe.joint.text_encoder):
-        out.append(f"joint.text_table {path} was embedded by {meta.get('text_encoder')!r}, "
-                   f"the recipe uses {recipe.joint.text_encoder!r}")
+        out.append(
+            f"joint.text_table {path} was embedded by {meta.get('text_encoder')!r}, "
+            f"the recipe uses {recipe.joint.text_encoder!r}"
+        )
     ref_tau = (ManifestStore(recipe.references.dir).read().get("extras") or {}).get("tau", {}).get("train") or {}
     if ref_tau.get("encoder_fingerprint") and meta.get("encoder_fingerprint") != ref_tau["encoder_fingerprint"]:
         out.append(f"joint.text_table {path} was embedded by other text-tower weights than the reference captions")
     prompts = generator_prompts(recipe)
-    if prompts is not None and (meta.get("n") != len(prompts)
-                                or meta.get("prompts_fingerprint") != prompts_fingerprint(prompts)):
-        out.append(f"joint.text_table {path} has {meta.get('n')} rows that are not the generator's "
-                   f"{len(prompts)} prompts in order")
+    if prompts is not None and (
+        meta.get("n") != len(prompts) or meta.get("prompts_fingerprint") != prompts_fingerprint(prompts)
+    ):
+        out.append(
+            f"joint.text_table {path} has {meta.get('n')} rows that are not the generator's "
+            f"{len(prompts)} prompts in order"
+        )
     return out
 
 
@@ -189,7 +202,9 @@ def _floor_problems(recipe: Any, stale: list[str]) -> list[str]:
     return out
 
 
-def verify_sources(recipe: Any, splits: tuple[str, ...] = ("train", "val"), *, rehash: bool = False) -> dict[str, dict[str, list[str]]]:
+def verify_sources(
+    recipe: Any, splits: tuple[str, ...] = ("train", "val"), *, rehash: bool = False
+) -> dict[str, dict[str, list[str]]]:
     """Compare the recipe's sources with the items recorded by the last build.
 
     Args:
@@ -211,8 +226,9 @@ def verify_sources(recipe: Any, splits: tuple[str, ...] = ("train", "val"), *, r
     for split, source in open_sources(recipe, splits).items():
         recorded = store.source_part(split)
         if not recorded.get("items"):
-            raise ArtifactError(f"no {split} build is recorded in {recipe.references.dir}.",
-                                f"run `{rebuild_command(recipe)}` first")
+            raise ArtifactError(
+                f"no {split} build is recorded in {recipe.references.dir}.", f"run `{rebuild_command(recipe)}` first"
+            )
         now = item_fingerprints(source, None if rehash else recorded, description=f"verify {split}")
         out[split] = diff_items(recorded["items"], now)
     return out

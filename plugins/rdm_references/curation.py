@@ -39,8 +39,10 @@ def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None) -> Ca
         return obj.score
     if callable(obj):
         return obj
-    raise RecipeError(f"scorer {scorer!r} is neither callable nor has a score() method.",
-                      "pass a function (images, captions) -> scores, a 'module:attr' path, or a metric name")
+    raise RecipeError(
+        f"scorer {scorer!r} is neither callable nor has a score() method.",
+        "pass a function (images, captions) -> scores, a 'module:attr' path, or a metric name",
+    )
 
 
 def scorer_identity(scorer: Any, scorer_args: dict[str, Any] | None) -> str:
@@ -90,16 +92,25 @@ class _ScoredFilter(SubsetSource):
 
     name = "filter"
 
-    def __init__(self, source: Any, scorer: Any, scorer_args: dict[str, Any] | None, batch_size: int,
-                 cache: str | None, config: dict[str, Any], resolution: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        scorer: Any,
+        scorer_args: dict[str, Any] | None,
+        batch_size: int,
+        cache: str | None,
+        config: dict[str, Any],
+        resolution: int | None = None,
+    ) -> None:
         if isinstance(source, dict):  # a nested component, e.g. one part of a `mix` source
             from rdm_references.build_sources import build_source
 
             source = build_source(source, resolution)
         self.config = config
         # Scores depend on the scorer and the items, not on the selection rule (k, caps).
-        fp = fingerprint_parts([self.name, scorer_identity(scorer, scorer_args)]
-                               + [source.fingerprint(i) for i in range(len(source))])
+        fp = fingerprint_parts(
+            [self.name, scorer_identity(scorer, scorer_args)] + [source.fingerprint(i) for i in range(len(source))]
+        )
         cached = _read_cache(cache, fp)
         if cached is not None:
             scores = cached
@@ -111,8 +122,10 @@ class _ScoredFilter(SubsetSource):
         self.scores = scores
         keep = self.select(scores, _all_captions(source))
         if not keep:
-            raise RecipeError(f"curation filter {self.name!r} kept no items out of {len(source)}.",
-                              "check the scorer, or loosen the filter")
+            raise RecipeError(
+                f"curation filter {self.name!r} kept no items out of {len(source)}.",
+                "check the scorer, or loosen the filter",
+            )
         super().__init__(source, keep)
 
     @staticmethod
@@ -128,8 +141,10 @@ class _ScoredFilter(SubsetSource):
                 values = score_fn(batch.images, batch.captions)
                 values = values.tolist() if hasattr(values, "tolist") else list(values)
                 if len(values) != len(rows):
-                    raise RecipeError(f"the scorer returned {len(values)} scores for {len(rows)} images.",
-                                      "return one score per image")
+                    raise RecipeError(
+                        f"the scorer returned {len(values)} scores for {len(rows)} images.",
+                        "return one score per image",
+                    )
                 scores.extend(float(v) for v in values)
                 bar.advance(task, len(rows))
         return scores
@@ -154,8 +169,16 @@ class PickScoreTopK(_ScoredFilter):
 
     name = "pickscore_topk"
 
-    def __init__(self, source: Any, k: int, scorer: Any = "pickscore", scorer_args: dict[str, Any] | None = None,
-                 batch_size: int = 64, cache: str | None = None, resolution: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        k: int,
+        scorer: Any = "pickscore",
+        scorer_args: dict[str, Any] | None = None,
+        batch_size: int = 64,
+        cache: str | None = None,
+        resolution: int | None = None,
+    ) -> None:
         if k < 1:
             raise RecipeError(f"pickscore_topk k must be >= 1, got {k}.", "use e.g. k: 3")
         self.k = int(k)
@@ -168,7 +191,7 @@ class PickScoreTopK(_ScoredFilter):
         keep: list[int] = []
         for rows in groups.values():
             ranked = sorted(rows, key=lambda i: (-scores[i], i))
-            keep.extend(ranked[:self.k])
+            keep.extend(ranked[: self.k])
         return sorted(keep)
 
 
@@ -187,17 +210,25 @@ class GenevalCorrect(_ScoredFilter):
 
     name = "geneval_correct"
 
-    def __init__(self, source: Any, scorer: Any = "geneval", scorer_args: dict[str, Any] | None = None,
-                 max_per_prompt: int = 100, batch_size: int = 64, cache: str | None = None,
-                 resolution: int | None = None) -> None:
+    def __init__(
+        self,
+        source: Any,
+        scorer: Any = "geneval",
+        scorer_args: dict[str, Any] | None = None,
+        max_per_prompt: int = 100,
+        batch_size: int = 64,
+        cache: str | None = None,
+        resolution: int | None = None,
+    ) -> None:
         self.max_per_prompt = int(max_per_prompt)
-        super().__init__(source, scorer, scorer_args, batch_size, cache, {"max_per_prompt": self.max_per_prompt},
-                         resolution)
+        super().__init__(
+            source, scorer, scorer_args, batch_size, cache, {"max_per_prompt": self.max_per_prompt}, resolution
+        )
 
     def select(self, scores: list[float], captions: list[str]) -> list[int]:
         taken: dict[str, int] = defaultdict(int)
         keep = []
-        for i, (score, cap) in enumerate(zip(scores, captions)):
+        for i, (score, cap) in enumerate(zip(scores, captions, strict=True)):
             if score > 0.5 and taken[cap] < self.max_per_prompt:
                 taken[cap] += 1
                 keep.append(i)
@@ -208,8 +239,10 @@ def _all_captions(source: Any) -> list[str]:
     rows = list(range(len(source)))
     caps = source.captions(rows) if hasattr(source, "captions") else source.read(rows).captions
     if caps is None:
-        raise RecipeError("curation filters need captions, but the source has none.",
-                          "use a jsonl source with captions or a teacher source with prompts")
+        raise RecipeError(
+            "curation filters need captions, but the source has none.",
+            "use a jsonl source with captions or a teacher source with prompts",
+        )
     return list(caps)
 
 

@@ -84,11 +84,14 @@ def load_image(path: str | os.PathLike[str], size: int) -> Tensor:
             img.load()
             return pil_to_tensor(adm_center_crop(img, size))
     except FileNotFoundError:
-        raise ArtifactError(f"image {p} does not exist.",
-                            "restore the file, or rebuild the source list (the folder or JSONL changed)") from None
+        raise ArtifactError(
+            f"image {p} does not exist.", "restore the file, or rebuild the source list (the folder or JSONL changed)"
+        ) from None
     except (UnidentifiedImageError, OSError) as exc:
-        raise ArtifactError(f"image {p} cannot be decoded ({exc}).",
-                            "replace or delete the corrupt file and re-run `rdm reference build`") from exc
+        raise ArtifactError(
+            f"image {p} cannot be decoded ({exc}).",
+            "replace or delete the corrupt file and re-run `rdm reference build`",
+        ) from exc
 
 
 def load_images(paths: Sequence[str | os.PathLike[str]], size: int, workers: int = 4) -> Tensor:
@@ -122,7 +125,7 @@ def resize_center(images: Tensor, size: int) -> Tensor:
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
     out = F.interpolate(images.float(), size=(nh, nw), mode="bicubic", antialias=True, align_corners=False)
     top, left = (nh - size) // 2, (nw - size) // 2
-    return out[..., top:top + size, left:left + size].clamp(0, 1)
+    return out[..., top : top + size, left : left + size].clamp(0, 1)
 
 
 def read_png(path: str | os.PathLike[str]) -> Tensor:
@@ -137,4 +140,3 @@ def stat_token(path: str | os.PathLike[str]) -> str:
     """Cheap change token (size and mtime) used to skip re-hashing unchanged files."""
     st = os.stat(path)
     return f"{st.st_size}:{st.st_mtime_ns}"
-

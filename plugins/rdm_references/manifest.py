@@ -91,9 +91,9 @@ class ManifestStore:
                     continue
                 stem = path.stem
                 if stem.startswith("sources_"):
-                    sources[stem[len("sources_"):]] = data
+                    sources[stem[len("sources_") :]] = data
                 elif stem.startswith("extra_"):
-                    extras[stem[len("extra_"):]] = data
+                    extras[stem[len("extra_") :]] = data
                 else:
                     encoders[stem] = data
             floors = {}
@@ -119,8 +119,9 @@ class ManifestStore:
 # -- item fingerprints ------------------------------------------------------------------------
 
 
-def item_fingerprints(source: Any, previous: dict[str, Any] | None = None, *,
-                      description: str = "fingerprints") -> list[list[str]]:
+def item_fingerprints(
+    source: Any, previous: dict[str, Any] | None = None, *, description: str = "fingerprints"
+) -> list[list[str]]:
     """``[key, fingerprint, stat_token]`` for every item of ``source``.
 
     A previous manifest's entry is reused when the item's cheap ``stat_token`` (size, mtime)
@@ -160,4 +161,3 @@ def diff_items(old: list[list[str]], new: list[list[str]]) -> dict[str, list[str
         "missing": sorted(k for k in before if k not in after),
         "changed": sorted(k for k in after if k in before and before[k] != after[k]),
     }
-

@@ -23,14 +23,20 @@ from typing import Any
 from rdm_core.artifacts import fingerprint_parts
 from rdm_core.errors import ArtifactError, NonFiniteError, RecipeError
 from rdm_core.recipe.assemble import build_encoder, encoder_names, plain, reference_path
-
 from rdm_references import stages
 from rdm_references.build_sources import apply_filters, build_source
 from rdm_references.check import check_references, rebuild_command
 from rdm_references.manifest import ManifestStore, diff_items, item_fingerprints, items_fingerprint
 from rdm_references.report import BuildReport, print_report
-from rdm_references.shards import (Shard, load_split_features, plan_shards, shard_is_done, shard_items_fingerprint,
-                                   shard_path, write_shard)
+from rdm_references.shards import (
+    Shard,
+    load_split_features,
+    plan_shards,
+    shard_is_done,
+    shard_items_fingerprint,
+    shard_path,
+    write_shard,
+)
 from rdm_references.text import build_tau_tables, prompts_fingerprint
 
 SPLITS = ("train", "val")
@@ -48,8 +54,10 @@ def select_encoders(recipe: Any, subset: str | list[str] | None) -> list[str]:
     wanted = [s.strip() for s in (subset.split(",") if isinstance(subset, str) else subset) if s.strip()]
     unknown = [w for w in wanted if w not in battery]
     if unknown or not wanted:
-        raise RecipeError(f"--encoders names {unknown or '(nothing)'} not in the recipe's battery.",
-                          f"choose from: {', '.join(battery)}")
+        raise RecipeError(
+            f"--encoders names {unknown or '(nothing)'} not in the recipe's battery.",
+            f"choose from: {', '.join(battery)}",
+        )
     return [b for b in battery if b in wanted]
 
 
@@ -69,8 +77,10 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
     sources: dict[str, Any] = {}
     if "train" in splits:
         if refs.train.name in ("???", None):
-            raise RecipeError("references.train names no image source.",
-                              "set references.train: {name: folder, args: {root: DIR}} (or jsonl, teacher, mix)")
+            raise RecipeError(
+                "references.train names no image source.",
+                "set references.train: {name: folder, args: {root: DIR}} (or jsonl, teacher, mix)",
+            )
         sources["train"] = apply_filters(build_source(refs.train, res), refs.filters, Path(refs.dir) / "curation")
     if "val" in splits and refs.val is not None:
         sources["val"] = build_source(refs.val, res)
@@ -80,13 +90,21 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
 def settings_of(recipe: Any) -> dict[str, Any]:
     """The recipe settings recorded in the manifest."""
     refs = recipe.references
-    return {"reference": stages.reference_settings(recipe), "resolution": int(refs.resolution),
-            "shard_size": int(refs.shard_size), "eval_bank_size": int(refs.eval_bank_size),
-            "floor_draws": int(refs.floor_draws), "rollout": int(recipe.train.rollout),
-            "bandwidth_subsample": int(recipe.distance.bandwidth_subsample),
-            "encoders": {"train": list(recipe.encoders.train), "held_out": list(recipe.encoders.held_out),
-                         "variant": recipe.encoders.variant},
-            "joint": plain(recipe.joint)}
+    return {
+        "reference": stages.reference_settings(recipe),
+        "resolution": int(refs.resolution),
+        "shard_size": int(refs.shard_size),
+        "eval_bank_size": int(refs.eval_bank_size),
+        "floor_draws": int(refs.floor_draws),
+        "rollout": int(recipe.train.rollout),
+        "bandwidth_subsample": int(recipe.distance.bandwidth_subsample),
+        "encoders": {
+            "train": list(recipe.encoders.train),
+            "held_out": list(recipe.encoders.held_out),
+            "variant": recipe.encoders.variant,
+        },
+        "joint": plain(recipe.joint),
+    }
 
 
 class _Build:
@@ -126,8 +144,15 @@ class _Build:
             self.items[split] = rows
             self.shards[split] = plan_shards(len(rows), int(self.recipe.references.shard_size))
             describe = getattr(src, "describe", None)
-            self.store.write_source_part(split, {"n": len(rows), "fingerprint": items_fingerprint(rows),
-                                                 "source": describe() if describe else {}, "items": rows})
+            self.store.write_source_part(
+                split,
+                {
+                    "n": len(rows),
+                    "fingerprint": items_fingerprint(rows),
+                    "source": describe() if describe else {},
+                    "items": rows,
+                },
+            )
 
     # -- 2. features -------------------------------------------------------------------------
     def encoder(self, name: str) -> Any:
@@ -151,9 +176,16 @@ class _Build:
         if (split, shard.index) not in self._shard_fps:
             fps = self._item_fps.setdefault(split, [fp for _, fp, _ in self.items[split]])
             self._shard_fps[(split, shard.index)] = shard_items_fingerprint(fps, shard)
-        return {"encoder": name, "split": split, "index": shard.index, "start": shard.start, "stop": shard.stop,
-                "items_fingerprint": self._shard_fps[(split, shard.index)], "encoder_fingerprint": self.identity[name],
-                "resolution": int(self.recipe.references.resolution)}
+        return {
+            "encoder": name,
+            "split": split,
+            "index": shard.index,
+            "start": shard.start,
+            "stop": shard.stop,
+            "items_fingerprint": self._shard_fps[(split, shard.index)],
+            "encoder_fingerprint": self.identity[name],
+            "resolution": int(self.recipe.references.resolution),
+        }
 
     def extract(self, sources: dict[str, Any]) -> None:
         from rdm_core.console import progress
@@ -166,7 +198,9 @@ class _Build:
             for shard in self.shards[split]:
                 pending = []
                 for name in self.names:
-                    if shard_is_done(shard_path(self.root, name, split, shard.index), self.shard_expect(name, split, shard)):
+                    if shard_is_done(
+                        shard_path(self.root, name, split, shard.index), self.shard_expect(name, split, shard)
+                    ):
                         self.report.skipped_shards.append((name, split, shard.index))
                     else:
                         pending.append(name)
@@ -178,7 +212,7 @@ class _Build:
                 task = bar.add_task(f"features {split}", total=sum(len(s) for s, _ in todo), status="")
                 for shard, pending in todo:
                     bar.update(task, status=f"shard {shard.index} [{', '.join(pending)}]")
-                    self._extract_shard(src, split, shard, pending, lambda k: bar.advance(task, k))
+                    self._extract_shard(src, split, shard, pending, lambda k: bar.advance(task, k))  # noqa: B023 (called within this iteration)
 
     def _remove_stale_temporaries(self, split: str) -> None:
         """Delete temporary files a killed run left beside this run's shards.
@@ -203,9 +237,10 @@ class _Build:
                 for name, out in self.battery()(images, only=pending).items():
                     out = out.cpu()
                     if not torch.isfinite(out).all():
-                        raise NonFiniteError(f"encoder {name!r} produced NaN/Inf features for {split} rows "
-                                             f"{rows[0]}..{rows[-1]}.",
-                                             "check the encoder weights and its precision policy")
+                        raise NonFiniteError(
+                            f"encoder {name!r} produced NaN/Inf features for {split} rows {rows[0]}..{rows[-1]}.",
+                            "check the encoder weights and its precision policy",
+                        )
                     feats[name].append(out)
             advance(len(rows))
         for name in pending:
@@ -217,8 +252,12 @@ class _Build:
     def _record_shard(self, name: str, split: str, shard: Shard, path: Path) -> None:
         part = self.parts[name]
         done = part.setdefault("shards", {}).setdefault(split, {})
-        done[str(shard.index)] = {"start": shard.start, "stop": shard.stop, "file": str(path.relative_to(self.root)),
-                                  "items_fingerprint": self.shard_expect(name, split, shard)["items_fingerprint"]}
+        done[str(shard.index)] = {
+            "start": shard.start,
+            "stop": shard.stop,
+            "file": str(path.relative_to(self.root)),
+            "items_fingerprint": self.shard_expect(name, split, shard)["items_fingerprint"],
+        }
         part["encoder_fingerprint"] = self.identity[name]
         self.store.write_encoder_part(name, part)
 
@@ -226,8 +265,7 @@ class _Build:
     def features_fingerprint(self, name: str, split: str) -> str:
         if split not in self._items_fp:
             self._items_fp[split] = items_fingerprint(self.items[split])
-        return fingerprint_parts([self.identity[name], self._items_fp[split],
-                                  str(self.recipe.references.resolution)])
+        return fingerprint_parts([self.identity[name], self._items_fp[split], str(self.recipe.references.resolution)])
 
     def _step(self, name: str, label: str, path: Path, key: str, make: Any) -> None:
         outputs = self.parts[name].setdefault("outputs", {})
@@ -242,22 +280,31 @@ class _Build:
     def finish_encoder(self, name: str) -> None:
         recipe, refs, part = self.recipe, self.recipe.references, self.parts[name]
         enc = self.encoders[name]
-        part.update(encoder_fingerprint=self.identity[name], spec=enc.spec.to_dict() if hasattr(enc, "spec") else {},
-                    role="train" if name in self.train_encoders else "held_out")
+        part.update(
+            encoder_fingerprint=self.identity[name],
+            spec=enc.spec.to_dict() if hasattr(enc, "spec") else {},
+            role="train" if name in self.train_encoders else "held_out",
+        )
         features: dict[str, Any] = {}
         for split in self.items:
             features[split] = load_split_features(self.root, name, split, self.shards[split])
             part.setdefault("splits", {})[split] = {
-                "n": len(self.items[split]), "dim": int(features[split].shape[1]),
+                "n": len(self.items[split]),
+                "dim": int(features[split].shape[1]),
                 "features_fingerprint": self.features_fingerprint(name, split),
-                "encoder_fingerprint": self.identity[name]}
+                "encoder_fingerprint": self.identity[name],
+            }
             part["dim"] = int(features[split].shape[1])
         seed, bank = int(recipe.distance.seed), int(refs.eval_bank_size)
         if "train" in features:
             fp = self.features_fingerprint(name, "train")
             bw = part.get("bandwidth") or {}
-            want = {"features_fingerprint": fp, "scale": float(recipe.distance.bandwidth_scale),
-                    "subsample": int(recipe.distance.bandwidth_subsample), "seed": seed}
+            want = {
+                "features_fingerprint": fp,
+                "scale": float(recipe.distance.bandwidth_scale),
+                "subsample": int(recipe.distance.bandwidth_subsample),
+                "seed": seed,
+            }
             if any(bw.get(k) != v for k, v in want.items()):
                 bw = {**stages.bandwidth(features["train"], recipe), "features_fingerprint": fp}
                 part["bandwidth"] = bw
@@ -270,8 +317,13 @@ class _Build:
             if split == "train":  # sigma = 1.0 x median of the train pool for the eval RFF bank (SPEC 11.2)
                 meta["median_bandwidth"] = (part.get("bandwidth") or {}).get("median")
             key = fingerprint_parts([fp, str(bank), str(seed), str(meta.get("median_bandwidth"))])
-            self._step(name, f"eval_{split}", path, key,
-                       lambda f=feats, p=path, m=meta: stages.write_eval_bank(p, f, bank, seed, m))
+            self._step(
+                name,
+                f"eval_{split}",
+                path,
+                key,
+                lambda f=feats, p=path, m=meta: stages.write_eval_bank(p, f, bank, seed, m),
+            )
         if "val" in features and name in self.train_encoders:
             self._floor(name, features["val"])
         self.store.write_encoder_part(name, part)
@@ -281,10 +333,16 @@ class _Build:
         source_fp = features_fp if tau is None else fingerprint_parts([features_fp, self.tau_fingerprint("train")])
         self.parts[name]["reference_source_fingerprint"] = source_fp
         path = reference_path(self.recipe, name)
-        key = fingerprint_parts([source_fp, repr(sorted(stages.reference_settings(self.recipe).items())),
-                                 repr(bw["sigma"])])
-        self._step(name, "reference", path, key, lambda: stages.build_training_reference(
-            self.recipe, name, feats, bw["sigma"], source_fp, path, tau))
+        key = fingerprint_parts(
+            [source_fp, repr(sorted(stages.reference_settings(self.recipe).items())), repr(bw["sigma"])]
+        )
+        self._step(
+            name,
+            "reference",
+            path,
+            key,
+            lambda: stages.build_training_reference(self.recipe, name, feats, bw["sigma"], source_fp, path, tau),
+        )
 
     def _floor(self, name: str, val_feats: Any) -> None:
         ref_path = reference_path(self.recipe, name)
@@ -298,24 +356,35 @@ class _Build:
             raise ArtifactError(
                 f"encoder {name!r} now has other weights than the ones its training reference was built with "
                 "(e.g. a tiny stand-in initialised without a seed in another process); its floor would be meaningless.",
-                f"build both splits in one run: `{rebuild_command(self.recipe, [name])}`")
+                f"build both splits in one run: `{rebuild_command(self.recipe, [name])}`",
+            )
         n = int(self.recipe.train.rollout)
-        key = fingerprint_parts([fingerprint_file(ref_path), self.features_fingerprint(name, "val"), str(n),
-                                 str(self.recipe.references.floor_draws), str(self.recipe.distance.seed),
-                                 self.tau_fingerprint("val") if self.recipe.joint.enabled else ""])
+        key = fingerprint_parts(
+            [
+                fingerprint_file(ref_path),
+                self.features_fingerprint(name, "val"),
+                str(n),
+                str(self.recipe.references.floor_draws),
+                str(self.recipe.distance.seed),
+                self.tau_fingerprint("val") if self.recipe.joint.enabled else "",
+            ]
+        )
         old = self.store.floor_part(name)
         if old.get("build_key") == key and "floor" in old:
             self.report.reused.append(f"{name}:floor")
             return
         if val_feats.shape[0] < n:
-            note = (f"no floors: the validation split has {val_feats.shape[0]} rows, fewer than train.rollout={n} "
-                    "(floors are only needed by balance.mode: controller)")
+            note = (
+                f"no floors: the validation split has {val_feats.shape[0]} rows, fewer than train.rollout={n} "
+                "(floors are only needed by balance.mode: controller)"
+            )
             if note not in self.report.notes:
                 self.report.notes.append(note)
             return
         value = stages.floor(self.recipe, ref_path, val_feats, self.tau.get("val"))
-        self.store.write_floor_part(name, {"n": n, "floor": value, "build_key": key,
-                                           "draws": int(self.recipe.references.floor_draws)})
+        self.store.write_floor_part(
+            name, {"n": n, "floor": value, "build_key": key, "draws": int(self.recipe.references.floor_draws)}
+        )
         self.report.rebuilt.append(f"{name}:floor")
 
     # -- 4. tau tables -----------------------------------------------------------------------
@@ -342,8 +411,9 @@ def save_real_grid(source: Any, path: Path, count: int = 64) -> None:
     save_grid(batch.images, path)
 
 
-def build_references(recipe: Any, encoders: str | list[str] | None = None, splits: tuple[str, ...] = SPLITS,
-                     *, device: Any = None) -> BuildReport:
+def build_references(
+    recipe: Any, encoders: str | list[str] | None = None, splits: tuple[str, ...] = SPLITS, *, device: Any = None
+) -> BuildReport:
     """Build (or resume) every reference artifact a recipe needs.
 
     Args:

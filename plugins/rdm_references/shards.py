@@ -45,7 +45,7 @@ def shard_path(root: str | Path, encoder: str, split: str, index: int) -> Path:
 
 
 def shard_items_fingerprint(item_fps: list[str], shard: Shard) -> str:
-    return fingerprint_parts(item_fps[shard.start:shard.stop])
+    return fingerprint_parts(item_fps[shard.start : shard.stop])
 
 
 def shard_is_done(path: Path, expect: dict[str, Any]) -> bool:
@@ -61,8 +61,11 @@ def shard_is_done(path: Path, expect: dict[str, Any]) -> bool:
 
 def write_shard(path: Path, features: Tensor, meta: dict[str, Any]) -> None:
     """Save one shard (fp32 features) atomically with its header."""
-    save_tensors(path, {"features": features.float().contiguous()},
-                 {"kind": SHARD_KIND, "rows": int(features.shape[0]), "dim": int(features.shape[1]), **meta})
+    save_tensors(
+        path,
+        {"features": features.float().contiguous()},
+        {"kind": SHARD_KIND, "rows": int(features.shape[0]), "dim": int(features.shape[1]), **meta},
+    )
 
 
 def load_split_features(root: str | Path, encoder: str, split: str, shards: list[Shard]) -> Tensor:
@@ -79,7 +82,8 @@ def load_split_features(root: str | Path, encoder: str, split: str, shards: list
         tensors, _ = load_tensors(path)
         feats = tensors.get("features")
         if feats is None or feats.shape[0] != len(shard):
-            raise ArtifactError(f"{path} does not hold rows {shard.start}..{shard.stop}.",
-                                "delete it and re-run `rdm reference build`")
+            raise ArtifactError(
+                f"{path} does not hold rows {shard.start}..{shard.stop}.", "delete it and re-run `rdm reference build`"
+            )
         parts.append(feats.float())
     return torch.cat(parts) if parts else torch.empty(0, 0)

@@ -44,8 +44,11 @@ def output_up_to_date(record: dict[str, Any] | None, path: Path, build_key: str)
 
 
 def output_record(path: Path, build_key: str, root: Path) -> dict[str, Any]:
-    return {"path": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
-            "build_key": build_key, "file_fingerprint": fingerprint_file(path)}
+    return {
+        "path": str(path.relative_to(root)) if path.is_relative_to(root) else str(path),
+        "build_key": build_key,
+        "file_fingerprint": fingerprint_file(path),
+    }
 
 
 # -- bandwidth --------------------------------------------------------------------------------
@@ -63,8 +66,13 @@ def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
 
     d = recipe.distance
     median = median_bandwidth(features, scale=1.0, subsample=int(d.bandwidth_subsample), seed=int(d.seed))
-    return {"median": float(median), "scale": float(d.bandwidth_scale), "sigma": float(d.bandwidth_scale) * float(median),
-            "subsample": int(d.bandwidth_subsample), "seed": int(d.seed)}
+    return {
+        "median": float(median),
+        "scale": float(d.bandwidth_scale),
+        "sigma": float(d.bandwidth_scale) * float(median),
+        "subsample": int(d.bandwidth_subsample),
+        "seed": int(d.seed),
+    }
 
 
 # -- training reference -----------------------------------------------------------------------
@@ -73,13 +81,28 @@ def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
 def reference_settings(recipe: Any) -> dict[str, Any]:
     """Everything in the recipe that shapes a training reference set."""
     d, j = recipe.distance, recipe.joint
-    return {"kind": d.reference, "kernel": d.kernel, "kernel_args": plain(d.kernel_args),
-            "bandwidth_scale": float(d.bandwidth_scale), "landmarks": int(d.landmarks), "seed": int(d.seed),
-            "args": plain(d.args), "joint": bool(j.enabled), "s_txt": j.s_txt if j.enabled else None}
+    return {
+        "kind": d.reference,
+        "kernel": d.kernel,
+        "kernel_args": plain(d.kernel_args),
+        "bandwidth_scale": float(d.bandwidth_scale),
+        "landmarks": int(d.landmarks),
+        "seed": int(d.seed),
+        "args": plain(d.args),
+        "joint": bool(j.enabled),
+        "s_txt": j.s_txt if j.enabled else None,
+    }
 
 
-def build_training_reference(recipe: Any, encoder: str, features: Tensor, sigma: float, source_fingerprint: str,
-                             path: Path, tau: Tensor | None = None) -> Any:
+def build_training_reference(
+    recipe: Any,
+    encoder: str,
+    features: Tensor,
+    sigma: float,
+    source_fingerprint: str,
+    path: Path,
+    tau: Tensor | None = None,
+) -> Any:
     """Build and save the training reference set of one encoder (kind ``distance.reference``).
 
     For joint recipes the pool is ``[phi | beta * tau]`` with ``beta = sigma_img / s_txt`` (s_txt
@@ -88,14 +111,21 @@ def build_training_reference(recipe: Any, encoder: str, features: Tensor, sigma:
     """
     d = recipe.distance
     cls = registry("references").resolve(d.reference)
-    wanted: dict[str, Any] = dict(landmarks=int(d.landmarks), seed=int(d.seed), encoder=encoder,
-                                  bandwidth_scale=float(d.bandwidth_scale), source_fingerprint=source_fingerprint,
-                                  bandwidth_subsample=int(d.bandwidth_subsample))
+    wanted: dict[str, Any] = dict(
+        landmarks=int(d.landmarks),
+        seed=int(d.seed),
+        encoder=encoder,
+        bandwidth_scale=float(d.bandwidth_scale),
+        source_fingerprint=source_fingerprint,
+        bandwidth_subsample=int(d.bandwidth_subsample),
+    )
     pool = features
     if recipe.joint.enabled:
         if tau is None or tau.shape[0] != features.shape[0]:
-            raise RecipeError(f"joint reference for {encoder!r}: the tau table does not match the pool rows.",
-                              "give the reference source captions (jsonl or teacher with prompts)")
+            raise RecipeError(
+                f"joint reference for {encoder!r}: the tau table does not match the pool rows.",
+                "give the reference source captions (jsonl or teacher with prompts)",
+            )
         beta, s_txt = joint_scale(recipe, sigma, tau)
         pool = joint_pool(features, tau, beta)
         wanted["joint"] = {"beta": beta, "s_txt": s_txt, "d_img": int(features.shape[1]), "d_txt": int(tau.shape[1])}
@@ -103,8 +133,10 @@ def build_training_reference(recipe: Any, encoder: str, features: Tensor, sigma:
     declared = _named_parameters(cls.build)
     kwargs = {k: v for k, v in wanted.items() if k in declared}
     if recipe.joint.enabled and "joint" not in kwargs:
-        raise RecipeError(f"reference kind {d.reference!r} cannot hold joint image-text features.",
-                          "use distance.reference: nystrom for joint recipes")
+        raise RecipeError(
+            f"reference kind {d.reference!r} cannot hold joint image-text features.",
+            "use distance.reference: nystrom for joint recipes",
+        )
     kwargs.update(plain(d.args) or {})
     kernel = build_kernel(recipe, sigma)
     ref = cls.build(pool, kernel, **kwargs)
@@ -151,9 +183,18 @@ def bank_indices(n: int, size: int, seed: int) -> Tensor:
 def write_eval_bank(path: Path, features: Tensor, size: int, seed: int, meta: dict[str, Any]) -> None:
     """Save ``features[indices]`` (tensor ``features``) and the row ``indices`` used."""
     idx = bank_indices(features.shape[0], int(size), seed)
-    save_tensors(path, {"features": features.index_select(0, idx).float(), "indices": idx.long()},
-                 {"kind": EVAL_BANK_KIND, "n": int(idx.numel()), "n_pool": int(features.shape[0]),
-                  "dim": int(features.shape[1]), "seed": int(seed), **meta})
+    save_tensors(
+        path,
+        {"features": features.index_select(0, idx).float(), "indices": idx.long()},
+        {
+            "kind": EVAL_BANK_KIND,
+            "n": int(idx.numel()),
+            "n_pool": int(features.shape[0]),
+            "dim": int(features.shape[1]),
+            "seed": int(seed),
+            **meta,
+        },
+    )
 
 
 # -- floors -----------------------------------------------------------------------------------
@@ -168,12 +209,22 @@ def floor(recipe: Any, reference_path: Path, val_features: Tensor, tau_val: Tens
     feats = val_features
     if recipe.joint.enabled:
         if tau_val is None:
-            raise RecipeError("joint floors need captions for the validation images.",
-                              "give references.val captions (jsonl) or drop balance.mode: controller")
+            raise RecipeError(
+                "joint floors need captions for the validation images.",
+                "give references.val captions (jsonl) or drop balance.mode: controller",
+            )
         beta = ref.header.get("beta")
         if beta is None:
-            raise RecipeError(f"{reference_path} is not a joint reference (no beta).",
-                              "rebuild references with joint.enabled: true")
+            raise RecipeError(
+                f"{reference_path} is not a joint reference (no beta).", "rebuild references with joint.enabled: true"
+            )
         feats = joint_pool(val_features, tau_val, float(beta))
-    return float(compute_floor(ref, feats, n=int(recipe.train.rollout), draws=int(recipe.references.floor_draws),
-                               seed=int(recipe.distance.seed)))
+    return float(
+        compute_floor(
+            ref,
+            feats,
+            n=int(recipe.train.rollout),
+            draws=int(recipe.references.floor_draws),
+            seed=int(recipe.distance.seed),
+        )
+    )

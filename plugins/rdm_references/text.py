@@ -45,9 +45,8 @@ def text_encoder_for(recipe: Any) -> Any:
 
 def generator_prompts(recipe: Any) -> list[str] | None:
     """The generator's prompt pool when ``generator.args.prompts`` names a prompt file, else ``None``."""
-    from rdm_core.recipe.assemble import plain
-
     from rdm_core.prompts import read_prompts
+    from rdm_core.recipe.assemble import plain
 
     path = (plain(recipe.generator.args) or {}).get("prompts")
     return read_prompts(path) if isinstance(path, str) else None
@@ -63,13 +62,15 @@ def encode_prompts(encode: Callable[[list[str]], Tensor], prompts: Sequence[str]
     with progress(transient=True) as bar:
         task = bar.add_task("tau table", total=len(prompts), status="")
         for start in range(0, len(prompts), batch_size):
-            chunk = list(prompts[start:start + batch_size])
+            chunk = list(prompts[start : start + batch_size])
             with torch.no_grad():
                 emb = encode(chunk)
             emb = torch.as_tensor(emb).float().cpu()
             if emb.dim() != 2 or emb.shape[0] != len(chunk):
-                raise ShapeError(f"the text encoder returned shape {tuple(emb.shape)} for {len(chunk)} prompts.",
-                                 "return one (d,) embedding per prompt")
+                raise ShapeError(
+                    f"the text encoder returned shape {tuple(emb.shape)} for {len(chunk)} prompts.",
+                    "return one (d,) embedding per prompt",
+                )
             out.append(torch.nn.functional.normalize(emb, dim=1))
             bar.advance(task, len(chunk))
     return torch.cat(out)
@@ -85,13 +86,23 @@ def text_identity(encoder: Any) -> str:
     return fingerprint_parts(f"{k}={fingerprint_tensor(v)}" for k, v in sorted(encoder.state_dict().items()))
 
 
-def build_text_table(path: str | Path, prompts: Sequence[str], encoder: Any, name: str,
-                     batch_size: int = 512) -> Tensor:
+def build_text_table(
+    path: str | Path, prompts: Sequence[str], encoder: Any, name: str, batch_size: int = 512
+) -> Tensor:
     """Encode ``prompts`` with ``encoder.encode`` and save the row-aligned table at ``path``."""
     tau = encode_prompts(encoder.encode, prompts, batch_size)
-    save_tensors(path, {"tau": tau}, {"kind": TAU_KIND, "text_encoder": name, "n": int(tau.shape[0]),
-                                      "dim": int(tau.shape[1]), "prompts_fingerprint": prompts_fingerprint(prompts),
-                                      "encoder_fingerprint": text_identity(encoder)})
+    save_tensors(
+        path,
+        {"tau": tau},
+        {
+            "kind": TAU_KIND,
+            "text_encoder": name,
+            "n": int(tau.shape[0]),
+            "dim": int(tau.shape[1]),
+            "prompts_fingerprint": prompts_fingerprint(prompts),
+            "encoder_fingerprint": text_identity(encoder),
+        },
+    )
     return tau
 
 
@@ -105,9 +116,13 @@ def table_matches(path: str | Path, prompts: Sequence[str], name: str, identity:
         meta = read_meta(p)
     except ArtifactError:
         return False
-    return (meta.get("kind") == TAU_KIND and meta.get("text_encoder") == name
-            and meta.get("n") == len(prompts) and meta.get("prompts_fingerprint") == prompts_fingerprint(prompts)
-            and (identity is None or meta.get("encoder_fingerprint") == identity))
+    return (
+        meta.get("kind") == TAU_KIND
+        and meta.get("text_encoder") == name
+        and meta.get("n") == len(prompts)
+        and meta.get("prompts_fingerprint") == prompts_fingerprint(prompts)
+        and (identity is None or meta.get("encoder_fingerprint") == identity)
+    )
 
 
 def load_text_table(path: str | Path, prompts: Sequence[str] | None = None) -> Tensor:
@@ -120,15 +135,19 @@ def load_text_table(path: str | Path, prompts: Sequence[str] | None = None) -> T
     if "tau" not in tensors:
         raise ArtifactError(f"{path} holds no 'tau' tensor.", "rebuild it with `rdm reference build`")
     tau = tensors["tau"]
-    if prompts is not None and (tau.shape[0] != len(prompts)
-                                or meta.get("prompts_fingerprint") != prompts_fingerprint(prompts)):
-        raise ArtifactError(f"{path} is not row-aligned with the {len(prompts)} prompts it is used with "
-                            f"({tau.shape[0]} rows).", "rebuild the tau table from the same prompt list")
+    if prompts is not None and (
+        tau.shape[0] != len(prompts) or meta.get("prompts_fingerprint") != prompts_fingerprint(prompts)
+    ):
+        raise ArtifactError(
+            f"{path} is not row-aligned with the {len(prompts)} prompts it is used with ({tau.shape[0]} rows).",
+            "rebuild the tau table from the same prompt list",
+        )
     return tau
 
 
-def build_tau_tables(recipe: Any, sources: dict[str, Any], root: Path, report: Any) -> tuple[
-        dict[str, Tensor], dict[str, list[str]], dict[str, Any]]:
+def build_tau_tables(
+    recipe: Any, sources: dict[str, Any], root: Path, report: Any
+) -> tuple[dict[str, Tensor], dict[str, list[str]], dict[str, Any]]:
     """Tau tables for a joint build, re-using tables whose prompts and text encoder match.
 
     Writes ``<root>/tau/<split>.safetensors`` (one row per source item, in item order) and, when
@@ -154,8 +173,10 @@ def build_tau_tables(recipe: Any, sources: dict[str, Any], root: Path, report: A
         caps = src.captions(rows) if hasattr(src, "captions") else src.read(rows).captions
         if caps is None:
             if split == "train":
-                raise RecipeError("joint.enabled needs captions for the reference images, but the train source has none.",
-                                  "use a jsonl source with captions or a teacher source with prompts")
+                raise RecipeError(
+                    "joint.enabled needs captions for the reference images, but the train source has none.",
+                    "use a jsonl source with captions or a teacher source with prompts",
+                )
             report.notes.append("no tau for val: the val source has no captions (no joint floors)")
             continue
         captions[split] = list(caps)
@@ -166,9 +187,16 @@ def build_tau_tables(recipe: Any, sources: dict[str, Any], root: Path, report: A
             continue
         tau[split] = build_text_table(path, caps, encoder, name)
         report.rebuilt.append(f"tau:{split}")
-    info: dict[str, Any] = {s: {"path": f"tau/{s}.safetensors", "n": len(c), "text_encoder": name,
-                                "prompts_fingerprint": prompts_fingerprint(c), "encoder_fingerprint": identity}
-                            for s, c in captions.items()}
+    info: dict[str, Any] = {
+        s: {
+            "path": f"tau/{s}.safetensors",
+            "n": len(c),
+            "text_encoder": name,
+            "prompts_fingerprint": prompts_fingerprint(c),
+            "encoder_fingerprint": identity,
+        }
+        for s, c in captions.items()
+    }
     target, prompts = recipe.joint.text_table, generator_prompts(recipe)
     if target and prompts is None:
         report.notes.append(f"joint.text_table {target} not built: generator.args names no `prompts` file")
@@ -178,6 +206,11 @@ def build_tau_tables(recipe: Any, sources: dict[str, Any], root: Path, report: A
         else:
             build_text_table(target, prompts, encoder, name)
             report.rebuilt.append("tau:generator")
-        info["generator"] = {"path": str(target), "n": len(prompts), "text_encoder": name,
-                             "prompts_fingerprint": prompts_fingerprint(prompts), "encoder_fingerprint": identity}
+        info["generator"] = {
+            "path": str(target),
+            "n": len(prompts),
+            "text_encoder": name,
+            "prompts_fingerprint": prompts_fingerprint(prompts),
+            "encoder_fingerprint": identity,
+        }
     return tau, captions, info

@@ -29,12 +29,15 @@ def load_classifier(seed: int = 1, cache_dir: str | None = None, weights: str | 
 
 def _grey16(images: Tensor) -> Tensor:
     if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise ShapeError(f"the digit classifier expects (B, 3, H, W) images in [0,1], got {tuple(images.shape)}.",
-                         "pass generated or real image batches")
+        raise ShapeError(
+            f"the digit classifier expects (B, 3, H, W) images in [0,1], got {tuple(images.shape)}.",
+            "pass generated or real image batches",
+        )
     x = images.float()
     if x.shape[-2:] != (RESOLUTION, RESOLUTION):
-        x = F.interpolate(x, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > RESOLUTION)
+        x = F.interpolate(
+            x, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=False, antialias=x.shape[-1] > RESOLUTION
+        )
     return x.mean(dim=1, keepdim=True)
 
 
@@ -45,7 +48,7 @@ def classify(images: Tensor, *, batch_size: int = 1024, classifier: torch.nn.Mod
     out = []
     with torch.no_grad():
         for start in range(0, images.shape[0], batch_size):
-            out.append(net(_grey16(images[start:start + batch_size].cpu())).argmax(dim=1))
+            out.append(net(_grey16(images[start : start + batch_size].cpu())).argmax(dim=1))
     return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
 
 
@@ -65,5 +68,9 @@ def mode_coverage(images: Tensor, min_fraction: float = 0.05, *, classifier: tor
     """
     hist = class_histogram(images, classifier=classifier)
     missing = [c for c in range(NUM_CLASSES) if hist[c] < min_fraction]
-    return {"histogram": [round(float(v), 4) for v in hist], "min_fraction": float(hist.min()),
-            "covered": not missing, "missing": missing}
+    return {
+        "histogram": [round(float(v), 4) for v in hist],
+        "min_fraction": float(hist.min()),
+        "covered": not missing,
+        "missing": missing,
+    }

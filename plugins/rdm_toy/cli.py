@@ -39,7 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from rdm_toy.classifier import mode_coverage
 
     if (args.split is None) == (args.dir is None):
-        raise RecipeError("rdm toy coverage needs exactly one of --split and --dir.", "pass --split val or --dir SAMPLES")
+        raise RecipeError(
+            "rdm toy coverage needs exactly one of --split and --dir.", "pass --split val or --dir SAMPLES"
+        )
     if args.split:
         from rdm_toy.data import DigitsSource
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_pngs(directory: str):  # noqa: ANN202 - returns a torch tensor
+def _read_pngs(directory: str):
     from pathlib import Path
 
     import numpy as np

@@ -58,7 +58,7 @@ def split_indices(split: str, val_fraction: float = 0.25, seed: int = 0) -> np.n
     val: list[np.ndarray] = []
     for c in range(NUM_CLASSES):
         members = np.flatnonzero(labels == c)
-        take = int(round(val_fraction * len(members)))
+        take = round(val_fraction * len(members))
         val.append(rng.permutation(members)[:take])
     val_idx = np.sort(np.concatenate(val))
     if split == "val":
@@ -92,8 +92,10 @@ class DigitsSource:
 
     def __init__(self, split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0) -> None:
         if int(resolution) < NATIVE:
-            raise RecipeError(f"digits resolution {resolution} is below the native {NATIVE} px.",
-                              f"use a resolution >= {NATIVE} (16 is the demo default)")
+            raise RecipeError(
+                f"digits resolution {resolution} is below the native {NATIVE} px.",
+                f"use a resolution >= {NATIVE} (16 is the demo default)",
+            )
         self.split = split
         self.resolution = int(resolution)
         self.val_fraction = float(val_fraction)
@@ -111,8 +113,10 @@ class DigitsSource:
         return len(self.indices)
 
     def __repr__(self) -> str:
-        return (f"DigitsSource(split={self.split!r}, n={len(self)}, resolution={self.resolution}, "
-                f"val_fraction={self.val_fraction}, seed={self.seed})")
+        return (
+            f"DigitsSource(split={self.split!r}, n={len(self)}, resolution={self.resolution}, "
+            f"val_fraction={self.val_fraction}, seed={self.seed})"
+        )
 
     def _check(self, index: int) -> int:
         if not 0 <= index < len(self):

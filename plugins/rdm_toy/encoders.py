@@ -40,12 +40,19 @@ class ToyEncoder(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         if images.dim() != 4 or images.shape[1] not in (1, 3):
-            raise ShapeError(f"{self.spec.name} expects [0,1] images (B, 3, H, W) or (B, 1, H, W), "
-                             f"got shape {tuple(images.shape)}.", "pass NCHW image batches")
+            raise ShapeError(
+                f"{self.spec.name} expects [0,1] images (B, 3, H, W) or (B, 1, H, W), got shape {tuple(images.shape)}.",
+                "pass NCHW image batches",
+            )
         x = images.float()
         if x.shape[-2:] != (RESOLUTION, RESOLUTION):
-            x = F.interpolate(x, size=(RESOLUTION, RESOLUTION), mode="bilinear", align_corners=False,
-                              antialias=x.shape[-1] > RESOLUTION)
+            x = F.interpolate(
+                x,
+                size=(RESOLUTION, RESOLUTION),
+                mode="bilinear",
+                align_corners=False,
+                antialias=x.shape[-1] > RESOLUTION,
+            )
         grey = x.mean(dim=1, keepdim=True)
         # autocast off: these nets are tiny and fp32 keeps features identical across passes
         with torch.autocast(device_type=grey.device.type, enabled=False):
@@ -55,8 +62,14 @@ class ToyEncoder(nn.Module):
         return f"name={self.spec.name}, dim={self.spec.dim}, split={self.spec.split}, weights={self.source}"
 
 
-def build_toy_encoder(name: str, variant: str = "full", weights: str | None = None, seed: int | None = None,
-                      cache_dir: str | None = None, retrain: bool = False) -> ToyEncoder:
+def build_toy_encoder(
+    name: str,
+    variant: str = "full",
+    weights: str | None = None,
+    seed: int | None = None,
+    cache_dir: str | None = None,
+    retrain: bool = False,
+) -> ToyEncoder:
     """Build toy encoder ``name`` with its weights (file, cache, or a seconds-long fit).
 
     Args:
@@ -75,14 +88,21 @@ def build_toy_encoder(name: str, variant: str = "full", weights: str | None = No
     try:
         net.load_state_dict(state, strict=True)
     except RuntimeError as exc:
-        raise ArtifactError(f"weights for {name} from {source} do not fit the network: {str(exc).splitlines()[0]}",
-                            f"retrain with `rdm toy train-encoders {name}` or fix encoders.weights.{name}") from None
+        raise ArtifactError(
+            f"weights for {name} from {source} do not fit the network: {str(exc).splitlines()[0]}",
+            f"retrain with `rdm toy train-encoders {name}` or fix encoders.weights.{name}",
+        ) from None
     return ToyEncoder(SPECS[name], net, source)
 
 
-def _factory(name: str):  # noqa: ANN202 - returns a factory with the hook's signature
-    def factory(variant: str = "full", weights: str | None = None, seed: int | None = None,
-                cache_dir: str | None = None, retrain: bool = False) -> ToyEncoder:
+def _factory(name: str):
+    def factory(
+        variant: str = "full",
+        weights: str | None = None,
+        seed: int | None = None,
+        cache_dir: str | None = None,
+        retrain: bool = False,
+    ) -> ToyEncoder:
         return build_toy_encoder(name, variant, weights, seed, cache_dir, retrain)
 
     factory.__name__ = name

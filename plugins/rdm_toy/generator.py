@@ -31,11 +31,16 @@ class DigitsMLP(nn.Module):
         base: side length of the image the MLP produces before upsampling.
     """
 
-    def __init__(self, noise_dim: int = 32, hidden: int = 256, depth: int = 2, resolution: int = 16, base: int = NATIVE) -> None:
+    def __init__(
+        self, noise_dim: int = 32, hidden: int = 256, depth: int = 2, resolution: int = 16, base: int = NATIVE
+    ) -> None:
         super().__init__()
         if min(noise_dim, hidden, depth, base) < 1 or resolution < base:
-            raise RecipeError(f"digits-mlp got noise_dim={noise_dim}, hidden={hidden}, depth={depth}, base={base}, "
-                              f"resolution={resolution}.", "use positive sizes with resolution >= base")
+            raise RecipeError(
+                f"digits-mlp got noise_dim={noise_dim}, hidden={hidden}, depth={depth}, base={base}, "
+                f"resolution={resolution}.",
+                "use positive sizes with resolution >= base",
+            )
         self.noise_dim, self.resolution, self.base = noise_dim, resolution, base
         layers: list[nn.Module] = []
         width = noise_dim
@@ -65,10 +70,18 @@ class DigitsMLPGenerator:
 
     name = "digits-mlp"
 
-    def __init__(self, noise_dim: int = 32, hidden: int = 256, depth: int = 2, resolution: int = 16,
-                 base: int = NATIVE, seed: int = 0) -> None:
-        self.args: dict[str, Any] = dict(noise_dim=noise_dim, hidden=hidden, depth=depth,
-                                         resolution=resolution, base=base, seed=seed)
+    def __init__(
+        self,
+        noise_dim: int = 32,
+        hidden: int = 256,
+        depth: int = 2,
+        resolution: int = 16,
+        base: int = NATIVE,
+        seed: int = 0,
+    ) -> None:
+        self.args: dict[str, Any] = dict(
+            noise_dim=noise_dim, hidden=hidden, depth=depth, resolution=resolution, base=base, seed=seed
+        )
         # fork_rng keeps the caller's global RNG untouched while the init is seeded
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -84,8 +97,10 @@ class DigitsMLPGenerator:
     def generate(self, noise: Tensor, conditions: Conditions | None = None) -> Tensor:
         """Differentiable one-step sample ``(B, 3, R, R)`` in ``[0, 1]``."""
         if noise.dim() != 2 or noise.shape[1] != self.module.noise_dim:
-            raise ShapeError(f"digits-mlp expects noise of shape (B, {self.module.noise_dim}), got {tuple(noise.shape)}.",
-                             "draw noise with shape (B, *generator.noise_shape())")
+            raise ShapeError(
+                f"digits-mlp expects noise of shape (B, {self.module.noise_dim}), got {tuple(noise.shape)}.",
+                "draw noise with shape (B, *generator.noise_shape())",
+            )
         param = next(self.module.parameters())
         return self.module(noise.to(device=param.device, dtype=param.dtype))
 
@@ -105,7 +120,9 @@ class DigitsMLPGenerator:
     def load_weights(self, path: str, format: str = "auto") -> None:
         """Load a ``.safetensors`` file, an rdm checkpoint directory or a run directory."""
         if format not in ("auto", "rdm", "safetensors"):
-            raise RecipeError(f"digits-mlp cannot read weights format {format!r}.", "use format 'auto' (rdm safetensors)")
+            raise RecipeError(
+                f"digits-mlp cannot read weights format {format!r}.", "use format 'auto' (rdm safetensors)"
+            )
         from rdm_core.checkpoints import resolve_model_file
 
         file = resolve_model_file(path)
@@ -113,12 +130,16 @@ class DigitsMLPGenerator:
         try:
             result = self.module.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches raise even with strict=False
-            raise ArtifactError(f"{file} does not match digits-mlp{self.args}: {str(exc).splitlines()[-1].strip()}",
-                                "use the generator args the weights were trained with") from None
+            raise ArtifactError(
+                f"{file} does not match digits-mlp{self.args}: {str(exc).splitlines()[-1].strip()}",
+                "use the generator args the weights were trained with",
+            ) from None
         if result.missing_keys or result.unexpected_keys:
-            raise ArtifactError(f"{file} does not match digits-mlp{self.args}: missing {result.missing_keys[:3]}, "
-                                f"unexpected {result.unexpected_keys[:3]}.",
-                                "use the generator args the weights were trained with")
+            raise ArtifactError(
+                f"{file} does not match digits-mlp{self.args}: missing {result.missing_keys[:3]}, "
+                f"unexpected {result.unexpected_keys[:3]}.",
+                "use the generator args the weights were trained with",
+            )
 
     def save_weights(self, path: str, format: str = "rdm") -> None:
         """Write the weights as safetensors with the generator args in the header (atomic)."""
@@ -128,7 +149,10 @@ class DigitsMLPGenerator:
         save_tensors(path, self.module.state_dict(), {"generator": self.name, "args": self.args})
 
 
-def digits_mlp(noise_dim: int = 32, hidden: int = 256, depth: int = 2, resolution: int = 16,
-               base: int = NATIVE, seed: int = 0) -> DigitsMLPGenerator:
+def digits_mlp(
+    noise_dim: int = 32, hidden: int = 256, depth: int = 2, resolution: int = 16, base: int = NATIVE, seed: int = 0
+) -> DigitsMLPGenerator:
     """Factory registered as generator ``digits-mlp``."""
-    return DigitsMLPGenerator(noise_dim=noise_dim, hidden=hidden, depth=depth, resolution=resolution, base=base, seed=seed)
+    return DigitsMLPGenerator(
+        noise_dim=noise_dim, hidden=hidden, depth=depth, resolution=resolution, base=base, seed=seed
+    )

@@ -12,24 +12,33 @@ from rdm_toy.specs import SPECS
 
 
 @hookimpl
-def rdm_register_encoders(registry) -> None:  # noqa: ANN001 - pluggy passes the typed registry
+def rdm_register_encoders(registry) -> None:
     for name, spec in SPECS.items():
         registry.add(name, f"rdm_toy.encoders:{name}", spec=spec, help=f"toy ({spec.split}): {spec.notes}")
 
 
 @hookimpl
-def rdm_register_generators(registry) -> None:  # noqa: ANN001
-    registry.add("digits-mlp", "rdm_toy.generator:digits_mlp",
-                 help="small unconditional one-step MLP generator of 8x8 digits (CPU demo)")
+def rdm_register_generators(registry) -> None:
+    registry.add(
+        "digits-mlp",
+        "rdm_toy.generator:digits_mlp",
+        help="small unconditional one-step MLP generator of 8x8 digits (CPU demo)",
+    )
 
 
 @hookimpl
-def rdm_register_data_sources(registry) -> None:  # noqa: ANN001
-    registry.add("digits", "rdm_toy.data:digits",
-                 help="scikit-learn's 1797 bundled 8x8 digits; seeded stratified train/val split")
+def rdm_register_data_sources(registry) -> None:
+    registry.add(
+        "digits",
+        "rdm_toy.data:digits",
+        help="scikit-learn's 1797 bundled 8x8 digits; seeded stratified train/val split",
+    )
 
 
 @hookimpl
-def rdm_register_commands(registry) -> None:  # noqa: ANN001
-    registry.add("toy", "rdm_toy.cli:configure",
-                 spec=CommandSpec(help="CPU demo helpers: (re)train the toy encoders, check mode coverage."))
+def rdm_register_commands(registry) -> None:
+    registry.add(
+        "toy",
+        "rdm_toy.cli:configure",
+        spec=CommandSpec(help="CPU demo helpers: (re)train the toy encoders, check mode coverage."),
+    )

@@ -21,9 +21,14 @@ class SmallCNN(nn.Module):
         super().__init__()
         self.body = nn.Sequential(
             # pool early: the digits are natively 8x8, so full-resolution wide layers buy nothing
-            nn.Conv2d(1, 16, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
-            nn.Conv2d(16, 32, 3, padding=1), nn.SiLU(), nn.AvgPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.SiLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1),
+            nn.SiLU(),
+            nn.AvgPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.SiLU(),
         )
         self.proj = nn.Linear(64 * (resolution // 4) ** 2, dim)
         self.head = nn.Linear(dim, classes)
@@ -41,8 +46,12 @@ class WideCNN(nn.Module):
     def __init__(self, resolution: int = 16, dim: int = 128, classes: int = 10) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(1, 24, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(24, 48, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(1, 24, 5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(24, 48, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.proj = nn.Linear(48 * (resolution // 4) ** 2, dim)
         self.drop = nn.Dropout(0.2)
@@ -63,13 +72,16 @@ class ConvAutoencoder(nn.Module):
         side = resolution // 4
         self.side = side
         self.enc = nn.Sequential(
-            nn.Conv2d(1, 16, 3, stride=2, padding=1), nn.SiLU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(1, 16, 3, stride=2, padding=1),
+            nn.SiLU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1),
+            nn.SiLU(),
         )
         self.code = nn.Linear(32 * side * side, dim)
         self.expand = nn.Linear(dim, 32 * side * side)
         self.dec = nn.Sequential(
-            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1), nn.SiLU(),
+            nn.ConvTranspose2d(32, 16, 4, stride=2, padding=1),
+            nn.SiLU(),
             nn.ConvTranspose2d(16, 1, 4, stride=2, padding=1),
         )
 

@@ -25,7 +25,6 @@ from torch import Tensor
 
 from rdm_toy.specs import HELD_OUT_ENCODERS, TRAIN_ENCODERS
 
-
 # -- kernels and references -----------------------------------------------------------------------
 
 
@@ -81,8 +80,15 @@ class NystromRef:
     scales: tuple[float, ...] = (1.0,)
 
     @classmethod
-    def build(cls, feats: Tensor, sigma: float, landmarks: int, seed: int = 0, jitter: float = 1e-6,
-              scales: tuple[float, ...] = (1.0,)) -> NystromRef:
+    def build(
+        cls,
+        feats: Tensor,
+        sigma: float,
+        landmarks: int,
+        seed: int = 0,
+        jitter: float = 1e-6,
+        scales: tuple[float, ...] = (1.0,),
+    ) -> NystromRef:
         """``alpha = (K_ZZ + jitter I)^-1 mean_j k(Z, r_j)`` solved in float64 (SPEC 3.3)."""
         r = feats.double()
         z = kmeans(feats, landmarks, seed=seed).double()
@@ -174,17 +180,31 @@ class PrototypeConfig:
 
 
 # The settings recipes/digits-cpu.yaml uses (found with this prototype; see docs/demo.md).
-TUNED = PrototypeConfig(steps=400, rollout=1024, lr=1e-2, betas=(0.9, 0.99), schedule="cosine", min_lr_ratio=0.05,
-                        bandwidth_scale=1.0, landmarks=512, scales=(0.25, 0.5, 1.0, 2.0))
+TUNED = PrototypeConfig(
+    steps=400,
+    rollout=1024,
+    lr=1e-2,
+    betas=(0.9, 0.99),
+    schedule="cosine",
+    min_lr_ratio=0.05,
+    bandwidth_scale=1.0,
+    landmarks=512,
+    scales=(0.25, 0.5, 1.0, 2.0),
+)
 
 
 def _features(enc: torch.nn.Module, images: Tensor, batch: int = 1024) -> Tensor:
     with torch.no_grad():
-        return torch.cat([enc(images[i:i + batch]) for i in range(0, images.shape[0], batch)])
+        return torch.cat([enc(images[i : i + batch]) for i in range(0, images.shape[0], batch)])
 
 
-def evaluate(generator: Any, encoders: dict[str, torch.nn.Module], real: dict[str, dict[str, Tensor]],
-             samples: int, seed: int = 1234) -> dict[str, float]:
+def evaluate(
+    generator: Any,
+    encoders: dict[str, torch.nn.Module],
+    real: dict[str, dict[str, Tensor]],
+    samples: int,
+    seed: int = 1234,
+) -> dict[str, float]:
     """SW ratio per encoder for ``samples`` generated images (eval noise seed fixed)."""
     images = generator.sample(samples, seed=seed)
     return {n: sw_ratio(_features(e, images), real[n]["train"], real[n]["val"]) for n, e in encoders.items()}
@@ -206,8 +226,11 @@ def run(cfg: PrototypeConfig, out_dir: str | None = None, log: Any = print) -> d
     refs: dict[str, NystromRef | ExactRef] = {}
     for n in cfg.train_encoders:
         sigma = median_bandwidth(real[n]["train"], cfg.bandwidth_scale, seed=cfg.seed)
-        refs[n] = (ExactRef.build(real[n]["train"], sigma, cfg.scales) if cfg.reference == "exact"
-                   else NystromRef.build(real[n]["train"], sigma, cfg.landmarks, seed=cfg.seed, scales=cfg.scales))
+        refs[n] = (
+            ExactRef.build(real[n]["train"], sigma, cfg.scales)
+            if cfg.reference == "exact"
+            else NystromRef.build(real[n]["train"], sigma, cfg.landmarks, seed=cfg.seed, scales=cfg.scales)
+        )
     t_setup = time.perf_counter() - t0
 
     gen = DigitsMLPGenerator(seed=cfg.seed, **cfg.generator_args)
@@ -230,12 +253,19 @@ def run(cfg: PrototypeConfig, out_dir: str | None = None, log: Any = print) -> d
         total.backward()  # type: ignore[union-attr]
         norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
         opt.step()
-        row: dict[str, Any] = {"step": step, "lr": opt.param_groups[0]["lr"], "grad_norm": norm, **{n: float(v.detach()) for n, v in raw.items()}}
+        row: dict[str, Any] = {
+            "step": step,
+            "lr": opt.param_groups[0]["lr"],
+            "grad_norm": norm,
+            **{n: float(v.detach()) for n, v in raw.items()},
+        }
         if cfg.eval_every and step % cfg.eval_every == 0:
             ratios = evaluate(gen, encoders, real, cfg.eval_samples)
             row["held_out_sw"] = sum(ratios[n] for n in cfg.held_out) / len(cfg.held_out)
-            log(f"step {step}: held-out SW ratio {row['held_out_sw']:.3f} " +
-                " ".join(f"{n}={float(v.detach()):.2e}" for n, v in raw.items()))
+            log(
+                f"step {step}: held-out SW ratio {row['held_out_sw']:.3f} "
+                + " ".join(f"{n}={float(v.detach()):.2e}" for n, v in raw.items())
+            )
         history.append(row)
     t_train = time.perf_counter() - t1
 
@@ -245,13 +275,15 @@ def run(cfg: PrototypeConfig, out_dir: str | None = None, log: Any = print) -> d
     val_ratio = {n: sw_ratio(real[n]["val"], real[n]["train"], real[n]["val"]) for n in names}
     result = {
         "config": asdict(cfg),
-        "sw_before": before, "sw_after": after,
+        "sw_before": before,
+        "sw_after": after,
         "held_out_sw_before": sum(before[n] for n in cfg.held_out) / len(cfg.held_out),
         "held_out_sw_after": sum(after[n] for n in cfg.held_out) / len(cfg.held_out),
         "train_sw_after": sum(after[n] for n in cfg.train_encoders) / len(cfg.train_encoders),
         "val_self_check": val_ratio,
         "class_histogram": [round(float(v), 4) for v in hist],
-        "seconds_setup": round(t_setup, 2), "seconds_train": round(t_train, 2),
+        "seconds_setup": round(t_setup, 2),
+        "seconds_train": round(t_train, 2),
         "seconds_per_step": round(t_train / max(cfg.steps, 1), 4),
         "history": history,
     }
@@ -301,12 +333,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="write prototype.json and prototype.png here")
     p.add_argument("--tuned", action="store_true", help="run the recipe's tuned settings (other flags ignored)")
     a = p.parse_args(argv)
-    cfg = TUNED if a.tuned else PrototypeConfig(steps=a.steps, rollout=a.rollout, lr=a.lr, betas=(0.9, a.beta2), grad_clip=a.grad_clip,
-                          schedule=a.schedule, min_lr_ratio=a.min_lr_ratio,
-                          bandwidth_scale=a.bandwidth_scale, landmarks=a.landmarks, seed=a.seed,
-                          eval_samples=a.eval_samples, eval_every=a.eval_every,
-                          generator_args={"hidden": a.hidden, "depth": a.depth},
-                          scales=tuple(float(v) for v in a.scales.split(",")))
+    cfg = (
+        TUNED
+        if a.tuned
+        else PrototypeConfig(
+            steps=a.steps,
+            rollout=a.rollout,
+            lr=a.lr,
+            betas=(0.9, a.beta2),
+            grad_clip=a.grad_clip,
+            schedule=a.schedule,
+            min_lr_ratio=a.min_lr_ratio,
+            bandwidth_scale=a.bandwidth_scale,
+            landmarks=a.landmarks,
+            seed=a.seed,
+            eval_samples=a.eval_samples,
+            eval_every=a.eval_every,
+            generator_args={"hidden": a.hidden, "depth": a.depth},
+            scales=tuple(float(v) for v in a.scales.split(",")),
+        )
+    )
     res = run(cfg, a.out)
     res.pop("history")
     print(json.dumps(res, indent=1))

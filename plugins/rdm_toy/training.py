@@ -64,8 +64,15 @@ def needs_fit(name: str) -> bool:
 
 def config(name: str, seed: int) -> dict[str, Any]:
     """Everything the weights of ``name`` depend on (stored in the file header)."""
-    return {"encoder": name, "seed": int(seed), "version": TRAINING_VERSION, "resolution": RESOLUTION,
-            "split": SPLIT, "fit": FIT.get(name, {}), "torch": torch.__version__.split("+")[0]}
+    return {
+        "encoder": name,
+        "seed": int(seed),
+        "version": TRAINING_VERSION,
+        "resolution": RESOLUTION,
+        "split": SPLIT,
+        "fit": FIT.get(name, {}),
+        "torch": torch.__version__.split("+")[0],
+    }
 
 
 def cache_path(name: str, seed: int, root: str | os.PathLike[str] | None = None) -> Path:
@@ -142,13 +149,16 @@ def load_state(path: str | os.PathLike[str], name: str) -> dict[str, Tensor]:
     state, meta = load_tensors(path)
     owner = meta.get("toy_encoder")
     if owner is not None and owner != name:
-        raise ArtifactError(f"{path} holds weights of toy encoder {owner!r}, not {name!r}.",
-                            f"point encoders.weights.{name} at a {name} file, or remove it to use the cache")
+        raise ArtifactError(
+            f"{path} holds weights of toy encoder {owner!r}, not {name!r}.",
+            f"point encoders.weights.{name} at a {name} file, or remove it to use the cache",
+        )
     return state
 
 
-def load_or_train(name: str, seed: int, *, weights: str | None = None, cache_dir: str | None = None,
-                  retrain: bool = False) -> tuple[dict[str, Tensor], str]:
+def load_or_train(
+    name: str, seed: int, *, weights: str | None = None, cache_dir: str | None = None, retrain: bool = False
+) -> tuple[dict[str, Tensor], str]:
     """The state dict of encoder ``name`` and where it came from.
 
     Order: an explicit ``weights`` file; else the cache file (unless ``retrain``); else a fresh
@@ -156,8 +166,10 @@ def load_or_train(name: str, seed: int, *, weights: str | None = None, cache_dir
     """
     if weights:
         if not Path(weights).expanduser().exists():
-            raise ArtifactError(f"weights file {weights} for {name} does not exist.",
-                                f"fix encoders.weights.{name}, or remove it to train/cache the encoder automatically")
+            raise ArtifactError(
+                f"weights file {weights} for {name} does not exist.",
+                f"fix encoders.weights.{name}, or remove it to train/cache the encoder automatically",
+            )
         return load_state(Path(weights).expanduser(), name), str(weights)
     if not needs_fit(name):
         return build_state(name, seed), "built from seed"

@@ -39,45 +39,80 @@ class WanGenerator(DiffusersOneStepGenerator):
 
     generator_name = "wan"
 
-    def __init__(self, model_dir: str | None = None, hub_id: str = HUB_ID_1_3B, variant: str = "full",
-                 height: int = 480, width: int = 832, num_frames: int = 81, ctx_len: int = 512, sigma: float = 1.0,
-                 prompts: str | None = None, precision: str = "inherit", vae_dtype: str = "auto",
-                 seed: int = 0, teacher_steps: int = 4) -> None:
+    def __init__(
+        self,
+        model_dir: str | None = None,
+        hub_id: str = HUB_ID_1_3B,
+        variant: str = "full",
+        height: int = 480,
+        width: int = 832,
+        num_frames: int = 81,
+        ctx_len: int = 512,
+        sigma: float = 1.0,
+        prompts: str | None = None,
+        precision: str = "inherit",
+        vae_dtype: str = "auto",
+        seed: int = 0,
+        teacher_steps: int = 4,
+    ) -> None:
         from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
         check_variant("wan", variant)
         if height % 16 or width % 16 or height <= 0 or width <= 0:
-            raise RdmError(f"frame size {height}x{width} is not a multiple of 16.", "use e.g. 480x832 (32x32 when tiny)")
+            raise RdmError(
+                f"frame size {height}x{width} is not a multiple of 16.", "use e.g. 480x832 (32x32 when tiny)"
+            )
         if num_frames < 1 or (num_frames - 1) % 4:
             raise RdmError(f"num_frames {num_frames} is not 4k+1.", "use e.g. 81, 33 or 5")
         check_precision(precision, "use inherit, bf16 or fp32")
         self.variant, self.height, self.width, self.num_frames = variant, int(height), int(width), int(num_frames)
         self.ctx_len, self.sigma, self.prompts_file, self.precision = int(ctx_len), float(sigma), prompts, precision
         self.seed, self.teacher_steps = int(seed), int(teacher_steps)
-        self._build_modules(model_dir, vae_dtype, tiny="rdm_wan.tiny", transformer_cls=WanTransformer3DModel,
-                            vae_cls=AutoencoderKLWan, hub_id=hub_id, patterns=PATTERNS, vae_auto_full="fp32")
+        self._build_modules(
+            model_dir,
+            vae_dtype,
+            tiny="rdm_wan.tiny",
+            transformer_cls=WanTransformer3DModel,
+            vae_cls=AutoencoderKLWan,
+            hub_id=hub_id,
+            patterns=PATTERNS,
+            vae_auto_full="fp32",
+        )
         self._text: Any = None
         self._prompt_ctx: tuple[Tensor, list[str]] | None = None
 
     def noise_shape(self) -> tuple[int, ...]:
         cfg = self.vae.config
-        return (int(self.transformer.config.in_channels), (self.num_frames - 1) // cfg.scale_factor_temporal + 1,
-                self.height // cfg.scale_factor_spatial, self.width // cfg.scale_factor_spatial)
+        return (
+            int(self.transformer.config.in_channels),
+            (self.num_frames - 1) // cfg.scale_factor_temporal + 1,
+            self.height // cfg.scale_factor_spatial,
+            self.width // cfg.scale_factor_spatial,
+        )
 
     def _context(self, noise: Tensor, conditions: Conditions) -> Tensor:
         c = int(self.transformer.config.in_channels)
         if noise.dim() != 5 or noise.shape[1] != c:
-            raise ShapeError(f"noise must be (B, {c}, f, h, w), got {tuple(noise.shape)}.", "draw noise of shape (B, *noise_shape())")
+            raise ShapeError(
+                f"noise must be (B, {c}, f, h, w), got {tuple(noise.shape)}.", "draw noise of shape (B, *noise_shape())"
+            )
         ctx = conditions.inputs
-        if not isinstance(ctx, Tensor) or ctx.dim() != 3 or ctx.shape[0] != noise.shape[0] \
-                or ctx.shape[2] != self.transformer.config.text_dim:
-            raise ShapeError(f"wan conditions must be a (B, L, {self.transformer.config.text_dim}) UMT5 context per "
-                             "noise sample.", "use sample_conditions() or conditions_from_prompts()")
+        if (
+            not isinstance(ctx, Tensor)
+            or ctx.dim() != 3
+            or ctx.shape[0] != noise.shape[0]
+            or ctx.shape[2] != self.transformer.config.text_dim
+        ):
+            raise ShapeError(
+                f"wan conditions must be a (B, L, {self.transformer.config.text_dim}) UMT5 context per noise sample.",
+                "use sample_conditions() or conditions_from_prompts()",
+            )
         return ctx.to(noise.device, noise.dtype)
 
     def _velocity(self, x: Tensor, ctx: Tensor, timestep: Tensor) -> Tensor:
-        return self.transformer(hidden_states=x, timestep=timestep.expand(x.shape[0]), encoder_hidden_states=ctx,
-                                return_dict=False)[0]
+        return self.transformer(
+            hidden_states=x, timestep=timestep.expand(x.shape[0]), encoder_hidden_states=ctx, return_dict=False
+        )[0]
 
     def _decode(self, latents: Tensor) -> Tensor:
         cfg = self.vae.config
@@ -131,8 +166,9 @@ class WanGenerator(DiffusersOneStepGenerator):
 
                 dtype = self._text_dtype()
                 tok = AutoTokenizer.from_pretrained(str(self.model_dir), subfolder="tokenizer", local_files_only=True)
-                enc = UMT5EncoderModel.from_pretrained(str(self.model_dir), subfolder="text_encoder", dtype=dtype,
-                                                       local_files_only=True)
+                enc = UMT5EncoderModel.from_pretrained(
+                    str(self.model_dir), subfolder="text_encoder", dtype=dtype, local_files_only=True
+                )
             self._text = WanPipeline(tokenizer=tok, text_encoder=enc.requires_grad_(False), vae=None, scheduler=None)
         return self._text
 
@@ -142,8 +178,9 @@ class WanGenerator(DiffusersOneStepGenerator):
         device = self._device()
         pipe = self.text_pipeline()
         pipe.text_encoder.to(device)
-        ctx, _ = pipe.encode_prompt(list(prompts), do_classifier_free_guidance=False,
-                                    max_sequence_length=self.ctx_len, device=device)
+        ctx, _ = pipe.encode_prompt(
+            list(prompts), do_classifier_free_guidance=False, max_sequence_length=self.ctx_len, device=device
+        )
         return ctx.float().cpu()
 
     # -- weights --------------------------------------------------------------------------------
@@ -152,7 +189,9 @@ class WanGenerator(DiffusersOneStepGenerator):
         from rdm_flux2.convert import read_state_dict
 
         if format not in ("auto", "diffusers"):
-            raise RdmError(f"wan loads diffusers-named weights only, not {format!r}.", "convert with diffusers' Wan script first")
+            raise RdmError(
+                f"wan loads diffusers-named weights only, not {format!r}.", "convert with diffusers' Wan script first"
+            )
         self._load_transformer_state(read_state_dict(path), path, "use weights of the same Wan size")
 
     def save_weights(self, path: str, format: str = "diffusers") -> None:

@@ -6,6 +6,9 @@ from rdm_core import hookimpl
 
 
 @hookimpl
-def rdm_register_generators(registry) -> None:  # noqa: ANN001 (typed in rdm_core.hookspecs)
-    registry.add("wan", "rdm_wan.generator:WanGenerator",
-                 help="Wan 2.1 text-to-video one-step generator (diffusers WanTransformer3DModel + AutoencoderKLWan)")
+def rdm_register_generators(registry) -> None:
+    registry.add(
+        "wan",
+        "rdm_wan.generator:WanGenerator",
+        help="Wan 2.1 text-to-video one-step generator (diffusers WanTransformer3DModel + AutoencoderKLWan)",
+    )

@@ -49,8 +49,13 @@ def build_tiny_pipeline(seed: int = 0) -> Any:
     from rdm_flux1.tiny import build_tiny_t5_tokenizer
 
     tok = build_tiny_t5_tokenizer()
-    return WanPipeline(tokenizer=tok, text_encoder=build_tiny_text_encoder(len(tok), seed + 2),
-                       vae=build_tiny_vae(seed + 1), scheduler=build_scheduler(), transformer=build_tiny_transformer(seed))
+    return WanPipeline(
+        tokenizer=tok,
+        text_encoder=build_tiny_text_encoder(len(tok), seed + 2),
+        vae=build_tiny_vae(seed + 1),
+        scheduler=build_scheduler(),
+        transformer=build_tiny_transformer(seed),
+    )
 
 
 def save_tiny_pipeline(path: str | Path, seed: int = 0) -> Path:

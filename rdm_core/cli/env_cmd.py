@@ -13,10 +13,32 @@ def configure(parser: argparse.ArgumentParser):
     return run
 
 
-PACKAGES = ("torch", "torchvision", "timm", "open_clip_torch", "transformers", "diffusers", "accelerate",
-            "huggingface_hub", "safetensors", "pluggy", "omegaconf", "rich")
-ENV_FLAGS = ("HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "TORCH_HOME", "RDM_OFFLINE",
-             "RDM_DISABLE_PLUGINS", "RDM_TRACE_PLUGINS", "RDM_STRICT_PLUGINS", "CUDA_VISIBLE_DEVICES")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "timm",
+    "open_clip_torch",
+    "transformers",
+    "diffusers",
+    "accelerate",
+    "huggingface_hub",
+    "safetensors",
+    "pluggy",
+    "omegaconf",
+    "rich",
+)
+ENV_FLAGS = (
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "TORCH_HOME",
+    "RDM_OFFLINE",
+    "RDM_DISABLE_PLUGINS",
+    "RDM_TRACE_PLUGINS",
+    "RDM_STRICT_PLUGINS",
+    "CUDA_VISIBLE_DEVICES",
+)
 
 
 def collect() -> dict:

@@ -30,19 +30,31 @@ def configure(parser: argparse.ArgumentParser):
     src = parser.add_mutually_exclusive_group()
     src.add_argument("--checkpoint", help="run checkpoint dir, run dir (latest checkpoint) or model.safetensors")
     src.add_argument("--weights", help="third-party generator weights, read by the generator's load_weights")
-    parser.add_argument("--weights-format", default="auto", help="format for --weights (generator-specific, e.g. rdm, bfl)")
+    parser.add_argument(
+        "--weights-format", default="auto", help="format for --weights (generator-specific, e.g. rdm, bfl)"
+    )
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--prompt", action="append", help="a prompt (repeatable)")
     what.add_argument("--prompts", help="prompts file: .txt (one per line) or .jsonl (prompt/caption/text)")
     what.add_argument("--num", type=int, help="number of samples with conditions drawn by the generator")
     parser.add_argument("--per-prompt", type=int, default=1, help="samples per prompt (with --prompt/--prompts)")
     parser.add_argument("--seed", type=int, default=0, help="noise seed (sample i uses seed*1000003+i)")
-    parser.add_argument("--teacher-steps", type=int, default=0,
-                        help="sample with the generator's multi-step teacher instead of one step (0 = one step)")
+    parser.add_argument(
+        "--teacher-steps",
+        type=int,
+        default=0,
+        help="sample with the generator's multi-step teacher instead of one step (0 = one step)",
+    )
     parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable)",
+    )
     return run
 
 
@@ -62,8 +74,17 @@ def _device(name: str) -> str:
     return name
 
 
-def generate_samples(gen: Any, conditions_for: Any, total: int, *, seed: int, batch_size: int,
-                     teacher_steps: int = 0, device: str = "cpu", autocast: bool = False) -> list[Any]:
+def generate_samples(
+    gen: Any,
+    conditions_for: Any,
+    total: int,
+    *,
+    seed: int,
+    batch_size: int,
+    teacher_steps: int = 0,
+    device: str = "cpu",
+    autocast: bool = False,
+) -> list[Any]:
     """``total`` uint8 samples; ``conditions_for(start, stop)`` returns the batch's Conditions."""
     import contextlib
 
@@ -133,8 +154,16 @@ def run(args: argparse.Namespace) -> int:
             return _slice_conditions(cond_all, start, stop)
 
     autocast = device.startswith("cuda") and recipe.train.precision == "bf16"
-    images = generate_samples(gen, conditions_for, total, seed=args.seed, batch_size=args.batch_size,
-                              teacher_steps=args.teacher_steps, device=device, autocast=autocast)
+    images = generate_samples(
+        gen,
+        conditions_for,
+        total,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        teacher_steps=args.teacher_steps,
+        device=device,
+        autocast=autocast,
+    )
     out = Path(args.out)
     index = []
     for i, img in enumerate(images):
@@ -145,8 +174,16 @@ def run(args: argparse.Namespace) -> int:
             row["prompt"] = expanded[i]
         index.append(row)
     save_grid(np.stack(images), out / "grid.png", min_side=0)  # 1:1 pixels, like the PNGs
-    write_json(out / "samples.json", {"recipe": str(args.recipe), "checkpoint": args.checkpoint or args.weights,
-                                      "seed": args.seed, "teacher_steps": args.teacher_steps, "samples": index})
+    write_json(
+        out / "samples.json",
+        {
+            "recipe": str(args.recipe),
+            "checkpoint": args.checkpoint or args.weights,
+            "seed": args.seed,
+            "teacher_steps": args.teacher_steps,
+            "samples": index,
+        },
+    )
     console.print(f"[green]ok[/] {len(images)} samples + grid.png -> {out}")
     return 0
 

@@ -97,8 +97,15 @@ def run_encoders(args: argparse.Namespace) -> int:
         table.add_column(col)
     for r in rows:
         source = f"{r.get('library', '?')}:{r.get('model_id', '?')}"
-        table.add_row(r["name"], str(r.get("split", "?")), str(r.get("dim", "?")), str(r.get("resolution", "?")),
-                      str(r.get("pooling", "?")), source, r["plugin"])
+        table.add_row(
+            r["name"],
+            str(r.get("split", "?")),
+            str(r.get("dim", "?")),
+            str(r.get("resolution", "?")),
+            str(r.get("pooling", "?")),
+            source,
+            r["plugin"],
+        )
     console.print(table)
     return 0
 
@@ -139,8 +146,10 @@ def run_recipes(args: argparse.Namespace) -> int:
     from rdm_core.recipe.load import list_recipes, shipped_recipes_dir
 
     base = shipped_recipes_dir()
-    rows = [{"name": str(p.relative_to(base).with_suffix("")), "path": str(p), "about": _recipe_header(p)}
-            for p in list_recipes()]
+    rows = [
+        {"name": str(p.relative_to(base).with_suffix("")), "path": str(p), "about": _recipe_header(p)}
+        for p in list_recipes()
+    ]
     if args.json:
         print_json(rows)
         return 0

@@ -79,8 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RdmError as exc:
         from rdm_core.console import err_console
 
-        err_console.print(f"[bold red]error:[/] {exc.problem}" + (f" [bold]Fix:[/] {exc.fix}" if exc.fix else ""),
-                          soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {exc.problem}" + (f" [bold]Fix:[/] {exc.fix}" if exc.fix else ""), soft_wrap=True
+        )
         return 2
     except KeyboardInterrupt:
         return 130

@@ -7,8 +7,14 @@ import argparse
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", nargs="+", help="recipe file(s) or shipped recipe name(s)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a recipe value (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a recipe value (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return run
 

@@ -81,7 +81,6 @@ def load_reference(path: str | Path, expect: dict[str, Any] | None = None, devic
     meta = read_meta(path)
     kind = meta.get("kind")
     if not kind:
-        raise ArtifactError(f"{path} has no reference-set header (no 'kind').",
-                            "rebuild it with `rdm reference build`")
+        raise ArtifactError(f"{path} has no reference-set header (no 'kind').", "rebuild it with `rdm reference build`")
     cls = registry("references").resolve(kind)
     return cls.load(str(path), expect=expect, device=device)

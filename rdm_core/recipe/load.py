@@ -33,8 +33,10 @@ def find_recipe(name_or_path: str | Path) -> Path:
     names = [r.stem for r in list_recipes()]
     guess = close_matches(p.stem, names)
     did = f" Did you mean {guess[0]!r}?" if guess else ""
-    raise RecipeError(f"recipe {str(name_or_path)!r} not found.{did}",
-                      f"pass a YAML path or one of: {', '.join(names) or '(none shipped)'}")
+    raise RecipeError(
+        f"recipe {str(name_or_path)!r} not found.{did}",
+        f"pass a YAML path or one of: {', '.join(names) or '(none shipped)'}",
+    )
 
 
 def list_recipes() -> list[Path]:
@@ -50,7 +52,9 @@ def _read_yaml(path: Path) -> Any:
     except Exception as exc:  # yaml.YAMLError and friends
         raise RecipeError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax") from exc
     if not hasattr(cfg, "keys"):
-        raise RecipeError(f"{path}: a recipe must be a mapping of sections.", "start the file with sections such as `run:`")
+        raise RecipeError(
+            f"{path}: a recipe must be a mapping of sections.", "start the file with sections such as `run:`"
+        )
     return cfg
 
 
@@ -58,16 +62,18 @@ def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, Any]]:
     """[(path, raw yaml)] from the root ancestor down to ``path``."""
     path = path.resolve()
     if path in seen:
-        raise RecipeError(f"{path}: `extends:` forms a cycle ({' -> '.join(str(s) for s in seen)}).",
-                          "remove one `extends:`")
+        raise RecipeError(
+            f"{path}: `extends:` forms a cycle ({' -> '.join(str(s) for s in seen)}).", "remove one `extends:`"
+        )
     raw = _read_yaml(path)
     parent = raw.get("extends") if "extends" in raw else None
     if parent is None:
         return [(path, raw)]
     parent_path = (path.parent / str(parent)).resolve()
     if not parent_path.is_file():
-        raise RecipeError(f"{path}: `extends: {parent}` does not exist ({parent_path}).",
-                          "give a path relative to this recipe")
+        raise RecipeError(
+            f"{path}: `extends: {parent}` does not exist ({parent_path}).", "give a path relative to this recipe"
+        )
     return [*_chain(parent_path, (*seen, path)), (path, raw)]
 
 
@@ -110,11 +116,14 @@ def _explain(exc: Exception, where: str) -> RecipeError:
         guess = close_matches(key, valid)
         did = f" Did you mean {guess[0]!r}?" if guess else ""
         scope = f"section {section!r}" if section else "the top level"
-        return RecipeError(f"{where}: unknown key {full_key or key!r} in {scope}.{did}",
-                           f"valid keys: {', '.join(valid)}")
+        return RecipeError(
+            f"{where}: unknown key {full_key or key!r} in {scope}.{did}", f"valid keys: {', '.join(valid)}"
+        )
     if name == "ValidationError" or "could not be converted" in message:
-        return RecipeError(f"{where}: bad value for {full_key!r}: {message}.",
-                           "give a value of the type the schema declares (see docs/recipes.md)")
+        return RecipeError(
+            f"{where}: bad value for {full_key!r}: {message}.",
+            "give a value of the type the schema declares (see docs/recipes.md)",
+        )
     if name == "MissingMandatoryValue":
         return RecipeError(f"{where}: {full_key!r} is required but not set.", f"set `{full_key}` in the recipe")
     return RecipeError(f"{where}: {message}", "see docs/recipes.md")

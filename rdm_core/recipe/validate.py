@@ -56,15 +56,19 @@ def validate_recipe(recipe: Any) -> list[str]:
         raise RecipeError("encoders.train is empty.", "list at least one training encoder")
     overlap = set(enc.train) & set(enc.held_out)
     if overlap:
-        raise RecipeError(f"encoders {sorted(overlap)} are both training and held-out.",
-                          "held-out encoders must be disjoint from training ones")
+        raise RecipeError(
+            f"encoders {sorted(overlap)} are both training and held-out.",
+            "held-out encoders must be disjoint from training ones",
+        )
     for name in [*enc.train, *enc.held_out]:
         args = plain(enc.args).get(name, {})
         _component("encoders", name, args, f"encoders ({name})")
     for name in [*plain(enc.args), *plain(enc.weights)]:
         if name not in enc.train and name not in enc.held_out:
-            raise RecipeError(f"encoders.args/weights mention {name!r}, which is not in the battery.",
-                              "add it to encoders.train or encoders.held_out, or remove the entry")
+            raise RecipeError(
+                f"encoders.args/weights mention {name!r}, which is not in the battery.",
+                "add it to encoders.train or encoders.held_out, or remove the entry",
+            )
     done.append(f"{len(enc.train)} training + {len(enc.held_out)} held-out encoders")
 
     _component("generators", recipe.generator.name, recipe.generator.args, "generator")
@@ -73,7 +77,9 @@ def validate_recipe(recipe: Any) -> list[str]:
     _name("references", recipe.distance.reference, "distance.reference")
     _component("kernels", recipe.distance.kernel, recipe.distance.kernel_args, "distance.kernel")
     if recipe.distance.bandwidth_scale <= 0:
-        raise RecipeError("distance.bandwidth_scale must be positive.", "use e.g. 1.0 (or 0.25 for the cold klein kernel)")
+        raise RecipeError(
+            "distance.bandwidth_scale must be positive.", "use e.g. 1.0 (or 0.25 for the cold klein kernel)"
+        )
     done.append(f"distance {recipe.distance.reference} with {recipe.distance.kernel} kernel")
 
     refs = recipe.references
@@ -88,11 +94,15 @@ def validate_recipe(recipe: Any) -> list[str]:
     tr = recipe.train
     _name("trainers", tr.trainer, "train.trainer")
     if tr.rollout % tr.micro_batch:
-        raise RecipeError(f"train.rollout {tr.rollout} is not a multiple of train.micro_batch {tr.micro_batch}.",
-                          "make rollout = micro_batch x world_size x chunks")
+        raise RecipeError(
+            f"train.rollout {tr.rollout} is not a multiple of train.micro_batch {tr.micro_batch}.",
+            "make rollout = micro_batch x world_size x chunks",
+        )
     if tr.chunks is not None and tr.rollout % (tr.micro_batch * tr.chunks):
-        raise RecipeError(f"train.rollout {tr.rollout} != micro_batch {tr.micro_batch} x world_size x chunks {tr.chunks}.",
-                          "fix chunks, or leave it null to derive it from the world size")
+        raise RecipeError(
+            f"train.rollout {tr.rollout} != micro_batch {tr.micro_batch} x world_size x chunks {tr.chunks}.",
+            "fix chunks, or leave it null to derive it from the world size",
+        )
     if len(tr.betas) != 2:
         raise RecipeError(f"train.betas must have two values, got {list(tr.betas)}.", "use e.g. [0.9, 0.95]")
     done.append(f"trainer {tr.trainer!r}, rollout {tr.rollout}")
@@ -100,8 +110,10 @@ def validate_recipe(recipe: Any) -> list[str]:
     if recipe.balance.mode == "static":
         unknown = set(plain(recipe.balance.weights)) - set(enc.train)
         if unknown:
-            raise RecipeError(f"balance.weights names {sorted(unknown)}, not training encoders.",
-                              "weights apply to encoders.train entries only")
+            raise RecipeError(
+                f"balance.weights names {sorted(unknown)}, not training encoders.",
+                "weights apply to encoders.train entries only",
+            )
 
     for metric in recipe.eval.metrics:
         _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), f"eval.metrics ({metric})")

@@ -71,7 +71,7 @@ def test_checkpoints_round_trip_and_keep(tmp_path):
         save_checkpoint(tmp_path, step, model.state_dict(), {"rng": torch.arange(4)}, {"lr": 0.1}, keep=2)
     assert latest_checkpoint(tmp_path).name == "step_0000003"
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
-    m, s, j = load_checkpoint(latest_checkpoint(tmp_path))
+    m, _s, j = load_checkpoint(latest_checkpoint(tmp_path))
     assert torch.equal(m["weight"], model.weight) and j == {"step": 3, "lr": 0.1}
     fresh = torch.nn.Linear(3, 2)
     load_model_weights(tmp_path, fresh)  # a run directory resolves to its latest checkpoint
@@ -86,10 +86,14 @@ def test_seeded_init_is_stable_across_processes_and_restores_rng():
 
     from rdm_core.seeding import name_seed, seeded_init
 
-    code = ("import torch; from rdm_core.seeding import seeded_init\n"
-            "with seeded_init('encoder', 'clip', 'tiny'):\n    print(torch.nn.Linear(3, 2).weight.sum().item())")
-    runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-            for _ in range(2)}
+    code = (
+        "import torch; from rdm_core.seeding import seeded_init\n"
+        "with seeded_init('encoder', 'clip', 'tiny'):\n    print(torch.nn.Linear(3, 2).weight.sum().item())"
+    )
+    runs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    }
     assert len(runs) == 1
     assert name_seed("a", "b") != name_seed("ab")
     torch.manual_seed(5)

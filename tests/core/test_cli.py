@@ -5,7 +5,6 @@ import subprocess
 import sys
 import types
 
-
 from rdm_core import hookimpl
 from rdm_core.cli.main import main
 from rdm_core.plugins import PluginHost, get_host, set_host
@@ -65,10 +64,12 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 
 
 def test_help_lists_commands_without_heavy_imports():
-    code = ("import sys; from rdm_core.cli.main import main\n"
-            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('timm', 'open_clip', 'transformers', 'diffusers') if m in sys.modules]\n"
-            "print('HEAVY', heavy)")
+    code = (
+        "import sys; from rdm_core.cli.main import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('timm', 'open_clip', 'transformers', 'diffusers') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "validate" in out and "plugins" in out
     assert "HEAVY []" in out

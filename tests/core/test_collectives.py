@@ -19,15 +19,16 @@ def _free_port() -> int:
 
 def _loss(x: torch.Tensor) -> torch.Tensor:
     # couples every pair of rows, like the MMD repulsion
-    return torch.exp(-torch.cdist(x, x) ** 2).mean()
+    return torch.exp(-(torch.cdist(x, x) ** 2)).mean()
 
 
 def _worker(rank: int, world: int, port: int, full: torch.Tensor, out: dict) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
+    )
     ctx = D.init_from_env("cpu")
     rows = full.shape[0] // world
-    local = full[rank * rows:(rank + 1) * rows].clone().requires_grad_(True)
+    local = full[rank * rows : (rank + 1) * rows].clone().requires_grad_(True)
     gathered = D.all_gather_with_grad(local)
     _loss(gathered).backward()
     g = local.grad.clone()
@@ -50,7 +51,7 @@ def test_gather_with_grad_and_mean_match_single_process():
         assert (r, w) == (rank, 2)
         assert torch.equal(gathered, full)
         # every rank computes the same global loss, so its local-row gradient is the full one's slice
-        torch.testing.assert_close(grad, ref.grad[rank * 3:(rank + 1) * 3], rtol=1e-12, atol=1e-14)
+        torch.testing.assert_close(grad, ref.grad[rank * 3 : (rank + 1) * 3], rtol=1e-12, atol=1e-14)
         assert mean.item() == 1.5
 
 

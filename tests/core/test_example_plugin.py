@@ -33,19 +33,22 @@ def installed_example():
 
 
 def test_example_plugin_is_discovered_and_usable_from_a_recipe(installed_example, tmp_path):
-    listing = subprocess.run([sys.executable, "-m", "rdm_core", "plugins", "--json"], capture_output=True,
-                             text=True, check=True).stdout
+    listing = subprocess.run(
+        [sys.executable, "-m", "rdm_core", "plugins", "--json"], capture_output=True, text=True, check=True
+    ).stdout
     rows = {r["name"]: r for r in json.loads(listing)}
     assert rows["example_encoder"]["status"] == "loaded"
     assert rows["example_encoder"]["distribution"] == "rdm-example-encoder"
     assert rows["example_encoder"]["hooks"] == ["rdm_register_encoders"]
 
-    encoders = subprocess.run([sys.executable, "-m", "rdm_core", "encoders", "--json"], capture_output=True,
-                              text=True, check=True).stdout
+    encoders = subprocess.run(
+        [sys.executable, "-m", "rdm_core", "encoders", "--json"], capture_output=True, text=True, check=True
+    ).stdout
     assert "color_stats" in {r["name"] for r in json.loads(encoders)}
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("encoders: {train: [color_stats]}\n")
-    out = subprocess.run([sys.executable, "-c", USE_FROM_RECIPE.format(path=str(recipe))], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", USE_FROM_RECIPE.format(path=str(recipe))], capture_output=True, text=True, check=True
+    ).stdout
     assert json.loads(out) == {"shape": [2, 24], "grad": True, "dim": 24}

@@ -32,7 +32,9 @@ def _register(registry, names, factory):
 @pytest.fixture
 def host():
     plugin = types.SimpleNamespace(__name__="fake")
-    plugin.rdm_register_encoders = hookimpl(lambda registry: _register(registry, ["enc_a", "enc_b", "held"], encoder_factory))
+    plugin.rdm_register_encoders = hookimpl(
+        lambda registry: _register(registry, ["enc_a", "enc_b", "held"], encoder_factory)
+    )
     plugin.rdm_register_generators = hookimpl(lambda registry: _register(registry, ["gen"], generator_factory))
     plugin.rdm_register_kernels = hookimpl(lambda registry: _register(registry, ["gaussian"], other_factory))
     plugin.rdm_register_references = hookimpl(lambda registry: _register(registry, ["nystrom"], other_factory))

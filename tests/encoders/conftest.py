@@ -29,8 +29,8 @@ _TINY: dict[str, object] = {}
 @pytest.fixture
 def tiny():
     """``tiny(name)``: a cached tiny encoder (built once per test session; they are frozen)."""
-    from rdm_encoders.specs import FACTORIES
     from rdm_core.registry import import_object
+    from rdm_encoders.specs import FACTORIES
 
     def get(name: str):
         if name not in _TINY:

@@ -21,8 +21,15 @@ class PixelEncoder(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(seed)
         self.proj = nn.Parameter(torch.randn(48, dim, generator=g), requires_grad=False)
-        self.spec = EncoderSpec(name=name, library="test", model_id=f"pix{seed}", pooling="avg", dim=dim,
-                                split="train", preprocessing=Preprocessing(resolution=4))
+        self.spec = EncoderSpec(
+            name=name,
+            library="test",
+            model_id=f"pix{seed}",
+            pooling="avg",
+            dim=dim,
+            split="train",
+            preprocessing=Preprocessing(resolution=4),
+        )
         self.calls = 0
         self.poison = poison
 
@@ -94,8 +101,11 @@ def test_extract_equals_call_chunked_and_no_grad():
 def test_extract_accepts_sources_and_iterables(kind):
     bat = _battery()
     x = _imgs(5)
-    src = {"source": ListSource(x), "iterable": [x[:2], x[2:]],
-           "batches": [ImageBatch(x[:4], ["k"] * 4), (x[4:], None)]}[kind]
+    src = {
+        "source": ListSource(x),
+        "iterable": [x[:2], x[2:]],
+        "batches": [ImageBatch(x[:4], ["k"] * 4), (x[4:], None)],
+    }[kind]
     feats = bat.extract(src, progress=True)
     with torch.no_grad():
         torch.testing.assert_close(feats["b"], bat(x)["b"])
@@ -134,8 +144,7 @@ def test_cache_path_of_another_artifact_is_refused(tmp_path):
 
 
 def test_non_finite_features_name_the_encoder():
-    bat = Battery({"ok": PixelEncoder("ok", 2, 1), "broken": PixelEncoder("broken", 2, 3, poison=True)},
-                  chunk_size=4)
+    bat = Battery({"ok": PixelEncoder("ok", 2, 1), "broken": PixelEncoder("broken", 2, 3, poison=True)}, chunk_size=4)
     with pytest.raises(NonFiniteError, match="'broken'.*images 0..3"):
         bat.extract(_imgs(), progress=False)
 

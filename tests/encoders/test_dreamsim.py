@@ -40,8 +40,9 @@ def test_embedding_matches_float64_brute_force():
         branches = {k: m.double() for k, m in build_branches("tiny").items()}
         for k, m in branches.items():
             m.load_state_dict(enc.backbone[k].state_dict())
-        x224 = torch.nn.functional.interpolate(x.double(), size=(224, 224), mode="bicubic", align_corners=False,
-                                               antialias=True)
+        x224 = torch.nn.functional.interpolate(
+            x.double(), size=(224, 224), mode="bicubic", align_corners=False, antialias=True
+        )
         dino_cls = _vit_tokens(branches["dino"], _norm(x224, IMAGENET_MEAN, IMAGENET_STD))[:, 0]  # no final norm
         xc = _norm(x224, CLIP_MEAN, CLIP_STD)
         embs = []
@@ -72,8 +73,11 @@ def _official_files(root, as_zip=False):
     for k, fname in (("clip", "clip_vitb16_pretrain.pth.tar"), ("open_clip", "open_clip_vitb16_pretrain.pth.tar")):
         sd = expected[k]
         sd["head.bias"] = torch.zeros_like(sd["head.bias"])  # dreamsim has proj only: no bias
-        official = {("pos_drop." + n[len("norm_pre."):] if n.startswith("norm_pre.") else n): v
-                    for n, v in sd.items() if not n.startswith("head.")}
+        official = {
+            ("pos_drop." + n[len("norm_pre.") :] if n.startswith("norm_pre.") else n): v
+            for n, v in sd.items()
+            if not n.startswith("head.")
+        }
         official["proj"] = sd["head.weight"].t().contiguous()
         official["patch_embed.proj.bias"] = torch.zeros(sd["patch_embed.proj.weight"].shape[0])
         torch.save(official, ckpt / fname)  # the release's .pth.tar format (read with weights_only)
@@ -90,7 +94,8 @@ def _official_files(root, as_zip=False):
             expected[k][key + ".weight"] = (w.double() + (ALPHA / R) * (b.double() @ a.double())).float()
     save_tensors(ckpt / "ensemble_lora" / "adapter_model.safetensors", adapter)
     (ckpt / "ensemble_lora" / "adapter_config.json").write_text(
-        json.dumps({"r": R, "lora_alpha": ALPHA, "target_modules": ["qkv"], "peft_type": "LORA"}))
+        json.dumps({"r": R, "lora_alpha": ALPHA, "target_modules": ["qkv"], "peft_type": "LORA"})
+    )
     dino = root / "dino.safetensors"
     save_tensors(dino, expected_dino_base(branches))
     if as_zip:
@@ -162,5 +167,9 @@ def test_fetched_zip_is_converted_on_first_build(tmp_path, empty_offline):
     dino.rename(repo / "snapshots" / "r1" / "model.safetensors")
     enc = build_dreamsim(variant="tiny", pretrained=True)
     assert (target / "rdm_dreamsim_ensemble.safetensors").exists()
-    torch.testing.assert_close(enc.backbone["clip"].state_dict()["blocks.1.attn.qkv.weight"],
-                               expected["clip"]["blocks.1.attn.qkv.weight"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(
+        enc.backbone["clip"].state_dict()["blocks.1.attn.qkv.weight"],
+        expected["clip"]["blocks.1.attn.qkv.weight"],
+        rtol=0,
+        atol=1e-6,
+    )

@@ -29,13 +29,35 @@ def test_registry_has_all_14_in_panel_order_with_specs():
     assert len(reg) == 14 and set(reg.names()) == set(NAMES)
     assert list(reg._entries) == NAMES  # registration order is panel order
     assert [s.name for s in PANEL if s.split == "train"] == [
-        "inception", "convnext", "mae", "clip", "dinov3_l", "pe_core_l", "siglip2", "aimv2_huge",
-        "webssl_dino_1b", "dreamsim"]
+        "inception",
+        "convnext",
+        "mae",
+        "clip",
+        "dinov3_l",
+        "pe_core_l",
+        "siglip2",
+        "aimv2_huge",
+        "webssl_dino_1b",
+        "dreamsim",
+    ]
     assert [s.name for s in PANEL if s.split == "held_out"] == ["dinov2", "siglip_v1", "cradiov3_l", "flux_vae"]
     dims = {s.name: s.dim for s in PANEL}
-    assert dims == {"inception": 2048, "convnext": 1024, "mae": 1024, "clip": 1024, "dinov3_l": 1024,
-                    "pe_core_l": 1024, "siglip2": 1152, "aimv2_huge": 1536, "webssl_dino_1b": 1536,
-                    "dreamsim": 1792, "dinov2": 1024, "siglip_v1": 1152, "cradiov3_l": 3072, "flux_vae": 1024}
+    assert dims == {
+        "inception": 2048,
+        "convnext": 1024,
+        "mae": 1024,
+        "clip": 1024,
+        "dinov3_l": 1024,
+        "pe_core_l": 1024,
+        "siglip2": 1152,
+        "aimv2_huge": 1536,
+        "webssl_dino_1b": 1536,
+        "dreamsim": 1792,
+        "dinov2": 1024,
+        "siglip_v1": 1152,
+        "cradiov3_l": 3072,
+        "flux_vae": 1024,
+    }
     assert {s.name for s in PANEL if s.precision == "fp32"} == {"inception"}
     res = {s.name: s.resolution for s in PANEL}
     assert res["clip"] == 256 and res["dinov2"] == 256 and res["siglip_v1"] == 384 and res["inception"] == 299
@@ -45,9 +67,11 @@ def test_hooks_module_imports_nothing_heavy():
     import subprocess
     import sys
 
-    code = ("import sys, rdm_encoders.hooks, rdm_encoders.specs; "
-            "bad=[m for m in ('torch','timm','transformers','diffusers','open_clip') if m in sys.modules]; "
-            "print(','.join(bad))")
+    code = (
+        "import sys, rdm_encoders.hooks, rdm_encoders.specs; "
+        "bad=[m for m in ('torch','timm','transformers','diffusers','open_clip') if m in sys.modules]; "
+        "print(','.join(bad))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 
@@ -198,7 +222,7 @@ def test_flux_vae_patch_mean_matches_manual_pool(tiny):
     want = torch.zeros(2, 16, 8, 8, dtype=torch.float64)
     for i in range(8):
         for j in range(8):
-            want[:, :, i, j] = lat[:, :, 4 * i:4 * i + 4, 4 * j:4 * j + 4].mean(dim=(2, 3))
+            want[:, :, i, j] = lat[:, :, 4 * i : 4 * i + 4, 4 * j : 4 * j + 4].mean(dim=(2, 3))
     torch.testing.assert_close(got, want.flatten(1), rtol=1e-5, atol=1e-6)
 
 

@@ -13,9 +13,20 @@ from rdm_encoders.specs import FACTORIES, PANEL
 
 # Millions of parameters, from ENCODERS.md §1 (flux_vae: encoder only, the decoder is dropped).
 EXPECTED_PARAMS_M = {
-    "inception": 23.85, "convnext": 87.69, "mae": 303.3, "clip": 303.2, "dinov3_l": 303.1,
-    "pe_core_l": 316.1, "siglip2": 427.9, "aimv2_huge": 680.9, "webssl_dino_1b": 1134.8,
-    "dreamsim": 258.2, "dinov2": 304.4, "siglip_v1": 428.2, "cradiov3_l": 319.9, "flux_vae": 34.3,
+    "inception": 23.85,
+    "convnext": 87.69,
+    "mae": 303.3,
+    "clip": 303.2,
+    "dinov3_l": 303.1,
+    "pe_core_l": 316.1,
+    "siglip2": 427.9,
+    "aimv2_huge": 680.9,
+    "webssl_dino_1b": 1134.8,
+    "dreamsim": 258.2,
+    "dinov2": 304.4,
+    "siglip_v1": 428.2,
+    "cradiov3_l": 319.9,
+    "flux_vae": 34.3,
 }
 
 

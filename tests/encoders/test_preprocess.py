@@ -23,11 +23,11 @@ def _tf1_reference(img, size):
     out = torch.zeros(c, size, size, dtype=torch.float64)
     for i in range(size):
         sy = _f32(_f32(i) * _f32(h / size))
-        y0 = min(int(math.floor(sy)), h - 1)
+        y0 = min(math.floor(sy), h - 1)
         y1, fy = min(y0 + 1, h - 1), sy - math.floor(sy)
         for j in range(size):
             sx = _f32(_f32(j) * _f32(w / size))
-            x0 = min(int(math.floor(sx)), w - 1)
+            x0 = min(math.floor(sx), w - 1)
             x1, fx = min(x0 + 1, w - 1), sx - math.floor(sx)
             top = img[:, y0, x0] * (1 - fx) + img[:, y0, x1] * fx
             bottom = img[:, y1, x0] * (1 - fx) + img[:, y1, x1] * fx

@@ -113,8 +113,10 @@ def test_dreamsim_converted_file_roundtrip(tmp_path):
     save_tensors(path, {f"{p}.{k}": v for p, m in enc.backbone.items() for k, v in m.state_dict().items()})
     _same(enc, factory("dreamsim")(variant="tiny", weights=str(path)))
     broken = tmp_path / "broken.safetensors"
-    save_tensors(broken, {f"{p}.{k}": v for p, m in enc.backbone.items() for k, v in m.state_dict().items()
-                          if k != "norm.weight"})
+    save_tensors(
+        broken,
+        {f"{p}.{k}": v for p, m in enc.backbone.items() for k, v in m.state_dict().items() if k != "norm.weight"},
+    )
     with pytest.raises(WeightsNotFoundError, match="variant or format mismatch"):
         factory("dreamsim")(variant="tiny", weights=str(broken))
 
@@ -160,8 +162,16 @@ def test_loaded_model_with_another_dim_warns_and_keeps_the_real_dim(tmp_path):
     """A real checkpoint whose config differs from the table (e.g. RADIO's teacher count) warns."""
     from transformers import RadioConfig, RadioModel
 
-    cfg = RadioConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, patch_size=16,
-                      num_cls_tokens=2, num_registers=1, summary_idxs=[0, 1], max_img_size=256)
+    cfg = RadioConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        patch_size=16,
+        num_cls_tokens=2,
+        num_registers=1,
+        summary_idxs=[0, 1],
+        max_img_size=256,
+    )
     RadioModel(cfg).save_pretrained(tmp_path / "radio")
     with pytest.warns(UserWarning, match="64-d features, the panel table says 3072"):
         enc = factory("cradiov3_l")(variant="full", weights=str(tmp_path / "radio"))

@@ -4,8 +4,8 @@ environment (recipe, eval banks, checkpoints) in a temporary directory."""
 from __future__ import annotations
 
 import pytest
-
 from eval_tiny import EvalTestPlugin, write_banks, write_checkpoint, write_recipe
+
 from rdm_core.plugins import PluginHost, set_host
 
 
@@ -30,5 +30,3 @@ def eval_env(tmp_path, host):
     good = write_checkpoint(tmp_path / "runs" / "evaltest", 10, 0.0)
     bad = write_checkpoint(tmp_path / "runs" / "evaltest", 20, 1.5)
     return recipe, good, bad
-
-

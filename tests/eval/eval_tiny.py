@@ -29,9 +29,16 @@ class TinyEncoder(nn.Module):
             self.conv.weight.copy_(torch.randn(self.conv.weight.shape, generator=g) * 0.5)
             self.conv.bias.copy_(torch.randn(dim, generator=g) * 0.1)
         self.requires_grad_(False)
-        self.spec = EncoderSpec(name=name, library="rdm", model_id=name, pooling="avg", dim=dim,
-                                split="held_out" if name == "tiny_c" else "train",
-                                preprocessing=Preprocessing(resolution=RES), variant="tiny")
+        self.spec = EncoderSpec(
+            name=name,
+            library="rdm",
+            model_id=name,
+            pooling="avg",
+            dim=dim,
+            split="held_out" if name == "tiny_c" else "train",
+            preprocessing=Preprocessing(resolution=RES),
+            variant="tiny",
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = torch.nn.functional.interpolate(images, size=(RES, RES), mode="bilinear", align_corners=False)
@@ -41,6 +48,7 @@ class TinyEncoder(nn.Module):
 def make_encoder(name: str):
     def factory(variant: str = "tiny", weights: str | None = None, **_: object) -> TinyEncoder:
         return TinyEncoder(name, dim=8 if name != "tiny_b" else 6, seed=ENCODERS.index(name) + 1)
+
     return factory
 
 
@@ -108,16 +116,19 @@ def write_banks(ref_dir: Path, n: int = 512) -> None:
         images = real_images(n, seed)
         for name in ENCODERS:
             feats = make_encoder(name)()(images)
-            save_tensors(ref_dir / "eval" / f"{name}_{split}.safetensors", {"features": feats},
-                         {"kind": "eval_bank", "encoder": name, "n": n, "seed": seed})
+            save_tensors(
+                ref_dir / "eval" / f"{name}_{split}.safetensors",
+                {"features": feats},
+                {"kind": "eval_bank", "encoder": name, "n": n, "seed": seed},
+            )
 
 
 def write_recipe(tmp: Path) -> Path:
     text = f"""
-run: {{name: evaltest, output_dir: {tmp / 'runs'}, device: cpu}}
+run: {{name: evaltest, output_dir: {tmp / "runs"}, device: cpu}}
 generator: {{name: tiny_gen}}
 encoders: {{train: [tiny_a, tiny_b], held_out: [tiny_c], variant: tiny}}
-references: {{dir: {tmp / 'refs'}, resolution: {RES}}}
+references: {{dir: {tmp / "refs"}, resolution: {RES}}}
 eval: {{metrics: [sw_r14, mmd_r14], num_samples: 512, batch_size: 128, seed: 0}}
 """
     path = tmp / "recipe.yaml"

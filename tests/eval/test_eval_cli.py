@@ -7,17 +7,16 @@ import json
 
 import pytest
 import torch
+from eval_tiny import ENCODERS, TinyGenerator
+from test_eval_pickscore import build_tiny_clip
 
 from rdm_core.artifacts import read_json, read_meta
 from rdm_core.cli.main import main
 from rdm_core.errors import ArtifactError, RecipeError
+from rdm_core.images import save_png
 from rdm_core.recipe.load import load_recipe
 from rdm_eval.evaluate import evaluate
-from rdm_core.images import save_png
 from rdm_eval.render import render_batches
-
-from eval_tiny import ENCODERS, TinyGenerator
-from test_eval_pickscore import build_tiny_clip
 
 
 def test_checkpoint_eval_writes_table_report_chart_and_features(eval_env, tmp_path, capsys):
@@ -38,8 +37,20 @@ def test_checkpoint_eval_writes_table_report_chart_and_features(eval_env, tmp_pa
     assert shifted["sw_r14"]["value"] > 2 * sw["value"] and shifted["mmd_r14"]["value"] > 3 * mmd["value"]
 
     # cached features reproduce the render's numbers exactly, without the generator
-    assert main(["eval", str(recipe), "--features", str(tmp_path / "good" / "features.safetensors"),
-                 "--out", str(tmp_path / "again"), "--json"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                str(recipe),
+                "--features",
+                str(tmp_path / "good" / "features.safetensors"),
+                "--out",
+                str(tmp_path / "again"),
+                "--json",
+            ]
+        )
+        == 0
+    )
     again = json.loads(capsys.readouterr().out)["metrics"]
     assert again["sw_r14"]["value"] == sw["value"] and again["mmd_r14"]["value"] == mmd["value"]
 
@@ -49,11 +60,11 @@ def test_render_is_seeded_and_matched(host):
     a = [(x.clone(), c.inputs.clone()) for x, c in render_batches(gen, 20, 8, seed=0)]
     b = [(x.clone(), c.inputs.clone()) for x, c in render_batches(gen, 20, 8, seed=0)]
     assert [x.shape[0] for x, _ in a] == [8, 8, 4]
-    assert all(torch.equal(x, y) and torch.equal(l, m) for (x, l), (y, m) in zip(a, b))
+    assert all(torch.equal(x, y) and torch.equal(lab_a, lab_b) for (x, lab_a), (y, lab_b) in zip(a, b, strict=True))
 
 
 def test_real_val_and_images_inputs(eval_env, tmp_path):
-    recipe_path, good, _ = eval_env
+    recipe_path, _good, _ = eval_env
     recipe = load_recipe(recipe_path)
     real = evaluate(recipe, real_val=True, out_dir=tmp_path / "rv")
     assert 0.6 < real.results["sw_r14"].value < 1.6
@@ -73,20 +84,24 @@ def test_pickscore_matched_pairs_against_a_baseline(eval_env, tmp_path):
     recipe_path, good, bad = eval_env
     clip = tmp_path / "clip"
     build_tiny_clip(clip)
-    overrides = [f"eval.args.pickscore.model={clip}", f"eval.args.pickscore.processor={clip}",
-                 "eval.args.pickscore.num_samples=24", f"eval.args.pickscore.baseline={bad}"]
+    overrides = [
+        f"eval.args.pickscore.model={clip}",
+        f"eval.args.pickscore.processor={clip}",
+        "eval.args.pickscore.num_samples=24",
+        f"eval.args.pickscore.baseline={bad}",
+    ]
     recipe = load_recipe(recipe_path, overrides)
     res = evaluate(recipe, checkpoint=str(good), metrics=["pickscore"], out_dir=tmp_path / "ps").results["pickscore"]
     assert res.extra["n"] == 24 and 0.0 <= res.per_item["win_rate"] <= 1.0
     # the same weights on both sides: every pair ties
-    same = load_recipe(recipe_path, overrides[:3] + [f"eval.args.pickscore.baseline={good}"])
+    same = load_recipe(recipe_path, [*overrides[:3], f"eval.args.pickscore.baseline={good}"])
     tie = evaluate(same, checkpoint=str(good), metrics=["pickscore"], out_dir=tmp_path / "ps2").results["pickscore"]
     assert tie.extra["tie_rate"] == 1.0 and tie.per_item["win_rate"] == 0.0
     assert tie.value == pytest.approx(res.value)
 
 
 def test_input_and_bank_errors(eval_env, tmp_path, capsys):
-    recipe_path, good, _ = eval_env
+    recipe_path, _good, _ = eval_env
     recipe = load_recipe(recipe_path)
     with pytest.raises(RecipeError, match="exactly one input"):
         evaluate(recipe)
@@ -100,10 +115,10 @@ def test_input_and_bank_errors(eval_env, tmp_path, capsys):
 
 
 def test_features_from_a_battery_cache(eval_env, tmp_path):
+    from eval_tiny import real_images
+
     from rdm_core.battery import Battery
     from rdm_core.recipe.assemble import build_encoders
-
-    from eval_tiny import real_images
 
     recipe = load_recipe(eval_env[0])
     images = real_images(256, 9)

@@ -11,22 +11,28 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from eval_tiny import TinyGenerator
 from PIL import Image
 
 from rdm_core.errors import ArtifactError, RdmError
 from rdm_eval import geneval
 from rdm_eval.geneval_scoring import GenEvalMetric, OfficialScorer, make_scorer
 
-from eval_tiny import TinyGenerator
-
 # Rows in the official format (tag / include / prompt, exclude for counting); a handful written
 # for the test, NOT the official prompt set.
 ROWS = [
     {"tag": "single_object", "include": [{"class": "bench", "count": 1}], "prompt": "a photo of a bench"},
-    {"tag": "two_object", "include": [{"class": "cat", "count": 1}, {"class": "dog", "count": 1}],
-     "prompt": "a photo of a cat and a dog"},
-    {"tag": "counting", "include": [{"class": "cup", "count": 3}], "exclude": [{"class": "cup", "count": 4}],
-     "prompt": "a photo of three cups"},
+    {
+        "tag": "two_object",
+        "include": [{"class": "cat", "count": 1}, {"class": "dog", "count": 1}],
+        "prompt": "a photo of a cat and a dog",
+    },
+    {
+        "tag": "counting",
+        "include": [{"class": "cup", "count": 3}],
+        "exclude": [{"class": "cup", "count": 4}],
+        "prompt": "a photo of three cups",
+    },
 ]
 
 
@@ -37,7 +43,8 @@ def write_prompts(path) -> str:
 
 def test_overall_is_mean_of_task_rates_not_per_image():
     rows = [{"tag": "single_object", "correct": True}] + [
-        {"tag": "two_object", "correct": c} for c in (True, True, False)]
+        {"tag": "two_object", "correct": c} for c in (True, True, False)
+    ]
     s = geneval.summarize(rows)
     assert s["overall"] == pytest.approx(0.8333, abs=1e-4)  # (1 + 2/3) / 2
     assert s["per_image"] == pytest.approx(0.75)
@@ -75,7 +82,9 @@ def test_render_layout_and_per_sample_seeds(tmp_path):
         assert json.loads((folder / "metadata.jsonl").read_text()) == ROWS[pr.index]
         for j in range(2):
             png = np.asarray(Image.open(folder / "samples" / f"{j:04d}.png"))
-            noise = torch.randn(gen.noise_shape(), generator=torch.Generator().manual_seed(46_000_000 + pr.index * 100 + j))
+            noise = torch.randn(
+                gen.noise_shape(), generator=torch.Generator().manual_seed(46_000_000 + pr.index * 100 + j)
+            )
             expected = gen.generate(noise[None], gen.conditions_from_prompts([pr.prompt]))[0]
             ref = (expected.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
             assert png.dtype == np.uint8 and np.array_equal(png, ref)
@@ -120,7 +129,7 @@ def fake_repo(tmp_path):
 
 def _image_dir(root, brightness):
     """Official layout: folder i has images with the given brightness values."""
-    for i, (row, values) in enumerate(zip(ROWS, brightness)):
+    for i, (row, values) in enumerate(zip(ROWS, brightness, strict=True)):
         folder = root / f"{i:05d}"
         (folder / "samples").mkdir(parents=True)
         (folder / "metadata.jsonl").write_text(json.dumps(row) + "\n")
@@ -147,7 +156,11 @@ def test_official_scorer_subprocess_and_summary(tmp_path, fake_repo):
 def test_metric_score_per_image_flags(tmp_path, fake_repo):
     metric = GenEvalMetric("official", prompts=write_prompts(tmp_path / "p.jsonl"), **fake_repo)
     images = torch.stack([torch.full((3, 8, 8), v) for v in (0.9, 0.1, 0.8)])
-    assert metric.score(images, ["a photo of three cups", "a photo of a bench", "a photo of a bench"]) == [1.0, 0.0, 1.0]
+    assert metric.score(images, ["a photo of three cups", "a photo of a bench", "a photo of a bench"]) == [
+        1.0,
+        0.0,
+        1.0,
+    ]
     with pytest.raises(RdmError, match="not in the GenEval prompt file"):
         metric.score(images[:1], ["an unknown prompt"])
 
@@ -172,8 +185,11 @@ def test_rdm_eval_geneval_end_to_end(eval_env, tmp_path, fake_repo):
 
     recipe_path, good, _ = eval_env
     prompts = write_prompts(tmp_path / "prompts.jsonl")
-    sets = [f"eval.args.geneval.prompts={prompts}", "eval.args.geneval.samples_per_prompt=2",
-            *(f"eval.args.geneval.{k}={v}" for k, v in fake_repo.items())]
+    sets = [
+        f"eval.args.geneval.prompts={prompts}",
+        "eval.args.geneval.samples_per_prompt=2",
+        *(f"eval.args.geneval.{k}={v}" for k, v in fake_repo.items()),
+    ]
     out = evaluate(load_recipe(recipe_path, sets), checkpoint=str(good), metrics=["geneval"], out_dir=tmp_path / "ev")
     res = out.results["geneval"]
     assert sorted((tmp_path / "ev" / "geneval").iterdir())[0].name == "00000"
@@ -183,17 +199,21 @@ def test_rdm_eval_geneval_end_to_end(eval_env, tmp_path, fake_repo):
     assert res.value == pytest.approx(expected["overall"]) and res.per_item == expected["tasks"]
     assert res.extra["prompt_set"]["official"] is False
     # A results file scored elsewhere needs no generator input.
-    again = evaluate(load_recipe(recipe_path, ["eval.args.geneval.scorer=results",
-                                               f"eval.args.geneval.results={res.extra['results']}"]),
-                     real_val=True, metrics=["geneval"], out_dir=tmp_path / "ev2")
+    again = evaluate(
+        load_recipe(
+            recipe_path, ["eval.args.geneval.scorer=results", f"eval.args.geneval.results={res.extra['results']}"]
+        ),
+        real_val=True,
+        metrics=["geneval"],
+        out_dir=tmp_path / "ev2",
+    )
     assert again.results["geneval"].value == res.value
 
 
 def test_metric_args_are_checked_like_rdm_validate(host):
     from rdm_core.errors import RecipeError
-    from rdm_core.plugins import registry
-
     from rdm_core.interfaces import Metric
+    from rdm_core.plugins import registry
 
     metrics = registry("metrics")
     for name in ("sw_r14", "mmd_r14", "pickscore", "geneval"):

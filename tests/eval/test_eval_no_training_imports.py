@@ -10,8 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from eval_tiny import ENCODERS, make_encoder, real_images, write_banks, write_recipe
+
 import rdm_eval
-from eval_tiny import ENCODERS, real_images, make_encoder, write_banks, write_recipe
 from rdm_eval.banks import save_features
 
 TRAINING = ("rdm_gradcache", "rdm_mmd")
@@ -27,8 +28,12 @@ def test_no_module_of_rdm_eval_imports_training_code():
                 names = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module:
                 names = [node.module]
-            elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) in (
-                    "import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant):
+            elif (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", getattr(node.func, "id", "")) in ("import_module", "__import__")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
                 names = [str(node.args[0].value)]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in TRAINING]
     assert not offenders, offenders
@@ -50,11 +55,23 @@ print("RESULT" + json.dumps({"code": code, "after_import": after_import, "after_
 def _run(tmp_path: Path, disable: str) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "RDM_DISABLE_PLUGINS": disable}
     env.pop("RDM_STRICT_PLUGINS", None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "recipe.yaml"), str(tmp_path / "feats.safetensors"),
-                           str(tmp_path / f"out_{disable or 'all'}")], capture_output=True, text=True, env=env, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SCRIPT,
+            str(tmp_path / "recipe.yaml"),
+            str(tmp_path / "feats.safetensors"),
+            str(tmp_path / f"out_{disable or 'all'}"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("RESULT")), None)
     assert line is not None, done.stderr[-2000:]
-    return json.loads(line[len("RESULT"):])
+    return json.loads(line[len("RESULT") :])
 
 
 def test_rdm_eval_on_features_never_imports_training_code(tmp_path):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from eval_tiny import EvalTestPlugin, real_images, write_checkpoint
+
 from rdm_core.artifacts import save_tensors
 from rdm_core.plugins import PluginHost, set_host
 from rdm_core.recipe.load import load_recipe
@@ -31,10 +31,10 @@ def test_real_tiny_encoder_ratios(discovered_host, tmp_path):
     dino = discovered_host.registry("encoders").create("dinov2", variant="tiny", weights=None)
     save_tensors(tmp_path / "dinov2_tiny.safetensors", dino.backbone.state_dict())
     (tmp_path / "recipe.yaml").write_text(f"""
-run: {{name: real, output_dir: {tmp_path / 'runs'}, device: cpu}}
+run: {{name: real, output_dir: {tmp_path / "runs"}, device: cpu}}
 generator: {{name: tiny_gen}}
-encoders: {{train: [dinov2], held_out: [tiny_c], variant: tiny, weights: {{dinov2: {tmp_path / 'dinov2_tiny.safetensors'}}}}}
-references: {{dir: {tmp_path / 'refs'}, resolution: 16}}
+encoders: {{train: [dinov2], held_out: [tiny_c], variant: tiny, weights: {{dinov2: {tmp_path / "dinov2_tiny.safetensors"}}}}}
+references: {{dir: {tmp_path / "refs"}, resolution: 16}}
 eval: {{metrics: [sw_r14, mmd_r14], num_samples: 128, batch_size: 64, seed: 0}}
 """)
     recipe = load_recipe(tmp_path / "recipe.yaml")
@@ -44,8 +44,11 @@ eval: {{metrics: [sw_r14, mmd_r14], num_samples: 128, batch_size: 64, seed: 0}}
         images = real_images(128, seed)
         with torch.no_grad():
             for name, enc in encoders.items():
-                save_tensors(tmp_path / "refs" / "eval" / f"{name}_{split}.safetensors", {"features": enc(images)},
-                             {"encoder": name, "n": 128, "seed": seed})
+                save_tensors(
+                    tmp_path / "refs" / "eval" / f"{name}_{split}.safetensors",
+                    {"features": enc(images)},
+                    {"encoder": name, "n": 128, "seed": seed},
+                )
     good = write_checkpoint(tmp_path / "runs" / "real", 1, 0.0)
     bad = write_checkpoint(tmp_path / "runs" / "real", 2, 2.0)
     r_good = evaluate(recipe, checkpoint=str(good), out_dir=tmp_path / "g").results

@@ -45,9 +45,9 @@ def test_rff_approximates_the_gaussian_kernel():
     x, y = torch.randn(20, 4, generator=g), torch.randn(20, 4, generator=g)
     sigma = 2.0
     rff = RandomFourierFeatures.draw(4, sigma, features=4096, seed=99999)
-    phi = lambda t: math.sqrt(2 / 4096) * torch.cos(t @ rff.weight + rff.bias)  # noqa: E731
+    phi = lambda t: math.sqrt(2 / 4096) * torch.cos(t @ rff.weight + rff.bias)
     approx = phi(x) @ phi(y).T
-    exact = torch.exp(-torch.cdist(x.double(), y.double()) ** 2 / (2 * sigma**2))
+    exact = torch.exp(-(torch.cdist(x.double(), y.double()) ** 2) / (2 * sigma**2))
     assert (approx.double() - exact).abs().max() < 0.08
 
 
@@ -74,14 +74,18 @@ def test_mu_r_uses_a_seeded_random_subsample_not_first_rows():
 
 def _banks(n: int, d: int, seed: int) -> dict[str, EvalBank]:
     g = torch.Generator().manual_seed(seed)
-    return {f"e{k}": EvalBank(f"e{k}", torch.randn(3 * n, d, generator=g), torch.randn(n, d, generator=g)) for k in range(3)}
+    return {
+        f"e{k}": EvalBank(f"e{k}", torch.randn(3 * n, d, generator=g), torch.randn(n, d, generator=g)) for k in range(3)
+    }
 
 
 def test_real_draw_near_one_and_shift_above():
     banks = _banks(2048, 8, 4)
     g = torch.Generator().manual_seed(5)
     metric = RffMmdRatio(features=4096, sigma_subsample=1024)
-    real = metric.evaluate(generated={k: torch.randn(2048, 8, generator=g) for k in banks}, banks=banks, held_out=["e2"])
+    real = metric.evaluate(
+        generated={k: torch.randn(2048, 8, generator=g) for k in banks}, banks=banks, held_out=["e2"]
+    )
     assert 0.5 < real.value < 1.8
     fake = metric.evaluate(generated={k: torch.randn(2048, 8, generator=g) + 0.5 for k in banks}, banks=banks)
     assert fake.value > 5.0

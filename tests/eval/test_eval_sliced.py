@@ -20,8 +20,8 @@ def brute_sw(x: np.ndarray, y: np.ndarray, thetas: np.ndarray, p: int = 2) -> fl
     n = min(len(x), len(y))
     x, y = x[:n].astype(np.float64), y[:n].astype(np.float64)
     acc = 0.0
-    for l in range(thetas.shape[1]):
-        px, py = np.sort(x @ thetas[:, l]), np.sort(y @ thetas[:, l])
+    for j in range(thetas.shape[1]):
+        px, py = np.sort(x @ thetas[:, j]), np.sort(y @ thetas[:, j])
         acc += np.mean(np.abs(px - py) ** p)
     return (acc / thetas.shape[1]) ** (1.0 / p)
 
@@ -51,12 +51,17 @@ def test_sw_matches_bruteforce_float64():
     assert got64 == pytest.approx(expected, rel=1e-10)
     # p = 1 through the same path
     assert sliced_wasserstein(x, y, num_projections=200, p=1, dtype=torch.float64) == pytest.approx(
-        brute_sw(x.numpy(), y.numpy(), thetas, p=1), rel=1e-10)
+        brute_sw(x.numpy(), y.numpy(), thetas, p=1), rel=1e-10
+    )
 
 
 def test_shared_directions_and_common_n():
     g = torch.Generator().manual_seed(2)
-    train, gen, val = torch.randn(500, 4, generator=g), torch.randn(400, 4, generator=g), torch.randn(450, 4, generator=g)
+    train, gen, val = (
+        torch.randn(500, 4, generator=g),
+        torch.randn(400, 4, generator=g),
+        torch.randn(450, 4, generator=g),
+    )
     both, n = sliced_wasserstein_many({"gen": gen, "val": val}, train, num_projections=128, dtype=torch.float64)
     assert n == 400
     thetas = torch.cat(list(projection_chunks(4, num_projections=128)), dim=1).double().numpy()
@@ -67,7 +72,9 @@ def test_shared_directions_and_common_n():
 
 def _banks(d: int, n: int, seed: int) -> dict[str, EvalBank]:
     g = torch.Generator().manual_seed(seed)
-    return {f"e{k}": EvalBank(f"e{k}", torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)) for k in range(3)}
+    return {
+        f"e{k}": EvalBank(f"e{k}", torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)) for k in range(3)
+    }
 
 
 def test_ratio_near_one_for_fresh_draw_and_above_for_shift():
@@ -96,7 +103,8 @@ def test_degenerate_val_gives_nan_dropped():
     bank = EvalBank("e", torch.ones(64, 3), torch.ones(64, 3))  # val == train -> SW(val, train) = 0
     other = _banks(3, 64, 5)["e0"]
     res = SlicedWassersteinRatio(num_projections=64).evaluate(
-        generated={"e": torch.zeros(64, 3), "o": torch.randn(64, 3)}, banks={"e": bank, "o": other})
+        generated={"e": torch.zeros(64, 3), "o": torch.randn(64, 3)}, banks={"e": bank, "o": other}
+    )
     assert math.isnan(res.per_item["e"])
     assert res.extra["dropped"] == ["e"]
     assert res.value == pytest.approx(res.per_item["o"])

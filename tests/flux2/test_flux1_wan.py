@@ -47,10 +47,26 @@ def test_flux1_one_step_matches_pipeline_and_backprops(flux1_dir):
     assert torch.allclose(ctx, ref_ctx, atol=1e-5) and torch.allclose(pooled, ref_pooled, atol=1e-5)
     cond = Conditions(inputs=(ctx, pooled))
     with torch.no_grad():
-        ref = pipe(prompt_embeds=ctx, pooled_prompt_embeds=pooled, latents=pack(noise), num_inference_steps=1,
-                   height=64, width=64, max_sequence_length=32, output_type="pt").images
-        teacher_ref = pipe(prompt_embeds=ctx, pooled_prompt_embeds=pooled, latents=pack(noise), num_inference_steps=3,
-                           height=64, width=64, max_sequence_length=32, output_type="pt").images
+        ref = pipe(
+            prompt_embeds=ctx,
+            pooled_prompt_embeds=pooled,
+            latents=pack(noise),
+            num_inference_steps=1,
+            height=64,
+            width=64,
+            max_sequence_length=32,
+            output_type="pt",
+        ).images
+        teacher_ref = pipe(
+            prompt_embeds=ctx,
+            pooled_prompt_embeds=pooled,
+            latents=pack(noise),
+            num_inference_steps=3,
+            height=64,
+            width=64,
+            max_sequence_length=32,
+            output_type="pt",
+        ).images
     img = gen.generate(noise, cond)
     assert img.shape == (2, 3, 64, 64) and (img.detach() - ref).abs().max() <= 1e-6
     assert (gen.teacher_sample(noise, cond, 3) - teacher_ref).abs().max() <= 1e-6
@@ -71,7 +87,10 @@ def test_flux1_dev_guidance_conditions_and_weights(tmp_path):
     gen.save_weights(str(tmp_path / "w.safetensors"))
     other = Flux1Generator(variant="tiny", resolution=32, seed=9)
     other.load_weights(str(tmp_path / "w.safetensors"))
-    assert all(torch.equal(a, b) for a, b in zip(gen.transformer.state_dict().values(), other.transformer.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(gen.transformer.state_dict().values(), other.transformer.state_dict().values(), strict=True)
+    )
     with pytest.raises(RdmError, match="guidance"):
         Flux1Generator(variant="tiny", flavor="dev")  # tiny weights are schnell-like
     with pytest.raises(ShapeError, match="tuple"):
@@ -111,8 +130,17 @@ def test_wan_one_step_video_matches_pipeline_and_backprops(wan_dir):
     ref_ctx, _ = pipe.encode_prompt(PROMPTS, do_classifier_free_guidance=False, max_sequence_length=16)
     assert ctx.shape == (2, 16, 32) and torch.allclose(ctx, ref_ctx, atol=1e-5)
     with torch.no_grad():
-        ref = pipe(prompt_embeds=ctx, latents=noise, num_inference_steps=1, height=32, width=32, num_frames=5,
-                   guidance_scale=1.0, max_sequence_length=16, output_type="pt").frames
+        ref = pipe(
+            prompt_embeds=ctx,
+            latents=noise,
+            num_inference_steps=1,
+            height=32,
+            width=32,
+            num_frames=5,
+            guidance_scale=1.0,
+            max_sequence_length=16,
+            output_type="pt",
+        ).frames
     video = gen.generate(noise, Conditions(inputs=ctx))
     assert video.shape == (2, 3, 5, 32, 32)
     assert (video.detach() - ref.permute(0, 2, 1, 3, 4)).abs().max() <= 1e-5
@@ -134,8 +162,10 @@ def test_wan_conditions_teacher_weights_and_errors(tmp_path):
     gen.save_weights(str(tmp_path / "w.safetensors"))
     other = WanGenerator(variant="tiny", height=32, width=32, num_frames=5, seed=4)
     other.load_weights(str(tmp_path / "w.safetensors"))
-    assert all(torch.equal(a, b) for a, b in zip(gen.transformer.state_dict().values(),
-                                                 other.transformer.state_dict().values()))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(gen.transformer.state_dict().values(), other.transformer.state_dict().values(), strict=True)
+    )
     with pytest.raises(RdmError, match="4k\\+1"):
         WanGenerator(variant="tiny", num_frames=6)
     with pytest.raises(ShapeError, match="noise must be"):
@@ -172,6 +202,6 @@ def test_real_size_configs_on_meta_device():
         flux = FluxTransformer2DModel(**FLUX1_TRANSFORMER)
         vae = AutoencoderKL(**FLUX1_VAE)
         wan = WanTransformer3DModel(**WAN_1_3B_TRANSFORMER)
-    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    count = lambda m: sum(p.numel() for p in m.parameters())
     assert round(count(flux) / 1e9, 2) == 11.89 and round(count(vae) / 1e6, 1) == 83.8
     assert round(count(wan) / 1e9, 2) == 1.42

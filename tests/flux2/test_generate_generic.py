@@ -68,7 +68,10 @@ def test_generate_num_uses_per_sample_seeds_and_checkpoints(host, tmp_path):
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("generator:\n  name: sigmoid\n  args: {gain: 1.5}\nrun:\n  device: cpu\n")
-    assert main(["generate", str(recipe), "--num", "7", "--seed", "11", "--batch-size", "3", "--out", str(tmp_path / "a")]) == 0
+    assert (
+        main(["generate", str(recipe), "--num", "7", "--seed", "11", "--batch-size", "3", "--out", str(tmp_path / "a")])
+        == 0
+    )
     for i in range(7):
         got = np.asarray(Image.open(tmp_path / "a" / f"{i:05d}.png"))
         assert np.abs(got.astype(int) - _expected(11, i, 1.5).astype(int)).max() <= 1
@@ -79,8 +82,23 @@ def test_generate_num_uses_per_sample_seeds_and_checkpoints(host, tmp_path):
     assert [s["noise_seed"] for s in meta["samples"]] == [11 * 1_000_003 + i for i in range(7)]
 
     save_checkpoint(tmp_path / "run", 3, {"gain": torch.tensor(-2.0)}, {}, {})
-    assert main(["generate", str(recipe), "--num", "2", "--seed", "11", "--checkpoint", str(tmp_path / "run"),
-                 "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(recipe),
+                "--num",
+                "2",
+                "--seed",
+                "11",
+                "--checkpoint",
+                str(tmp_path / "run"),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     got = np.asarray(Image.open(tmp_path / "b" / "00001.png"))
     assert np.abs(got.astype(int) - _expected(11, 1, -2.0).astype(int)).max() <= 1
 

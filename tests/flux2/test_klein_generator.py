@@ -39,8 +39,15 @@ def test_one_step_equals_pipeline_one_step(klein, klein_pipe):
     ctx = klein.encode_prompts(PROMPTS)
     with torch.no_grad():
         ours = klein.generate(noise, Conditions(inputs=ctx))
-        ref = klein_pipe(prompt_embeds=ctx, latents=noise, num_inference_steps=1, height=64, width=64,
-                         guidance_scale=1.0, output_type="pt").images
+        ref = klein_pipe(
+            prompt_embeds=ctx,
+            latents=noise,
+            num_inference_steps=1,
+            height=64,
+            width=64,
+            guidance_scale=1.0,
+            output_type="pt",
+        ).images
     assert ours.shape == (2, 3, 64, 64)
     assert (ours - ref).abs().max().item() <= 1e-6
     assert 0.0 <= ours.min() and ours.max() <= 1.0
@@ -57,8 +64,14 @@ def test_one_step_latent_is_z_minus_v(klein):
         tokens = latents.pack(noise)
         ids = latents.latent_ids(4, 4)[None]
         tids = latents.text_ids(48)[None]
-        v = klein.transformer(hidden_states=tokens, encoder_hidden_states=ctx, timestep=torch.ones(1),
-                              img_ids=ids, txt_ids=tids, return_dict=False)[0]
+        v = klein.transformer(
+            hidden_states=tokens,
+            encoder_hidden_states=ctx,
+            timestep=torch.ones(1),
+            img_ids=ids,
+            txt_ids=tids,
+            return_dict=False,
+        )[0]
     assert torch.allclose(x0, latents.unpack(tokens - v, 4, 4), atol=0, rtol=0)
     # BN de-normalisation is exercised: the tiny VAE's stats are not the identity
     assert klein.vae.bn.running_var.sub(1).abs().max() > 0.1
@@ -68,8 +81,9 @@ def test_teacher_matches_pipeline_four_steps(klein, klein_pipe):
     noise = _noise(klein, seed=1)
     ctx = klein.encode_prompts(PROMPTS)
     ours = klein.teacher_sample(noise, Conditions(inputs=ctx), steps=4)
-    ref = klein_pipe(prompt_embeds=ctx, latents=noise, num_inference_steps=4, height=64, width=64,
-                     output_type="pt").images
+    ref = klein_pipe(
+        prompt_embeds=ctx, latents=noise, num_inference_steps=4, height=64, width=64, output_type="pt"
+    ).images
     assert (ours - ref).abs().max().item() <= 1e-6
     assert not ours.requires_grad
 
@@ -141,8 +155,9 @@ def test_vae_checkpointing_is_exact_and_saves_memory(klein_dir):
     def run():
         gen.transformer.zero_grad(set_to_none=True)
         kept = []
-        with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.numel() * t.element_size()) or t,
-                                                      lambda t: t):
+        with torch.autograd.graph.saved_tensors_hooks(
+            lambda t: kept.append(t.numel() * t.element_size()) or t, lambda t: t
+        ):
             img = gen.generate(noise, cond)
         img.square().mean().backward()
         return img.detach(), {n: p.grad.clone() for n, p in gen.transformer.named_parameters()}, sum(kept)
@@ -164,13 +179,17 @@ def test_vae_checkpointing_is_exact_and_saves_memory(klein_dir):
 def test_bf16_autocast_keeps_fp32_master_weights(klein_dir):
     from rdm_flux2.generator import Flux2KleinGenerator
 
-    gen = Flux2KleinGenerator(model_dir=str(klein_dir), variant="tiny", resolution=64, precision="bf16", vae_dtype="bf16")
+    gen = Flux2KleinGenerator(
+        model_dir=str(klein_dir), variant="tiny", resolution=64, precision="bf16", vae_dtype="bf16"
+    )
     noise = _noise(gen)
     img = gen.generate(noise, Conditions(inputs=gen.encode_prompts(PROMPTS)))
     img.float().mean().backward()
     assert torch.isfinite(img.float()).all()
-    assert all(p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
-               for p in gen.transformer.parameters())
+    assert all(
+        p.dtype == torch.float32 and p.grad is not None and p.grad.dtype == torch.float32
+        for p in gen.transformer.parameters()
+    )
 
 
 def test_fp64_trainable_module_runs_end_to_end_in_fp64(klein):
@@ -259,7 +278,9 @@ def test_plan_stats_counts_flops_of_the_real_forward(klein, klein_dir):
     bf16_vae = torch.nn.Module.to(copy.deepcopy(klein.vae), torch.bfloat16)
     raw = torch.zeros(1, 32, 8, 8, dtype=torch.bfloat16, requires_grad=True)
     kept = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: kept.append(t.numel() * t.element_size()) or t, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: kept.append(t.numel() * t.element_size()) or t, lambda t: t
+    ):
         bf16_vae.decode(raw)
     assert abs(stats["frozen_activation_bytes_per_sample"] - sum(kept)) < 0.02 * sum(kept)
 

@@ -40,7 +40,9 @@ def test_bfl_layout_matches_hand_checked_names(klein):
     # final modulation: diffusers (scale, shift) -> BFL (shift, scale)
     scale, shift = sd["norm_out.linear.weight"].chunk(2)
     assert torch.equal(bfl["final_layer.adaLN_modulation.1.weight"], torch.cat([shift, scale]))
-    assert torch.equal(bfl["single_blocks.1.norm.query_norm.scale"], sd["single_transformer_blocks.1.attn.norm_q.weight"])
+    assert torch.equal(
+        bfl["single_blocks.1.norm.query_norm.scale"], sd["single_transformer_blocks.1.attn.norm_q.weight"]
+    )
     assert "guidance_in.in_layer.weight" not in bfl  # klein has no guidance embedding
 
 
@@ -53,17 +55,36 @@ def test_saved_bfl_file_reloads_strictly_into_diffusers(klein, klein_dir, tmp_pa
     state = _perturb(klein)
     klein.save_weights(str(tmp_path / "student-bfl.safetensors"), format="bfl")
     raw = load_file(str(tmp_path / "student-bfl.safetensors"))
-    assert all(k.split(".")[0] in {"img_in", "txt_in", "time_in", "double_blocks", "single_blocks", "final_layer",
-                                   "double_stream_modulation_img", "double_stream_modulation_txt",
-                                   "single_stream_modulation"} for k in raw)
+    assert all(
+        k.split(".")[0]
+        in {
+            "img_in",
+            "txt_in",
+            "time_in",
+            "double_blocks",
+            "single_blocks",
+            "final_layer",
+            "double_stream_modulation_img",
+            "double_stream_modulation_txt",
+            "single_stream_modulation",
+        }
+        for k in raw
+    )
     fresh = Flux2Transformer2DModel.from_pretrained(str(klein_dir), subfolder="transformer", local_files_only=True)
     result = fresh.load_state_dict(bfl_to_diffusers(raw), strict=True)
     assert not result.missing_keys and not result.unexpected_keys
     assert _same(state, fresh)
 
 
-@pytest.mark.parametrize("fmt,name", [("rdm", "model.safetensors"), ("bfl", "flux-2-klein-tiny.safetensors"),
-                                      ("diffusers", "student.safetensors"), ("diffusers", "student_dir")])
+@pytest.mark.parametrize(
+    "fmt,name",
+    [
+        ("rdm", "model.safetensors"),
+        ("bfl", "flux-2-klein-tiny.safetensors"),
+        ("diffusers", "student.safetensors"),
+        ("diffusers", "student_dir"),
+    ],
+)
 def test_round_trip_each_format(klein, klein_dir, tmp_path, fmt, name):
     state = _perturb(klein)
     klein.save_weights(str(tmp_path / name), format=fmt)

@@ -25,19 +25,39 @@ def test_recipe_validates(name):
 
 def test_klein_recipe_has_the_paper_values():
     r = load_recipe(RECIPES / "flux2-klein-1step.yaml")
-    assert list(r.encoders.train) == ["inception", "convnext", "mae", "clip", "dinov3_l", "pe_core_l", "siglip2",
-                                      "aimv2_huge", "webssl_dino_1b", "dreamsim"]
+    assert list(r.encoders.train) == [
+        "inception",
+        "convnext",
+        "mae",
+        "clip",
+        "dinov3_l",
+        "pe_core_l",
+        "siglip2",
+        "aimv2_huge",
+        "webssl_dino_1b",
+        "dreamsim",
+    ]
     assert list(r.encoders.held_out) == ["dinov2", "siglip_v1", "cradiov3_l", "flux_vae"]
     assert r.joint.enabled and r.joint.text_encoder == "siglip2_text" and r.joint.s_txt == 1.0
     d, t = r.distance, r.train
     assert (d.reference, d.kernel, d.bandwidth_scale, d.landmarks) == ("nystrom", "gaussian", 0.25, 8192)
-    assert (t.rollout, t.micro_batch, t.chunks, t.lr, t.grad_clip, list(t.betas), t.steps, t.checkpoint_every) == \
-        (10240, 8, 160, 2.83e-6, 4.0, [0.9, 0.95], 180, 20)
+    assert (t.rollout, t.micro_batch, t.chunks, t.lr, t.grad_clip, list(t.betas), t.steps, t.checkpoint_every) == (
+        10240,
+        8,
+        160,
+        2.83e-6,
+        4.0,
+        [0.9, 0.95],
+        180,
+        20,
+    )
     assert t.rollout == t.micro_batch * 8 * t.chunks
     args = plain(r.generator.args)
     assert (args["resolution"], args["ctx_len"], r.balance.mode) == (512, 48, "uniform")
-    assert "torchrun --nproc-per-node 8 -m rdm_core train recipes/flux2-klein-1step.yaml" in \
-        (RECIPES / "flux2-klein-1step.yaml").read_text()
+    assert (
+        "torchrun --nproc-per-node 8 -m rdm_core train recipes/flux2-klein-1step.yaml"
+        in (RECIPES / "flux2-klein-1step.yaml").read_text()
+    )
 
 
 def test_tiny_recipe_builds_the_tiny_generator(monkeypatch):

@@ -27,8 +27,16 @@ def rdm(*args: str) -> str:
 @pytest.mark.parametrize(("recipe", "joint"), [("flux2-klein-tiny", True), ("flux1-tiny", True), ("wan-tiny", False)])
 def test_tiny_recipe_builds_references_trains_two_steps_and_generates(tmp_path, recipe, joint):
     path = f"recipes/{recipe}.yaml"
-    sets = ["--set", f"references.dir={tmp_path / 'refs'}", "--set", f"run.output_dir={tmp_path / 'runs'}",
-            "--set", "train.steps=2", "--set", "train.checkpoint_every=2"]
+    sets = [
+        "--set",
+        f"references.dir={tmp_path / 'refs'}",
+        "--set",
+        f"run.output_dir={tmp_path / 'runs'}",
+        "--set",
+        "train.steps=2",
+        "--set",
+        "train.checkpoint_every=2",
+    ]
     if joint:
         sets += ["--set", f"joint.text_table={tmp_path / 'refs' / 'tau_generator.safetensors'}"]
     rdm("validate", path)
@@ -38,6 +46,17 @@ def test_tiny_recipe_builds_references_trains_two_steps_and_generates(tmp_path, 
     assert latest_checkpoint(run_dir).name == "step_0000002"
     assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 2
     out = tmp_path / "samples"
-    rdm("generate", path, *sets, "--checkpoint", str(run_dir), "--prompt", "a red apple", "--per-prompt", "2",
-        "--out", str(out))
+    rdm(
+        "generate",
+        path,
+        *sets,
+        "--checkpoint",
+        str(run_dir),
+        "--prompt",
+        "a red apple",
+        "--per-prompt",
+        "2",
+        "--out",
+        str(out),
+    )
     assert (out / "grid.png").exists() and (out / "00001.png").exists()

@@ -10,11 +10,11 @@ import yaml
 from tiny_models import CLASSES, RES
 from tiny_plugin import encoder_a, encoder_b
 
+from rdm_core.artifacts import save_tensors
 from rdm_mmd.floors import save_floors
 from rdm_mmd.joint import joint_features
 from rdm_mmd.kernels import GaussianKernel, median_bandwidth
 from rdm_mmd.nystrom import NystromReference
-from rdm_core.artifacts import save_tensors
 
 TEXT_DIM = 3
 
@@ -35,12 +35,19 @@ def build_references(root: Path, *, joint: bool = False, bandwidth_scale: float 
         if joint:
             sigma = median_bandwidth(phi, scale=bandwidth_scale, seed=0)
             feats = joint_features(phi, tau[ids], sigma / 1.0)
-            ref = NystromReference.build(feats, GaussianKernel(bandwidth=sigma), landmarks=16, seed=0, encoder=enc.spec,
-                                         bandwidth_scale=bandwidth_scale,
-                                         joint={"beta": sigma, "s_txt": 1.0, "d_img": phi.shape[1], "d_txt": TEXT_DIM})
+            ref = NystromReference.build(
+                feats,
+                GaussianKernel(bandwidth=sigma),
+                landmarks=16,
+                seed=0,
+                encoder=enc.spec,
+                bandwidth_scale=bandwidth_scale,
+                joint={"beta": sigma, "s_txt": 1.0, "d_img": phi.shape[1], "d_txt": TEXT_DIM},
+            )
         else:
-            ref = NystromReference.build(phi, "gaussian", landmarks=16, seed=0, encoder=enc.spec,
-                                         bandwidth_scale=bandwidth_scale)
+            ref = NystromReference.build(
+                phi, "gaussian", landmarks=16, seed=0, encoder=enc.spec, bandwidth_scale=bandwidth_scale
+            )
         ref.save(refs / f"{enc.spec.name}.safetensors")
     save_floors(refs / "floors.json", {"gc_tiny_a": 0.02, "gc_tiny_b": 0.01}, n=rollout)
 
@@ -54,8 +61,17 @@ def write_recipe(root: Path, name: str = "tiny", **sections: Any) -> Path:
         "distance": {"reference": "nystrom", "kernel": "gaussian", "bandwidth_scale": 1.0, "landmarks": 16},
         "references": {"dir": str(root / "refs")},
         "balance": {"mode": "controller"},
-        "train": {"steps": 5, "rollout": 16, "micro_batch": 4, "lr": 1e-2, "precision": "fp32", "grad_clip": 1.0,
-                  "checkpoint_every": 2, "keep_checkpoints": 5, "sample_count": 8},
+        "train": {
+            "steps": 5,
+            "rollout": 16,
+            "micro_batch": 4,
+            "lr": 1e-2,
+            "precision": "fp32",
+            "grad_clip": 1.0,
+            "checkpoint_every": 2,
+            "keep_checkpoints": 5,
+            "sample_count": 8,
+        },
         "eval": {"metrics": []},
     }
     for section, values in sections.items():

@@ -7,10 +7,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import tiny_plugin  # noqa: E402
+import tiny_plugin
 
-from rdm_core.cli.main import main  # noqa: E402
-from rdm_core.plugins import get_host  # noqa: E402
+from rdm_core.cli.main import main
+from rdm_core.plugins import get_host
 
 get_host().register_module(tiny_plugin, "gc_tiny")
 raise SystemExit(main(sys.argv[1:]))

@@ -69,12 +69,31 @@ def test_torchrun_trainer_fsdp_matches_replicated(tmp_path):
     runs = {}
     for fsdp in (False, True):
         name = f"fsdp_{fsdp}".lower()
-        path = write_recipe(tmp_path, name=name, train={"steps": 2, "fsdp": fsdp, "checkpoint_every": 2, "sample_count": 0})
-        done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                               str(here / "run_rdm.py"), "train", str(path), "--no-progress"],
-                              env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=240)
+        path = write_recipe(
+            tmp_path, name=name, train={"steps": 2, "fsdp": fsdp, "checkpoint_every": 2, "sample_count": 0}
+        )
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc-per-node",
+                "2",
+                str(here / "run_rdm.py"),
+                "train",
+                str(path),
+                "--no-progress",
+            ],
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
         assert done.returncode == 0, done.stderr[-3000:]
-        runs[fsdp], meta = load_tensors(tmp_path / "runs" / name / "checkpoints" / "step_0000002" / "model.safetensors")
+        runs[fsdp], _meta = load_tensors(
+            tmp_path / "runs" / name / "checkpoints" / "step_0000002" / "model.safetensors"
+        )
         state, _ = load_tensors(tmp_path / "runs" / name / "checkpoints" / "step_0000002" / "state.safetensors")
         assert "rng.1.generator.noise" in state  # every rank's RNG is checkpointed
         assert not torch.equal(state["rng.0.generator.noise"], state["rng.1.generator.noise"])  # seed + rank

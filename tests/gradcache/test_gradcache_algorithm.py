@@ -20,7 +20,7 @@ def _gradcache_grads(gen, encode, loss_fn, chunks, scale=1.0):
 
 
 def _rel(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    num = sum(float((x - y).double().pow(2).sum()) for x, y in zip(a, b)) ** 0.5
+    num = sum(float((x - y).double().pow(2).sum()) for x, y in zip(a, b, strict=True)) ** 0.5
     den = sum(float(y.double().pow(2).sum()) for y in b) ** 0.5
     return num / den
 

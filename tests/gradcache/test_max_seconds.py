@@ -30,7 +30,9 @@ def test_budget_stops_after_first_step_over_it_and_resume_counts_only_the_new_se
     assert summary["step"] == 1 and summary["train_cpu_seconds"] > 1e-9
     assert [s for s, _ in list_checkpoints(run)] == [1]
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [1] and rows[0]["train_cpu_seconds"] == pytest.approx(summary["train_cpu_seconds"])
+    assert [r["step"] for r in rows] == [1] and rows[0]["train_cpu_seconds"] == pytest.approx(
+        summary["train_cpu_seconds"]
+    )
     # the resumed segment starts its own budget: one more step, not zero
     again = _run(path, resume=True)
     assert again["step"] == 2 and [s for s, _ in list_checkpoints(run)] == [1, 2]
@@ -54,7 +56,8 @@ def test_kernel_free_references_train_under_a_recipe_that_names_a_kernel(tmp_pat
         enc = build()
         with torch.no_grad():
             cls.build(enc(real), seed=0, encoder=enc.spec).save(tmp_path / "refs" / f"{enc.spec.name}.safetensors")
-    path = write_recipe(tmp_path, distance={"reference": kind, "kernel": "gaussian"}, balance={"mode": "uniform"},
-                        train={"steps": 2})
+    path = write_recipe(
+        tmp_path, distance={"reference": kind, "kernel": "gaussian"}, balance={"mode": "uniform"}, train={"steps": 2}
+    )
     summary = _run(path)
     assert summary["step"] == 2 and all(v == v for v in summary["last"]["raw"].values())

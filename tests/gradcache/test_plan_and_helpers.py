@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import typing
 
 import numpy as np
 import pytest
@@ -19,8 +20,16 @@ from rdm_gradcache.step import gradcache_step
 
 
 def _train(**kw):
-    base = {"rollout": 10240, "micro_batch": 8, "chunks": None, "lr": 1.0, "warmup_steps": 0, "schedule": "constant",
-            "steps": 100, "min_lr_ratio": 0.0}
+    base = {
+        "rollout": 10240,
+        "micro_batch": 8,
+        "chunks": None,
+        "lr": 1.0,
+        "warmup_steps": 0,
+        "schedule": "constant",
+        "steps": 100,
+        "min_lr_ratio": 0.0,
+    }
     return OmegaConf.create({**base, **kw})
 
 
@@ -76,9 +85,15 @@ def test_nonfinite_step_is_skipped():
     params = list(gen.parameters())
     before = [p.detach().clone() for p in params]
     opt = torch.optim.AdamW(params, lr=1.0)
-    result = gradcache_step(params, opt, make_chunks(2, 3), make_encode(gen, encoders),
-                            lambda f: (sum(v.sum() for v in f.values()) * float("inf"), {}), grad_clip=1.0)
-    assert result.skipped and all(torch.equal(a, b) for a, b in zip(before, params))
+    result = gradcache_step(
+        params,
+        opt,
+        make_chunks(2, 3),
+        make_encode(gen, encoders),
+        lambda f: (sum(v.sum() for v in f.values()) * float("inf"), {}),
+        grad_clip=1.0,
+    )
+    assert result.skipped and all(torch.equal(a, b) for a, b in zip(before, params, strict=True))
     assert all(p.grad is None for p in params) and not opt.state
 
 
@@ -113,8 +128,9 @@ def test_plan_klein_recipe_against_paper():
     sharded = make_plan(load_recipe(path, ["train.fsdp=true"]), "8xH200", stats=stats)
     assert sharded.memory["AdamW moments (2 x fp32)"] == pytest.approx(plan.memory["AdamW moments (2 x fp32)"] / 8)
     # Time scales inversely with MFU; more GPUs -> fewer chunks per GPU.
-    assert make_plan(recipe, "8xH200", mfu=0.7, stats=stats).seconds_per_step == pytest.approx(plan.seconds_per_step / 2,
-                                                                                                rel=1e-9)
+    assert make_plan(recipe, "8xH200", mfu=0.7, stats=stats).seconds_per_step == pytest.approx(
+        plan.seconds_per_step / 2, rel=1e-9
+    )
     assert make_plan(load_recipe(path, ["train.chunks=null"]), "16xH200", stats=stats).chunks == 80
 
 
@@ -139,7 +155,7 @@ def test_gradient_checkpointing_passthrough():
     from rdm_gradcache.trainer import enable_gradient_checkpointing
 
     class WithSwitch:
-        calls: list = []
+        calls: typing.ClassVar[list] = []
 
         def set_gradient_checkpointing(self, on):
             self.calls.append(on)

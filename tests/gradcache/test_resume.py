@@ -27,8 +27,13 @@ SECTIONS = {"train": {"steps": 5, "checkpoint_every": 2, "schedule": "cosine", "
 
 def _rdm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, str(HERE / "run_rdm.py"), *args, "--no-progress"], env=full_env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [sys.executable, str(HERE / "run_rdm.py"), *args, "--no-progress"],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
 
 
 def _rows(run: Path) -> list[dict]:

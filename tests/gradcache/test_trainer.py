@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 import tiny_plugin
+import torch
 from project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 from rdm_core.artifacts import load_tensors, read_meta
@@ -45,7 +45,9 @@ def test_run_writes_everything(tmp_path):
     assert any(not torch.equal(model[k], v) for k, v in start.items())
     state = json.loads((run / "checkpoints" / "step_0000003" / "state.json").read_text())
     assert state["objective"]["balance"]["steps"] == 3 and state["world_size"] == 1
-    assert (run / "recipe.yaml").read_text().startswith("extends: null") or "gc-tiny" in (run / "recipe.yaml").read_text()
+    assert (run / "recipe.yaml").read_text().startswith("extends: null") or "gc-tiny" in (
+        run / "recipe.yaml"
+    ).read_text()
     assert (run / "samples" / "real.png").read_bytes().endswith(b" real")  # the real grid beside the samples
     for png in ("samples/step_0000002.png", "samples/step_0000003.png", "loss.png"):
         assert (run / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -84,9 +86,12 @@ def test_floors_at_other_n_refused(tmp_path):
 
 def test_joint_feature_and_bf16(tmp_path):
     build_references(tmp_path, joint=True)
-    path = write_recipe(tmp_path, joint={"enabled": True, "text_table": str(tmp_path / "tau.safetensors")},
-                        balance={"mode": "uniform"}, train={"steps": 2, "precision": "bf16", "schedule": "cosine",
-                                                            "warmup_steps": 1})
+    path = write_recipe(
+        tmp_path,
+        joint={"enabled": True, "text_table": str(tmp_path / "tau.safetensors")},
+        balance={"mode": "uniform"},
+        train={"steps": 2, "precision": "bf16", "schedule": "cosine", "warmup_steps": 1},
+    )
     _run(path)
     rows = [json.loads(line) for line in (tmp_path / "runs" / "tiny" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 2 and all(r["grad_norm"] > 0 for r in rows)

@@ -96,9 +96,13 @@ def make_setup(dropout: float = 0.0, dtype: torch.dtype = torch.float64, seed: i
 
 def make_chunks(k: int, b: int, dtype: torch.dtype = torch.float64, seed: int = 1) -> list[Chunk]:
     rng = torch.Generator().manual_seed(seed)
-    return [Chunk(torch.randn(b, NOISE, generator=rng, dtype=dtype),
-                  Conditions(inputs=torch.randint(0, CLASSES, (b,), generator=rng)))
-            for _ in range(k)]
+    return [
+        Chunk(
+            torch.randn(b, NOISE, generator=rng, dtype=dtype),
+            Conditions(inputs=torch.randint(0, CLASSES, (b,), generator=rng)),
+        )
+        for _ in range(k)
+    ]
 
 
 def make_encode(gen: TinyGenerator, encoders: dict[str, nn.Module], autocast: bool = False):

@@ -18,8 +18,17 @@ from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing
 
 
 def _spec(name: str, dim: int) -> EncoderSpec:
-    return EncoderSpec(name=name, library="rdm", model_id="test", pooling="avg", dim=dim, split="train",
-                       preprocessing=Preprocessing(resolution=RES), precision="fp32", variant="tiny")
+    return EncoderSpec(
+        name=name,
+        library="rdm",
+        model_id="test",
+        pooling="avg",
+        dim=dim,
+        split="train",
+        preprocessing=Preprocessing(resolution=RES),
+        precision="fp32",
+        variant="tiny",
+    )
 
 
 SPECS = {"gc_tiny_a": _spec("gc_tiny_a", 5), "gc_tiny_b": _spec("gc_tiny_b", 4)}
@@ -77,11 +86,11 @@ def encoder_b(variant: str = "tiny", weights: str | None = None, seed: int = 11)
 
 
 @hookimpl
-def rdm_register_generators(registry) -> None:  # noqa: ANN001
+def rdm_register_generators(registry) -> None:
     registry.add("gc-tiny", TinyGen, help="test-only tiny conditional generator")
 
 
 @hookimpl
-def rdm_register_encoders(registry) -> None:  # noqa: ANN001
+def rdm_register_encoders(registry) -> None:
     registry.add("gc_tiny_a", encoder_a, spec=SPECS["gc_tiny_a"])
     registry.add("gc_tiny_b", encoder_b, spec=SPECS["gc_tiny_b"])

@@ -29,8 +29,11 @@ def kernel_matrix(name: str, x: torch.Tensor, y: torch.Tensor, sigma: float, **a
 
 def mmd_v(g: torch.Tensor, r: torch.Tensor, name: str, sigma: float, **args) -> torch.Tensor:
     """Biased (V-statistic) squared MMD between two samples."""
-    return (kernel_matrix(name, g, g, sigma, **args).mean() - 2 * kernel_matrix(name, g, r, sigma, **args).mean()
-            + kernel_matrix(name, r, r, sigma, **args).mean())
+    return (
+        kernel_matrix(name, g, g, sigma, **args).mean()
+        - 2 * kernel_matrix(name, g, r, sigma, **args).mean()
+        + kernel_matrix(name, r, r, sigma, **args).mean()
+    )
 
 
 def median_heuristic(x: np.ndarray) -> float:

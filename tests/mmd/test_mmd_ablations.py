@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from mmd_brute import kernel_matrix
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmd_brute import kernel_matrix
 
 from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
@@ -41,13 +41,16 @@ def test_exact_uses_a_fresh_seeded_subsample_per_step():
     g = (torch.randn(25, 5, dtype=torch.float64)).requires_grad_()
     ref.set_step(7)
     loss = ref.distance(g)
-    grad, = torch.autograd.grad(loss, g)
+    (grad,) = torch.autograd.grad(loss, g)
     idx = torch.randperm(300, generator=step_generator(4, 7))[:40]
     real = pool.float()[idx].double()
     gb = g.detach().clone().requires_grad_()
-    expected = (kernel_matrix("gaussian", gb, gb, 3.0).mean() - 2 * kernel_matrix("gaussian", gb, real, 3.0).mean()
-                + ref.header["k_rr"])
-    grad_b, = torch.autograd.grad(expected, gb)
+    expected = (
+        kernel_matrix("gaussian", gb, gb, 3.0).mean()
+        - 2 * kernel_matrix("gaussian", gb, real, 3.0).mean()
+        + ref.header["k_rr"]
+    )
+    (grad_b,) = torch.autograd.grad(expected, gb)
     assert torch.allclose(loss, expected, atol=1e-12) and torch.allclose(grad, grad_b, atol=1e-12)
     assert ref.step == 8  # the counter advanced
     second = ref.distance(g.detach())
@@ -73,17 +76,20 @@ def test_rff_matches_brute_force_and_approximates_the_kernel():
     gen = torch.Generator().manual_seed(99999)
     w0 = torch.randn(4, 2048, generator=gen, dtype=torch.float64) / 4.0
     assert torch.allclose(w, w0.float().double())
-    phi = lambda x: math.sqrt(2 / 2048) * torch.cos(x @ w + b)  # noqa: E731
+    phi = lambda x: math.sqrt(2 / 2048) * torch.cos(x @ w + b)
     assert torch.allclose(mu, phi(pool).mean(0), atol=1e-6)
     g = (torch.randn(50, 4, dtype=torch.float64) * 3).requires_grad_()
     loss = ref.distance(g)
-    grad, = torch.autograd.grad(loss, g)
+    (grad,) = torch.autograd.grad(loss, g)
     gb = g.detach().clone().requires_grad_()
     expected = (phi(gb).mean(0) - mu).pow(2).sum()
-    grad_b, = torch.autograd.grad(expected, gb)
+    (grad_b,) = torch.autograd.grad(expected, gb)
     assert torch.allclose(loss, expected, atol=1e-10) and torch.allclose(grad, grad_b, atol=1e-10)
-    exact = (kernel_matrix("gaussian", g.detach(), g.detach(), 4.0).mean()
-             - 2 * kernel_matrix("gaussian", g.detach(), pool, 4.0).mean() + kernel_matrix("gaussian", pool, pool, 4.0).mean())
+    exact = (
+        kernel_matrix("gaussian", g.detach(), g.detach(), 4.0).mean()
+        - 2 * kernel_matrix("gaussian", g.detach(), pool, 4.0).mean()
+        + kernel_matrix("gaussian", pool, pool, 4.0).mean()
+    )
     assert loss.item() == pytest.approx(exact.item(), abs=0.03)
 
 
@@ -119,7 +125,7 @@ def test_frechet_zero_at_the_reference_fit_and_has_gradient():
     assert abs(ref.distance(pool).item()) < 1e-5
     g = _pool(64, 4, 3).requires_grad_()
     value = ref.distance(g)
-    grad, = torch.autograd.grad(value, g)
+    (grad,) = torch.autograd.grad(value, g)
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
     assert ref.header["tr_sigma_r"] == pytest.approx(float(np.trace(np.cov(pool.numpy(), rowvar=False))))
 
@@ -130,19 +136,19 @@ def test_sliced_wasserstein_matches_brute_force():
     g = (torch.randn(40, 5, dtype=torch.float64) * 2).requires_grad_()
     ref.set_step(3)
     value = ref.distance(g)
-    grad, = torch.autograd.grad(value, g)
+    (grad,) = torch.autograd.grad(value, g)
     gen = step_generator(2, 3)
     real = pool.float()[torch.randperm(200, generator=gen)[:40]].double()
     theta = torch.randn(5, 100, generator=gen, dtype=torch.float64)
     theta = theta / theta.norm(dim=0, keepdim=True)
     gb = g.detach().clone().requires_grad_()
     per_dir = []
-    for l in range(100):
-        a = torch.sort(gb @ theta[:, l]).values
-        b = torch.sort(real @ theta[:, l]).values
+    for j in range(100):
+        a = torch.sort(gb @ theta[:, j]).values
+        b = torch.sort(real @ theta[:, j]).values
         per_dir.append(((a - b) ** 2).mean())
     expected = torch.stack(per_dir).mean()
-    grad_b, = torch.autograd.grad(expected, gb)
+    (grad_b,) = torch.autograd.grad(expected, gb)
     assert torch.allclose(value, expected, atol=1e-12) and torch.allclose(grad, grad_b, atol=1e-12)
 
 

@@ -11,8 +11,14 @@ import torch
 
 from rdm_core.errors import ArtifactError, NonFiniteError, RecipeError
 from rdm_core.recipe.load import load_recipe
-from rdm_mmd.balance import (GatedLagrangianController, StaticWeights, UniformWeights, balance_from_recipe, combine,
-                             self_normalize)
+from rdm_mmd.balance import (
+    GatedLagrangianController,
+    StaticWeights,
+    UniformWeights,
+    balance_from_recipe,
+    combine,
+    self_normalize,
+)
 from rdm_mmd.floors import save_floors
 
 
@@ -33,7 +39,9 @@ def test_combine_weights_each_normalised_term():
     total = combine({"a": a, "b": b}, {"a": 0.5, "b": 2.0})
     total.backward()
     assert total.item() == pytest.approx(0.5 * 2 / (2 + 1e-7) + 2 * 0.001 / (0.001 + 1e-7))
-    assert a.grad.item() == pytest.approx(0.5 / 2.0, rel=1e-6) and b.grad.item() == pytest.approx(2 / (0.001 + 1e-7), rel=1e-5)
+    assert a.grad.item() == pytest.approx(0.5 / 2.0, rel=1e-6) and b.grad.item() == pytest.approx(
+        2 / (0.001 + 1e-7), rel=1e-5
+    )
     with pytest.raises(RecipeError, match="no weight"):
         combine({"a": a, "c": b}, {"a": 1.0})
 
@@ -90,18 +98,30 @@ def _spec_controller(names, floors, seq, kp, ki, kd, beta, temp, clip, lmax, sof
     return out
 
 
-@pytest.mark.parametrize("softmax,normalized,ki,kd", [(True, False, 0.0, 0.0), (True, True, 0.1, 0.3),
-                                                       (False, False, 0.2, 0.5), (False, True, 0.0, 0.1)])
+@pytest.mark.parametrize(
+    "softmax,normalized,ki,kd",
+    [(True, False, 0.0, 0.0), (True, True, 0.1, 0.3), (False, False, 0.2, 0.5), (False, True, 0.0, 0.1)],
+)
 def test_controller_matches_spec_on_a_random_sequence(softmax, normalized, ki, kd):
     rng = random.Random(0)
     names = [f"e{i}" for i in range(5)]
     floors = {n: rng.uniform(0.01, 0.1) for n in names}
     seq = [{n: rng.uniform(-0.05, 0.3) for n in names} for _ in range(30)]
-    args = dict(kp=1.3, ki=ki, kd=kd, ema_beta=0.4, temperature=2.0, cost_clip=2.0, lambda_max=4.0,
-                softmax=softmax, normalized=normalized, total=7.0)
+    args = dict(
+        kp=1.3,
+        ki=ki,
+        kd=kd,
+        ema_beta=0.4,
+        temperature=2.0,
+        cost_clip=2.0,
+        lambda_max=4.0,
+        softmax=softmax,
+        normalized=normalized,
+        total=7.0,
+    )
     ctl = GatedLagrangianController(names, floors, **args)
     expected = _spec_controller(names, floors, seq, args["kp"], ki, kd, 0.4, 2.0, 2.0, 4.0, softmax, normalized, 7.0)
-    for scores, want in zip(seq, expected):
+    for scores, want in zip(seq, expected, strict=True):
         got = ctl.step(scores)
         assert got == pytest.approx(want, abs=1e-12)
         if softmax and any(v > 0 for v in got.values()):
@@ -137,8 +157,13 @@ def test_controller_errors():
 
 
 def _recipe(tmp_path, **balance):
-    lines = ["generator: {name: toy}", "encoders: {train: [a, b]}", f"references: {{dir: {tmp_path}}}",
-             "train: {rollout: 64}", "balance:"] + [f"  {k}: {json.dumps(v)}" for k, v in balance.items()]
+    lines = [
+        "generator: {name: toy}",
+        "encoders: {train: [a, b]}",
+        f"references: {{dir: {tmp_path}}}",
+        "train: {rollout: 64}",
+        "balance:",
+    ] + [f"  {k}: {json.dumps(v)}" for k, v in balance.items()]
     path = tmp_path / "r.yaml"
     path.write_text("\n".join(lines) + "\n")
     return load_recipe(str(path))

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import pytest
 import torch
-from mmd_brute import kernel_matrix
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmd_brute import kernel_matrix
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_mmd.estimator import cross_kernel_mean, kernel_mean_constant, mmd_loss, repulsion
 from rdm_mmd.kernels import GaussianKernel, IMQKernel, LaplaceKernel, MultiScaleGaussianKernel
 
-KERNELS = {"gaussian": (GaussianKernel, {}), "imq": (IMQKernel, {"exponent": 0.5}),
-           "laplace": (LaplaceKernel, {}), "multiscale": (MultiScaleGaussianKernel, {"scales": (0.5, 1.0, 2.0)})}
+KERNELS = {
+    "gaussian": (GaussianKernel, {}),
+    "imq": (IMQKernel, {"exponent": 0.5}),
+    "laplace": (LaplaceKernel, {}),
+    "multiscale": (MultiScaleGaussianKernel, {"scales": (0.5, 1.0, 2.0)}),
+}
 
 
 class GramOnlyKernel:
@@ -36,16 +40,23 @@ def _rand(shape, seed, scale=1.0):
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 40), d=st.integers(1, 6), chunk=st.integers(1, 50), sigma=st.floats(0.5, 4.0),
-       seed=st.integers(0, 10_000), name=st.sampled_from(sorted(KERNELS)), method=st.sampled_from(["fused", "checkpoint"]))
+@given(
+    n=st.integers(1, 40),
+    d=st.integers(1, 6),
+    chunk=st.integers(1, 50),
+    sigma=st.floats(0.5, 4.0),
+    seed=st.integers(0, 10_000),
+    name=st.sampled_from(sorted(KERNELS)),
+    method=st.sampled_from(["fused", "checkpoint"]),
+)
 def test_repulsion_value_and_gradient_match_brute_force(n, d, chunk, sigma, seed, name, method):
     cls, args = KERNELS[name]
     x = _rand((n, d), seed, 1.5).requires_grad_()
     value = repulsion(x, cls(sigma, **args), gen_chunk=chunk, method=method)
-    grad, = torch.autograd.grad(value, x)
+    (grad,) = torch.autograd.grad(value, x)
     xb = x.detach().clone().requires_grad_()
     expected = kernel_matrix(name, xb, xb, sigma, **args).mean()
-    grad_b, = torch.autograd.grad(expected, xb)
+    (grad_b,) = torch.autograd.grad(expected, xb)
     assert value.dtype == torch.float64
     if name == "laplace" and method == "checkpoint":
         # gram() sees the expansion's round-off on the diagonal, and sqrt amplifies it
@@ -87,10 +98,10 @@ def test_gram_only_kernel_uses_checkpoint_path():
     x = _rand((30, 4), 2).requires_grad_()
     k = GramOnlyKernel(1.2)
     v = repulsion(x, k, gen_chunk=7)
-    g, = torch.autograd.grad(v, x)
+    (g,) = torch.autograd.grad(v, x)
     xb = x.detach().clone().requires_grad_()
     e = kernel_matrix("gaussian", xb, xb, 1.2).mean()
-    gb, = torch.autograd.grad(e, xb)
+    (gb,) = torch.autograd.grad(e, xb)
     assert torch.allclose(v, e, atol=1e-10) and torch.allclose(g, gb, atol=1e-8)
     with pytest.raises(RecipeError, match="checkpoint"):
         repulsion(x, k, method="fused")
@@ -99,9 +110,16 @@ def test_gram_only_kernel_uses_checkpoint_path():
 
 
 @settings(max_examples=30, deadline=None)
-@given(n=st.integers(1, 30), m=st.integers(1, 30), d=st.integers(1, 5), budget_rows=st.integers(1, 40),
-       seed=st.integers(0, 10_000), name=st.sampled_from(sorted(KERNELS)), weighted=st.booleans(),
-       method=st.sampled_from(["fused", "checkpoint"]))
+@given(
+    n=st.integers(1, 30),
+    m=st.integers(1, 30),
+    d=st.integers(1, 5),
+    budget_rows=st.integers(1, 40),
+    seed=st.integers(0, 10_000),
+    name=st.sampled_from(sorted(KERNELS)),
+    weighted=st.booleans(),
+    method=st.sampled_from(["fused", "checkpoint"]),
+)
 def test_cross_kernel_mean_matches_brute_force(n, m, d, budget_rows, seed, name, weighted, method):
     cls, args = KERNELS[name]
     x = _rand((n, d), seed).requires_grad_()
@@ -109,11 +127,11 @@ def test_cross_kernel_mean_matches_brute_force(n, m, d, budget_rows, seed, name,
     w = _rand((m,), seed + 2) if weighted else None
     k = cls(1.7, **args)
     value = cross_kernel_mean(x, y, k, w, memory_budget=budget_rows * m * 8 * 3, method=method)
-    grad, = torch.autograd.grad(value, x)
+    (grad,) = torch.autograd.grad(value, x)
     xb = x.detach().clone().requires_grad_()
     km = kernel_matrix(name, xb, y, 1.7, **args)
     expected = (km @ w).mean() if weighted else km.mean()
-    grad_b, = torch.autograd.grad(expected, xb)
+    (grad_b,) = torch.autograd.grad(expected, xb)
     assert torch.allclose(value, expected, atol=1e-10)
     assert torch.allclose(grad, grad_b, atol=1e-9)
 
@@ -134,10 +152,10 @@ def test_mmd_loss_and_gradient_match_brute_force():
     k = GaussianKernel(2.0)
     k_rr = kernel_matrix("gaussian", r, r, 2.0).mean().item()
     loss = mmd_loss(g, r, None, k, k_rr, gen_chunk=9, memory_budget=7 * 55 * 8 * 3)
-    grad, = torch.autograd.grad(loss, g)
+    (grad,) = torch.autograd.grad(loss, g)
     gb = g.detach().clone().requires_grad_()
-    expected = (kernel_matrix("gaussian", gb, gb, 2.0).mean() - 2 * kernel_matrix("gaussian", gb, r, 2.0).mean() + k_rr)
-    grad_b, = torch.autograd.grad(expected, gb)
+    expected = kernel_matrix("gaussian", gb, gb, 2.0).mean() - 2 * kernel_matrix("gaussian", gb, r, 2.0).mean() + k_rr
+    (grad_b,) = torch.autograd.grad(expected, gb)
     assert torch.allclose(loss, expected, atol=1e-12)
     assert torch.allclose(grad, grad_b, atol=1e-12)
     assert loss.item() > 0

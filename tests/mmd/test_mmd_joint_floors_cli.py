@@ -69,7 +69,7 @@ def test_floors_file_stores_n(tmp_path: Path):
     assert load_floors(path, expect_n=5120) == {"a": 0.25}
     with pytest.raises(ArtifactError, match="N=5120"):
         load_floors(path, expect_n=10240)
-    path.write_text("{\"a\": 1}")
+    path.write_text('{"a": 1}')
     with pytest.raises(ArtifactError, match="floors file"):
         load_floors(path)
 
@@ -90,8 +90,22 @@ def test_cli_build_and_info(tmp_path: Path, capsys):
     feats = torch.randn(200, 5)
     save_features(tmp_path / "f.safetensors", feats, {"encoder": "tiny", "source_fingerprint": "abc"})
     out = tmp_path / "ref.safetensors"
-    rc = main(["reference", "build", "--features", str(tmp_path / "f.safetensors"), "--landmarks", "16",
-               "--bandwidth-scale", "0.5", "--seed", "3", "-o", str(out)])
+    rc = main(
+        [
+            "reference",
+            "build",
+            "--features",
+            str(tmp_path / "f.safetensors"),
+            "--landmarks",
+            "16",
+            "--bandwidth-scale",
+            "0.5",
+            "--seed",
+            "3",
+            "-o",
+            str(out),
+        ]
+    )
     assert rc == 0
     meta = read_meta(out)
     assert meta["kind"] == "nystrom" and meta["encoder"] == "tiny" and meta["landmarks"] == 16
@@ -103,8 +117,23 @@ def test_cli_build_and_info(tmp_path: Path, capsys):
     assert main(["reference", "info", str(out)]) == 0
     assert "landmarks" in capsys.readouterr().out
     rff = tmp_path / "rff.safetensors"
-    assert main(["reference", "build", "--features", str(tmp_path / "f.safetensors"), "--kind", "rff",
-                 "--arg", "num_features=32", "-o", str(rff)]) == 0
+    assert (
+        main(
+            [
+                "reference",
+                "build",
+                "--features",
+                str(tmp_path / "f.safetensors"),
+                "--kind",
+                "rff",
+                "--arg",
+                "num_features=32",
+                "-o",
+                str(rff),
+            ]
+        )
+        == 0
+    )
     assert read_meta(rff)["num_features"] == 32
 
 
@@ -128,8 +157,21 @@ def test_cli_recipe_mode_dispatches_to_the_pipeline(monkeypatch):
     fake = types.ModuleType("rdm_references.pipeline")
     fake.run_build = run_build
     monkeypatch.setitem(sys.modules, "rdm_references.pipeline", fake)
-    rc = main(["reference", "build", "my_recipe.yaml", "--encoders", "dinov2,clip", "--split", "val",
-               "--set", "references.dir=/tmp/r", "--set", "run.seed=3"])
+    rc = main(
+        [
+            "reference",
+            "build",
+            "my_recipe.yaml",
+            "--encoders",
+            "dinov2,clip",
+            "--split",
+            "val",
+            "--set",
+            "references.dir=/tmp/r",
+            "--set",
+            "run.seed=3",
+        ]
+    )
     assert rc == 0
     assert seen["recipe"] == "my_recipe.yaml" and seen["encoders"] == "dinov2,clip" and seen["split"] == "val"
     assert seen["overrides"] == ["references.dir=/tmp/r", "run.seed=3"]
@@ -146,18 +188,21 @@ def test_load_training_reference_checks_the_recipe(tmp_path: Path):
 
     (tmp_path / "r.yaml").write_text(
         f"generator: {{name: toy}}\nencoders: {{train: [tiny]}}\nreferences: {{dir: {tmp_path}}}\n"
-        "distance: {landmarks: 16, gen_chunk: 7, bandwidth_scale: 0.5}\n")
+        "distance: {landmarks: 16, gen_chunk: 7, bandwidth_scale: 0.5}\n"
+    )
     recipe = load_recipe(str(tmp_path / "r.yaml"))
     with pytest.raises(ArtifactError, match="does not exist"):
         load_training_reference(recipe, "tiny")
-    NystromReference.build(torch.randn(100, 3), "gaussian", landmarks=16, encoder="tiny",
-                           bandwidth_scale=0.5).save(tmp_path / "tiny.safetensors")
+    NystromReference.build(torch.randn(100, 3), "gaussian", landmarks=16, encoder="tiny", bandwidth_scale=0.5).save(
+        tmp_path / "tiny.safetensors"
+    )
     ref = load_training_reference(recipe, "tiny", dim=3)
     assert ref.options["gen_chunk"] == 7
     with pytest.raises(ReferenceMismatchError, match="dim=3"):
         load_training_reference(recipe, "tiny", dim=768)
-    NystromReference.build(torch.randn(100, 3), "gaussian", landmarks=8, encoder="tiny",
-                           bandwidth_scale=0.5).save(tmp_path / "tiny.safetensors")
+    NystromReference.build(torch.randn(100, 3), "gaussian", landmarks=8, encoder="tiny", bandwidth_scale=0.5).save(
+        tmp_path / "tiny.safetensors"
+    )
     with pytest.raises(ReferenceMismatchError, match="landmarks=8"):
         load_training_reference(recipe, "tiny")
 

@@ -6,22 +6,39 @@ import math
 
 import pytest
 import torch
-from mmd_brute import kernel_matrix, median_heuristic
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmd_brute import kernel_matrix, median_heuristic
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_core.plugins import registry
-from rdm_mmd.kernels import (GaussianKernel, IMQKernel, LaplaceKernel, MultiScaleGaussianKernel,
-                             kernel_from_description, median_bandwidth, sq_dists)
+from rdm_mmd.kernels import (
+    GaussianKernel,
+    IMQKernel,
+    LaplaceKernel,
+    MultiScaleGaussianKernel,
+    kernel_from_description,
+    median_bandwidth,
+    sq_dists,
+)
 
-KERNELS = [("gaussian", GaussianKernel, {}), ("imq", IMQKernel, {"exponent": 0.7}), ("laplace", LaplaceKernel, {}),
-           ("multiscale", MultiScaleGaussianKernel, {"scales": (0.5, 1.0, 2.0)})]
+KERNELS = [
+    ("gaussian", GaussianKernel, {}),
+    ("imq", IMQKernel, {"exponent": 0.7}),
+    ("laplace", LaplaceKernel, {}),
+    ("multiscale", MultiScaleGaussianKernel, {"scales": (0.5, 1.0, 2.0)}),
+]
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 9), m=st.integers(1, 9), d=st.integers(1, 6), sigma=st.floats(0.3, 5.0),
-       seed=st.integers(0, 10_000), which=st.sampled_from(range(4)))
+@given(
+    n=st.integers(1, 9),
+    m=st.integers(1, 9),
+    d=st.integers(1, 6),
+    sigma=st.floats(0.3, 5.0),
+    seed=st.integers(0, 10_000),
+    which=st.sampled_from(range(4)),
+)
 def test_gram_matches_brute_force(n, m, d, sigma, seed, which):
     name, cls, args = KERNELS[which]
     gen = torch.Generator().manual_seed(seed)
@@ -98,7 +115,7 @@ def test_profiles_do_not_break_autograd():
     for name, cls, args in KERNELS:
         if name == "laplace":
             continue  # the diagonal sqrt is singular under autograd; the fused estimator handles it
-        g1, = torch.autograd.grad(cls(1.5, **args).gram(x, x[:2].detach()).sum(), x)
+        (g1,) = torch.autograd.grad(cls(1.5, **args).gram(x, x[:2].detach()).sum(), x)
         x2 = x.detach().clone().requires_grad_()
-        g2, = torch.autograd.grad(kernel_matrix(name, x2, x2[:2].detach(), 1.5, **args).sum(), x2)
+        (g2,) = torch.autograd.grad(kernel_matrix(name, x2, x2[:2].detach(), 1.5, **args).sum(), x2)
         assert torch.allclose(g1, g2, atol=1e-10), name

@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmd_brute import kernel_matrix
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mmd_brute import kernel_matrix
 
 from rdm_core.artifacts import read_meta
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
 from rdm_core.interfaces import EncoderSpec, Preprocessing, ReferenceSet
 from rdm_core.recipe.assemble import load_reference
-from rdm_mmd.kmeans import kmeans
 from rdm_mmd.kernels import GaussianKernel, median_bandwidth
+from rdm_mmd.kmeans import kmeans
 from rdm_mmd.nystrom import NystromReference
 
 
@@ -26,8 +26,15 @@ def _pool(n=400, d=6, seed=0):
     return centres[torch.randint(5, (n,), generator=gen)] + torch.randn(n, d, generator=gen, dtype=torch.float64)
 
 
-SPEC = EncoderSpec(name="tiny_enc", library="rdm", model_id="tiny", pooling="cls", dim=6, split="train",
-                   preprocessing=Preprocessing(resolution=32))
+SPEC = EncoderSpec(
+    name="tiny_enc",
+    library="rdm",
+    model_id="tiny",
+    pooling="cls",
+    dim=6,
+    split="train",
+    preprocessing=Preprocessing(resolution=32),
+)
 
 
 def test_implements_protocol_and_header():
@@ -68,11 +75,14 @@ def test_loss_and_gradient_match_brute_force():
     z, a = ref.landmarks.double(), ref.alpha.double()
     g = (torch.randn(30, 6, dtype=torch.float64) * 2).requires_grad_()
     loss = ref.distance(g)
-    grad, = torch.autograd.grad(loss, g)
+    (grad,) = torch.autograd.grad(loss, g)
     gb = g.detach().clone().requires_grad_()
-    expected = (kernel_matrix("gaussian", gb, gb, 2.0).mean() - 2 * (kernel_matrix("gaussian", gb, z, 2.0) @ a).mean()
-                + ref.k_rr)
-    grad_b, = torch.autograd.grad(expected, gb)
+    expected = (
+        kernel_matrix("gaussian", gb, gb, 2.0).mean()
+        - 2 * (kernel_matrix("gaussian", gb, z, 2.0) @ a).mean()
+        + ref.k_rr
+    )
+    (grad_b,) = torch.autograd.grad(expected, gb)
     assert torch.allclose(loss, expected, atol=1e-12) and torch.allclose(grad, grad_b, atol=1e-12)
 
 
@@ -82,8 +92,11 @@ def test_all_landmarks_gives_the_exact_mmd():
     ref = NystromReference.build(pool, k, landmarks=10_000, seed=0, krr_subsample=10_000, jitter=1e-10)
     assert ref.header["landmarks"] == 120
     g = torch.randn(25, 4, dtype=torch.float64) + 0.3
-    exact = (kernel_matrix("gaussian", g, g, 1.5).mean() - 2 * kernel_matrix("gaussian", g, pool, 1.5).mean()
-             + kernel_matrix("gaussian", pool, pool, 1.5).mean())
+    exact = (
+        kernel_matrix("gaussian", g, g, 1.5).mean()
+        - 2 * kernel_matrix("gaussian", g, pool, 1.5).mean()
+        + kernel_matrix("gaussian", pool, pool, 1.5).mean()
+    )
     assert ref.distance(g).item() == pytest.approx(exact.item(), abs=2e-5)
     assert ref.distance(pool).item() == pytest.approx(0.0, abs=2e-5)
 
@@ -126,8 +139,15 @@ def test_save_load_round_trip_and_expect(tmp_path: Path):
     ref.save(path)
     meta = read_meta(path)
     assert meta["kind"] == "nystrom" and meta["k_rr"] == ref.k_rr
-    expect = {"encoder": "tiny_enc", "dim": 6, "kind": "nystrom", "kernel": "gaussian", "bandwidth_scale": 0.25,
-              "landmarks": 16, "joint": False}
+    expect = {
+        "encoder": "tiny_enc",
+        "dim": 6,
+        "kind": "nystrom",
+        "kernel": "gaussian",
+        "bandwidth_scale": 0.25,
+        "landmarks": 16,
+        "joint": False,
+    }
     loaded = load_reference(path, expect=expect)
     assert isinstance(loaded, NystromReference)
     g = torch.randn(20, 6)
@@ -135,14 +155,17 @@ def test_save_load_round_trip_and_expect(tmp_path: Path):
     assert loaded.kernel.bandwidth == ref.kernel.bandwidth
 
 
-@pytest.mark.parametrize("key,value,needle", [
-    ("encoder", "clip", "encoder='tiny_enc'"),
-    ("dim", 1024, "dim=6"),
-    ("bandwidth_scale", 1.0, "bandwidth_scale=0.25"),
-    ("kernel", "imq", "kernel='gaussian'"),
-    ("landmarks", 4096, "landmarks=16"),
-    ("joint", True, "joint=False"),
-])
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("encoder", "clip", "encoder='tiny_enc'"),
+        ("dim", 1024, "dim=6"),
+        ("bandwidth_scale", 1.0, "bandwidth_scale=0.25"),
+        ("kernel", "imq", "kernel='gaussian'"),
+        ("landmarks", 4096, "landmarks=16"),
+        ("joint", True, "joint=False"),
+    ],
+)
 def test_mismatch_is_refused_with_the_fix(tmp_path: Path, key, value, needle):
     path = tmp_path / "ref.safetensors"
     NystromReference.build(_pool(), "gaussian", landmarks=16, encoder="tiny_enc", bandwidth_scale=0.25).save(path)
@@ -211,8 +234,9 @@ def test_bad_build_inputs():
 
 def test_joint_header(tmp_path: Path):
     pool = _pool(200, 6)
-    ref = NystromReference.build(pool, "gaussian", landmarks=8,
-                                 joint={"beta": 0.5, "s_txt": 1.0, "d_img": 4, "d_txt": 2})
+    ref = NystromReference.build(
+        pool, "gaussian", landmarks=8, joint={"beta": 0.5, "s_txt": 1.0, "d_img": 4, "d_txt": 2}
+    )
     assert ref.header["joint"] is True and ref.header["beta"] == 0.5 and ref.header["d_txt"] == 2
     with pytest.raises(ShapeError):
         NystromReference.build(pool, "gaussian", landmarks=8, joint={"beta": 0.5, "s_txt": 1.0, "d_img": 4, "d_txt": 3})
@@ -220,8 +244,13 @@ def test_joint_header(tmp_path: Path):
 
 
 @settings(max_examples=20, deadline=None)
-@given(m=st.integers(1, 25), n=st.integers(2, 60), d=st.integers(1, 5), sigma=st.floats(0.8, 4.0),
-       seed=st.integers(0, 10_000))
+@given(
+    m=st.integers(1, 25),
+    n=st.integers(2, 60),
+    d=st.integers(1, 5),
+    sigma=st.floats(0.8, 4.0),
+    seed=st.integers(0, 10_000),
+)
 def test_alpha_solve_equals_psi_form_property(m, n, d, sigma, seed):
     from rdm_mmd.nystrom import _nystrom_alpha
 
@@ -234,7 +263,7 @@ def test_alpha_solve_equals_psi_form_property(m, n, d, sigma, seed):
     kzz = kernel_matrix("gaussian", z, z, sigma) + 1e-6 * torch.eye(m, dtype=torch.float64)
     vals, vecs = torch.linalg.eigh(kzz)
     whiten = vecs * vals.clamp_min(1e-6).rsqrt()
-    psi = lambda x: kernel_matrix("gaussian", x, z, sigma) @ whiten  # noqa: E731
+    psi = lambda x: kernel_matrix("gaussian", x, z, sigma) @ whiten
     psi_form = (psi(g) @ psi(pool).mean(0)).mean()
     alpha_form = (kernel_matrix("gaussian", g, z, sigma) @ alpha).mean()
     assert torch.allclose(alpha_form, psi_form, atol=1e-6, rtol=1e-5)

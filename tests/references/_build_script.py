@@ -7,10 +7,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import refplugin  # noqa: E402
+import refplugin
 
-from rdm_core.recipe.load import load_recipe  # noqa: E402
-from rdm_references.pipeline import build_references  # noqa: E402
+from rdm_core.recipe.load import load_recipe
+from rdm_references.pipeline import build_references
 
 if __name__ == "__main__":
     refplugin.install()

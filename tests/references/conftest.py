@@ -81,8 +81,7 @@ def make_recipe(tmp_path, image_dirs):
 
     train, val = image_dirs
 
-    def make(name: str = "recipe", refs: Path | None = None, overrides: list[str] | None = None,
-             with_val: bool = True):
+    def make(name: str = "recipe", refs: Path | None = None, overrides: list[str] | None = None, with_val: bool = True):
         path = tmp_path / f"{name}.yaml"
         path.write_text(recipe_text(train, val if with_val else None, refs or tmp_path / f"{name}_refs"))
         return load_recipe(path, overrides), path

@@ -18,8 +18,17 @@ from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing
 
 
 def _spec(name: str, dim: int, split: str) -> EncoderSpec:
-    return EncoderSpec(name=name, library="rdm", model_id=f"test/{name}", pooling="avg", dim=dim, split=split,
-                       preprocessing=Preprocessing(resolution=16), precision="fp32", variant="tiny")
+    return EncoderSpec(
+        name=name,
+        library="rdm",
+        model_id=f"test/{name}",
+        pooling="avg",
+        dim=dim,
+        split=split,
+        preprocessing=Preprocessing(resolution=16),
+        precision="fp32",
+        variant="tiny",
+    )
 
 
 class TinyConvEncoder(nn.Module):
@@ -127,8 +136,11 @@ class TinyTeacher:
 @hookimpl
 def rdm_register_encoders(registry) -> None:  # type: ignore[no-untyped-def]
     for name, (dim, split, _) in ENCODERS.items():
-        registry.add(name, lambda variant="full", weights=None, _n=name: build_encoder(_n, variant, weights),
-                     spec=_spec(name, dim, split))
+        registry.add(
+            name,
+            lambda variant="full", weights=None, _n=name: build_encoder(_n, variant, weights),
+            spec=_spec(name, dim, split),
+        )
 
 
 @hookimpl

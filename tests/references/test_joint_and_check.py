@@ -37,20 +37,48 @@ def joint_recipe(tmp_path):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("a red cube\na blue ball\na green cone\n")
     train_pairs, val_pairs = _jsonl(tmp_path / "coco", 10, 0), _jsonl(tmp_path / "val", 9, 1)
-    teacher = {"name": "pickscore_topk", "args": {
-        "k": 2, "scorer": "test_joint_and_check:_brightness", "batch_size": 6,
-        "source": {"name": "teacher", "args": {"generator": "tiny_teacher", "prompts": str(prompts), "repeats": 4,
-                                                "steps": 2, "device": "cpu"}}}}
+    teacher = {
+        "name": "pickscore_topk",
+        "args": {
+            "k": 2,
+            "scorer": "test_joint_and_check:_brightness",
+            "batch_size": 6,
+            "source": {
+                "name": "teacher",
+                "args": {
+                    "generator": "tiny_teacher",
+                    "prompts": str(prompts),
+                    "repeats": 4,
+                    "steps": 2,
+                    "device": "cpu",
+                },
+            },
+        },
+    }
     recipe = {
-        "run": {"device": "cpu"}, "generator": {"name": "tiny_teacher", "args": {"prompts": str(prompts)}},
+        "run": {"device": "cpu"},
+        "generator": {"name": "tiny_teacher", "args": {"prompts": str(prompts)}},
         "encoders": {"train": ["tiny_a"], "held_out": ["tiny_c"], "variant": "tiny"},
-        "joint": {"enabled": True, "text_encoder": "refplugin:tiny_text", "s_txt": 1.0,
-                  "text_table": str(tmp_path / "generator_tau.safetensors")},
+        "joint": {
+            "enabled": True,
+            "text_encoder": "refplugin:tiny_text",
+            "s_txt": 1.0,
+            "text_table": str(tmp_path / "generator_tau.safetensors"),
+        },
         "distance": {"reference": "nystrom", "landmarks": 6, "bandwidth_scale": 0.25},
-        "references": {"dir": str(tmp_path / "refs"), "resolution": 16, "batch_size": 4, "shard_size": 8,
-                       "train": {"name": "mix", "args": {"sources": [teacher, {"name": "jsonl", "args": {"path": str(train_pairs)}}]}},
-                       "val": {"name": "jsonl", "args": {"path": str(val_pairs)}}},
-        "train": {"rollout": 8, "micro_batch": 8}, "balance": {"mode": "controller"},
+        "references": {
+            "dir": str(tmp_path / "refs"),
+            "resolution": 16,
+            "batch_size": 4,
+            "shard_size": 8,
+            "train": {
+                "name": "mix",
+                "args": {"sources": [teacher, {"name": "jsonl", "args": {"path": str(train_pairs)}}]},
+            },
+            "val": {"name": "jsonl", "args": {"path": str(val_pairs)}},
+        },
+        "train": {"rollout": 8, "micro_batch": 8},
+        "balance": {"mode": "controller"},
     }
     path = tmp_path / "joint.yaml"
     path.write_text(json.dumps(recipe))  # JSON is YAML
@@ -136,8 +164,14 @@ def test_check_references_accepts_a_fresh_build_and_names_every_mismatch(make_re
 
     feats = load_split_features(recipe.references.dir, "tiny_a", "train", plan_shards(40, 8))
     sigma = load_reference(a).header["bandwidth"]
-    NystromReference.build(feats, GaussianKernel(sigma * 3), landmarks=8, encoder="tiny_a", bandwidth_scale=0.5,
-                           source_fingerprint=read_meta(a)["source_fingerprint"]).save(a)
+    NystromReference.build(
+        feats,
+        GaussianKernel(sigma * 3),
+        landmarks=8,
+        encoder="tiny_a",
+        bandwidth_scale=0.5,
+        source_fingerprint=read_meta(a)["source_fingerprint"],
+    ).save(a)
     with pytest.raises(ReferenceMismatchError, match=r"bandwidth .* the median heuristic gives"):
         check_references(recipe)
     a.write_bytes(backup)
@@ -165,10 +199,13 @@ def test_run_build_cli_entry(make_recipe, capsys):
     from rdm_references.pipeline import run_build
 
     _, path = make_recipe()
-    args = argparse.Namespace(recipe=str(path), encoders="tiny_c", split="train", overrides=["references.shard_size=16"])
+    args = argparse.Namespace(
+        recipe=str(path), encoders="tiny_c", split="train", overrides=["references.shard_size=16"]
+    )
     assert run_build(args) == 0
     refs = path.parent / "recipe_refs"
-    assert sorted(p.name for p in (refs / "features" / "tiny_c" / "train").iterdir()) == \
-        [f"shard_{k:05d}.safetensors" for k in range(3)]
+    assert sorted(p.name for p in (refs / "features" / "tiny_c" / "train").iterdir()) == [
+        f"shard_{k:05d}.safetensors" for k in range(3)
+    ]
     assert not (refs / "features" / "tiny_c" / "val").exists()
     assert "tiny_c" in capsys.readouterr().out

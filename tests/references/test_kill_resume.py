@@ -26,8 +26,12 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
     recipe, path = make_recipe("killed")
     refs = Path(recipe.references.dir)
     env = {**os.environ, "REFTEST_SLEEP": "0.1", "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, str(HERE / "_build_script.py"), str(path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "_build_script.py"), str(path)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     shard_dir = refs / "features" / "tiny_c" / "train"
     deadline = time.time() + 90
     try:
@@ -59,8 +63,7 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
         assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
     assert len(report.skipped_shards) == len(finished)
     assert len(report.computed_shards) == 21 - len(finished)
-    batches = sum(len(range(0, 8 if (split, idx) != ("val", 1) else 4, 4))
-                  for _, split, idx in report.computed_shards)
+    batches = sum(len(range(0, 8 if (split, idx) != ("val", 1) else 4, 4)) for _, split, idx in report.computed_shards)
     assert len(counter.read_text().splitlines()) == batches  # encoders ran on pending shards only
 
     clean, _ = make_recipe("clean")
@@ -76,10 +79,17 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
 def test_parallel_encoder_subsets_share_one_directory(make_recipe):
     recipe, path = make_recipe("parallel")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    procs = [subprocess.Popen([sys.executable, str(HERE / "_build_script.py"), str(path), subset], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for subset in ("tiny_a,tiny_c", "tiny_b")]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(HERE / "_build_script.py"), str(path), subset],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for subset in ("tiny_a,tiny_c", "tiny_b")
+    ]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err.decode()[-2000:]
     refs = Path(recipe.references.dir)
     manifest = read_json(refs / "manifest.json")

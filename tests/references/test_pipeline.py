@@ -86,7 +86,7 @@ def test_floors_are_the_training_loss_of_val_draws(make_recipe):
     values = []
     for _ in range(2):  # brute-force float64 V-statistic MMD with the Nystrom cross term
         g = val[torch.randperm(12, generator=gen)[:8]]
-        k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * sigma**2))
+        k = lambda a, b: torch.exp(-(torch.cdist(a, b) ** 2) / (2 * sigma**2))
         values.append(float(k(g, g).mean() - 2 * (k(g, z) @ alpha).mean() + k_rr))
     assert table["floors"]["tiny_a"] == pytest.approx(sum(values) / 2, rel=1e-4, abs=1e-6)
 
@@ -144,5 +144,7 @@ def test_split_runs_refuse_floors_from_an_encoder_with_other_weights(make_recipe
     build_references(recipe, encoders="tiny_a", splits=("val",))  # same weights: floors from the stored reference
     assert "tiny_a" in read_json(recipe.references.dir + "/floors.json")["floors"]
     monkeypatch.setenv("REFTEST_REINIT", "1")
-    with pytest.raises(ArtifactError, match=f"build both splits in one run: `rdm reference build {path} --encoders tiny_a`"):
+    with pytest.raises(
+        ArtifactError, match=f"build both splits in one run: `rdm reference build {path} --encoders tiny_a`"
+    ):
         build_references(recipe, encoders="tiny_a", splits=("val",))

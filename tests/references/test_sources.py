@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,7 +41,7 @@ def test_adm_center_crop_against_a_direct_computation():
     half = img.resize((75, 35), resample=Image.BOX)
     full = np.asarray(half.resize((round(75 * 32 / 35), 32), resample=Image.BICUBIC))
     left = (full.shape[1] - 32) // 2
-    expect = torch.from_numpy(full[:, left:left + 32].copy()).permute(2, 0, 1).float() / 255
+    expect = torch.from_numpy(full[:, left : left + 32].copy()).permute(2, 0, 1).float() / 255
     assert out.shape == (3, 32, 32) and torch.equal(out, expect)
     # A flat image stays flat; an upscale (short side < size) also works.
     flat = pil_to_tensor(adm_center_crop(Image.fromarray(np.full((5, 9, 3), 200, dtype=np.uint8)), 16))
@@ -97,8 +96,16 @@ def test_teacher_renders_are_deterministic_per_row(prompt_file):
     from rdm_references.sources.teacher import TeacherSource
 
     def make(seed=7):
-        return TeacherSource("tiny_teacher", prompts=prompt_file, repeats=2, steps=3, seed=seed, resolution=12,
-                             batch_size=4, device="cpu")
+        return TeacherSource(
+            "tiny_teacher",
+            prompts=prompt_file,
+            repeats=2,
+            steps=3,
+            seed=seed,
+            resolution=12,
+            batch_size=4,
+            device="cpu",
+        )
 
     a, b = make(), make()
     assert len(a) == 6
@@ -122,7 +129,7 @@ def test_teacher_renders_are_deterministic_per_row(prompt_file):
 def test_teacher_without_prompts_uses_sample_conditions_and_rejects_bad_setup():
     from rdm_references.sources.teacher import TeacherSource
 
-    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
+    str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", count=5, steps=2, seed=1, device="cpu")
     x = src.read([0, 1, 2, 3, 4]).images
     assert x.shape == (5, 3, 12, 12) and torch.equal(x, src.read([0, 1, 2, 3, 4]).images)
@@ -134,9 +141,16 @@ def test_teacher_without_prompts_uses_sample_conditions_and_rejects_bad_setup():
 def test_mix_concatenates_sources_in_order(prompt_file):
     from rdm_references.sources.mix import MixSource
 
-    mix = MixSource([{"name": "teacher", "args": {"generator": "tiny_teacher", "prompts": prompt_file, "device": "cpu"}},
-                     {"name": "teacher", "args": {"generator": "tiny_teacher", "prompts": prompt_file, "repeats": 2,
-                                                  "seed": 5, "device": "cpu"}}], resolution=12)
+    mix = MixSource(
+        [
+            {"name": "teacher", "args": {"generator": "tiny_teacher", "prompts": prompt_file, "device": "cpu"}},
+            {
+                "name": "teacher",
+                "args": {"generator": "tiny_teacher", "prompts": prompt_file, "repeats": 2, "seed": 5, "device": "cpu"},
+            },
+        ],
+        resolution=12,
+    )
     assert len(mix) == 9
     assert mix.key(0).startswith("0:teacher/") and mix.key(3) == f"1:teacher/00000000/seed{5 * 1_000_003}"
     batch = mix.read([2, 3, 8])
@@ -152,7 +166,7 @@ def test_pickscore_topk_keeps_best_per_caption_and_caches(prompt_file, tmp_path)
     from rdm_references.curation import PickScoreTopK
     from rdm_references.sources.teacher import TeacherSource
 
-    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
+    str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", prompts=prompt_file, repeats=4, steps=2, device="cpu")
     cache = tmp_path / "scores.json"
     kept = PickScoreTopK(src, k=2, scorer=_brightness, batch_size=5, cache=str(cache))
@@ -181,7 +195,7 @@ def test_geneval_correct_keeps_flagged_renders_capped_per_prompt(prompt_file):
     from rdm_references.curation import GenevalCorrect
     from rdm_references.sources.teacher import TeacherSource
 
-    prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
+    str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
     src = TeacherSource("tiny_teacher", prompts=prompt_file, repeats=4, steps=2, device="cpu")
     flags = [1, 0, 1, 1, 0, 0, 0, 0, 1, 1, 1, 0]
 
@@ -202,14 +216,29 @@ def test_recipe_filters_curate_the_train_pool_with_a_cached_selection(prompt_fil
     from rdm_core.recipe.load import recipe_from_dict
     from rdm_references.pipeline import build_references
 
-    recipe = recipe_from_dict({
-        "run": {"device": "cpu"}, "encoders": {"train": ["tiny_a"], "variant": "tiny"},
-        "distance": {"landmarks": 4},
-        "references": {"dir": str(tmp_path / "refs"), "resolution": 16, "shard_size": 4,
-                       "train": {"name": "teacher", "args": {"generator": "tiny_teacher", "prompts": prompt_file,
-                                                             "repeats": 3, "steps": 2, "device": "cpu"}},
-                       "filters": [{"name": "pickscore_topk", "args": {"k": 2, "scorer": "test_sources:_brightness"}}]},
-    })
+    recipe = recipe_from_dict(
+        {
+            "run": {"device": "cpu"},
+            "encoders": {"train": ["tiny_a"], "variant": "tiny"},
+            "distance": {"landmarks": 4},
+            "references": {
+                "dir": str(tmp_path / "refs"),
+                "resolution": 16,
+                "shard_size": 4,
+                "train": {
+                    "name": "teacher",
+                    "args": {
+                        "generator": "tiny_teacher",
+                        "prompts": prompt_file,
+                        "repeats": 3,
+                        "steps": 2,
+                        "device": "cpu",
+                    },
+                },
+                "filters": [{"name": "pickscore_topk", "args": {"k": 2, "scorer": "test_sources:_brightness"}}],
+            },
+        }
+    )
     build_references(recipe)
     manifest = json.loads((tmp_path / "refs" / "manifest.json").read_text())
     keys = [k for k, _, _ in manifest["sources"]["train"]["items"]]
@@ -233,8 +262,15 @@ def test_teacher_render_cache_renders_each_row_once(prompt_file, tmp_path):
     from rdm_references.sources.teacher import TeacherSource
 
     def make():
-        return TeacherSource("tiny_teacher", prompts=prompt_file, repeats=2, steps=2, resolution=12, device="cpu",
-                             cache_dir=str(tmp_path / "renders"))
+        return TeacherSource(
+            "tiny_teacher",
+            prompts=prompt_file,
+            repeats=2,
+            steps=2,
+            resolution=12,
+            device="cpu",
+            cache_dir=str(tmp_path / "renders"),
+        )
 
     first = make()
     images = first.read([0, 1, 2, 3])
@@ -255,8 +291,12 @@ def test_mix_of_captioned_and_uncaptioned_parts(tmp_path, prompt_file):
 
     (tmp_path / "imgs").mkdir()
     Image.fromarray(np.zeros((10, 10, 3), dtype=np.uint8)).save(tmp_path / "imgs" / "a.png")
-    mix = MixSource([FolderSource(str(tmp_path / "imgs"), resolution=12),
-                     TeacherSource("tiny_teacher", prompts=prompt_file, resolution=12, device="cpu")])
+    mix = MixSource(
+        [
+            FolderSource(str(tmp_path / "imgs"), resolution=12),
+            TeacherSource("tiny_teacher", prompts=prompt_file, resolution=12, device="cpu"),
+        ]
+    )
     batch = mix.read([0, 1])
     assert batch.images.shape == (2, 3, 12, 12) and batch.captions is None  # fine for a marginal pool
     with pytest.raises(RecipeError, match="combines captioned and uncaptioned parts"):
@@ -269,17 +309,29 @@ def test_video_teacher_rows_are_frames_of_renders():
     from rdm_references.sources.teacher import TeacherSource
 
     prompts = str(Path(__file__).resolve().parents[2] / "plugins" / "rdm_flux2" / "data" / "tiny_prompts.txt")
-    src = TeacherSource("wan", {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
-                        prompts=prompts, steps=1, resolution=32, frames=5,
-                        device="cpu")
+    src = TeacherSource(
+        "wan",
+        {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
+        prompts=prompts,
+        steps=1,
+        resolution=32,
+        frames=5,
+        device="cpu",
+    )
     assert len(src) == 5 * len(src.prompt_list)
     whole = src.read(range(10)).images  # two whole videos
     assert whole.shape == (10, 3, 32, 32)
     picked = src.read([7, 2, 9])
     assert torch.allclose(picked.images, whole[[7, 2, 9]], atol=1e-6)  # frames do not depend on the batch
     assert picked.keys[0].endswith("/frame2") and picked.captions[0] == src.prompt_list[1]
-    wrong = TeacherSource("wan", {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
-                          prompts=prompts, steps=1, resolution=32, frames=3,
-                          device="cpu")
+    wrong = TeacherSource(
+        "wan",
+        {"variant": "tiny", "height": 32, "width": 32, "num_frames": 5, "ctx_len": 16},
+        prompts=prompts,
+        steps=1,
+        resolution=32,
+        frames=3,
+        device="cpu",
+    )
     with pytest.raises(RecipeError, match="set frames: 5"):
         wrong.read([0])

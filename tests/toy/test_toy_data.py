@@ -64,8 +64,10 @@ def test_reads_are_deterministic():
     assert torch.equal(a.read(range(10)).images, b.read(range(10)).images)
 
 
-@pytest.mark.parametrize("kwargs, word", [({"split": "test"}, "split"), ({"val_fraction": 1.5}, "val_fraction"),
-                                          ({"resolution": 4}, "resolution")])
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [({"split": "test"}, "split"), ({"val_fraction": 1.5}, "val_fraction"), ({"resolution": 4}, "resolution")],
+)
 def test_bad_arguments_name_problem_and_fix(kwargs, word):
     with pytest.raises(RecipeError) as err:
         DigitsSource(**kwargs)

@@ -33,7 +33,7 @@ def test_seeded_init_is_deterministic_and_leaves_global_rng_alone():
     before = torch.random.get_rng_state()
     a, b, c = DigitsMLPGenerator(seed=0), DigitsMLPGenerator(seed=0), DigitsMLPGenerator(seed=1)
     assert torch.equal(torch.random.get_rng_state(), before)
-    for pa, pb in zip(a.module.parameters(), b.module.parameters()):
+    for pa, pb in zip(a.module.parameters(), b.module.parameters(), strict=True):
         assert torch.equal(pa, pb)
     assert not torch.equal(next(a.module.parameters()), next(c.module.parameters()))
     assert torch.equal(a.sample(8, seed=3), b.sample(8, seed=3))

@@ -17,8 +17,10 @@ RECIPE = ROOT / "recipes" / "digits-cpu.yaml"
 
 
 def test_hooks_module_imports_nothing_heavy():
-    code = ("import sys, rdm_toy.hooks; heavy = [m for m in ('torch', 'sklearn', 'timm') if m in sys.modules]; "
-            "print(','.join(heavy))")
+    code = (
+        "import sys, rdm_toy.hooks; heavy = [m for m in ('torch', 'sklearn', 'timm') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 
@@ -95,7 +97,12 @@ def test_recipe_uses_the_prototype_tuned_settings():
 
     r = load_recipe(RECIPE)
     assert (r.train.steps, r.train.rollout, r.train.lr, r.train.schedule, r.train.min_lr_ratio) == (
-        TUNED.steps, TUNED.rollout, TUNED.lr, TUNED.schedule, TUNED.min_lr_ratio)
+        TUNED.steps,
+        TUNED.rollout,
+        TUNED.lr,
+        TUNED.schedule,
+        TUNED.min_lr_ratio,
+    )
     assert tuple(r.train.betas) == TUNED.betas and r.train.grad_clip == TUNED.grad_clip
     assert (r.distance.landmarks, r.distance.bandwidth_scale) == (TUNED.landmarks, TUNED.bandwidth_scale)
     assert r.distance.kernel == "multiscale" and tuple(plain(r.distance.kernel_args)["scales"]) == TUNED.scales

@@ -8,7 +8,16 @@ import math
 import pytest
 import torch
 
-from rdm_toy.prototype import NystromRef, PrototypeConfig, gaussian, median_bandwidth, projections, run, sliced_w2, sw_ratio
+from rdm_toy.prototype import (
+    NystromRef,
+    PrototypeConfig,
+    gaussian,
+    median_bandwidth,
+    projections,
+    run,
+    sliced_w2,
+    sw_ratio,
+)
 
 
 def _rows(n, d, seed, shift=0.0):
@@ -16,7 +25,10 @@ def _rows(n, d, seed, shift=0.0):
 
 
 def _brute_k(a, b, s):
-    return [[math.exp(-sum((x - y) ** 2 for x, y in zip(r, q)) / (2 * s * s)) for q in b.tolist()] for r in a.tolist()]
+    return [
+        [math.exp(-sum((x - y) ** 2 for x, y in zip(r, q, strict=True)) / (2 * s * s)) for q in b.tolist()]
+        for r in a.tolist()
+    ]
 
 
 def test_gaussian_gram_matches_brute_force():
@@ -27,7 +39,9 @@ def test_gaussian_gram_matches_brute_force():
 def test_median_bandwidth_matches_brute_force():
     x = _rows(30, 4, 2)
     pairs = sorted(float(((x[i] - x[j]) ** 2).sum()) for i, j in itertools.combinations(range(30), 2))
-    med = torch.tensor(pairs, dtype=torch.float64).median().item()  # torch's median of an even count is the lower middle
+    med = (
+        torch.tensor(pairs, dtype=torch.float64).median().item()
+    )  # torch's median of an even count is the lower middle
     assert abs(median_bandwidth(x, scale=0.5, subsample=30) - 0.5 * math.sqrt(med)) < 1e-9
 
 
@@ -49,18 +63,25 @@ def test_sliced_w2_matches_brute_force_and_ratio_of_val_is_one():
     x, y = _rows(12, 3, 5), _rows(12, 3, 6, shift=1.0)
     theta = projections(3, count=7, seed=0)
     total = 0.0
-    for l in range(7):
-        px = sorted((x @ theta[:, l]).tolist())
-        py = sorted((y @ theta[:, l]).tolist())
-        total += sum((a - b) ** 2 for a, b in zip(px, py)) / 12
+    for j in range(7):
+        px = sorted((x @ theta[:, j]).tolist())
+        py = sorted((y @ theta[:, j]).tolist())
+        total += sum((a - b) ** 2 for a, b in zip(px, py, strict=True)) / 12
     assert abs(sliced_w2(x, y, theta) - math.sqrt(total / 7)) < 1e-12
     assert torch.allclose(theta.norm(dim=0), torch.ones(7, dtype=torch.float64))
     assert sw_ratio(y, x, y) == pytest.approx(1.0)
 
 
 def test_short_full_batch_run_lowers_the_loss_and_the_sw_ratio(tmp_path):
-    cfg = PrototypeConfig(steps=12, rollout=256, lr=1e-2, landmarks=64, eval_samples=300,
-                          train_encoders=["digits_ae", "digits_pixels"], held_out=["digits_pca"])
+    cfg = PrototypeConfig(
+        steps=12,
+        rollout=256,
+        lr=1e-2,
+        landmarks=64,
+        eval_samples=300,
+        train_encoders=["digits_ae", "digits_pixels"],
+        held_out=["digits_pca"],
+    )
     res = run(cfg, out_dir=str(tmp_path), log=lambda *_: None)
     first, last = res["history"][0], res["history"][-1]
     for name in cfg.train_encoders:

@@ -8,7 +8,6 @@ from pathlib import Path
 from rdm_core.artifacts import fingerprint_file
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import ImageBatch
-
 from rdm_references.images import IMAGE_SUFFIXES, list_images, load_images, stat_token
 
 
@@ -28,14 +27,18 @@ class FolderSource:
     def __init__(self, root: str, resolution: int = 256, workers: int = 4) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
-            raise RecipeError(f"image folder {str(self.root)!r} does not exist or is not a directory.",
-                              "point the folder source's `root` at a directory of images")
+            raise RecipeError(
+                f"image folder {str(self.root)!r} does not exist or is not a directory.",
+                "point the folder source's `root` at a directory of images",
+            )
         self.resolution = int(resolution)
         self.workers = int(workers)
         self._paths = list_images(self.root)
         if not self._paths:
-            raise RecipeError(f"image folder {str(self.root)!r} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
-                              "add images to the folder or point `root` elsewhere")
+            raise RecipeError(
+                f"image folder {str(self.root)!r} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
+                "add images to the folder or point `root` elsewhere",
+            )
         self._keys = [p.relative_to(self.root).as_posix() for p in self._paths]
 
     def __len__(self) -> int:

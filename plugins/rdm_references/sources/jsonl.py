@@ -9,7 +9,6 @@ from pathlib import Path
 from rdm_core.artifacts import fingerprint_file, fingerprint_parts
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.interfaces import ImageBatch
-
 from rdm_references.images import load_images, stat_token
 
 
@@ -24,12 +23,20 @@ class JsonlSource:
         workers: decoding threads per batch.
     """
 
-    def __init__(self, path: str, resolution: int = 256, image_key: str = "image",
-                 caption_key: str | None = "caption", workers: int = 4) -> None:
+    def __init__(
+        self,
+        path: str,
+        resolution: int = 256,
+        image_key: str = "image",
+        caption_key: str | None = "caption",
+        workers: int = 4,
+    ) -> None:
         self.file = Path(path).expanduser()
         if not self.file.is_file():
-            raise RecipeError(f"JSONL file {str(self.file)!r} does not exist.",
-                              "point the jsonl source's `path` at a file of {\"image\": ..., \"caption\": ...} rows")
+            raise RecipeError(
+                f"JSONL file {str(self.file)!r} does not exist.",
+                'point the jsonl source\'s `path` at a file of {"image": ..., "caption": ...} rows',
+            )
         self.resolution = int(resolution)
         self.workers = int(workers)
         self._paths: list[Path] = []
@@ -41,18 +48,23 @@ class JsonlSource:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RecipeError(f"{self.file}:{lineno} is not valid JSON ({exc.msg}).",
-                                  "write one JSON object per line") from None
+                raise RecipeError(
+                    f"{self.file}:{lineno} is not valid JSON ({exc.msg}).", "write one JSON object per line"
+                ) from None
             if not isinstance(row, dict) or image_key not in row:
-                raise RecipeError(f"{self.file}:{lineno} has no {image_key!r} field.",
-                                  f"give every row an {image_key!r} path (relative to the JSONL file)")
+                raise RecipeError(
+                    f"{self.file}:{lineno} has no {image_key!r} field.",
+                    f"give every row an {image_key!r} path (relative to the JSONL file)",
+                )
             name = str(row[image_key])
             self._names.append(name)
             self._paths.append((self.file.parent / name).resolve())
             if self._captions is not None:
                 if caption_key not in row:
-                    raise RecipeError(f"{self.file}:{lineno} has no {caption_key!r} field.",
-                                      "give every row a caption, or set caption_key: null")
+                    raise RecipeError(
+                        f"{self.file}:{lineno} has no {caption_key!r} field.",
+                        "give every row a caption, or set caption_key: null",
+                    )
                 self._captions.append(str(row[caption_key]))
         if not self._paths:
             raise RecipeError(f"JSONL file {str(self.file)!r} has no rows.", "add image rows to it")
@@ -77,8 +89,10 @@ class JsonlSource:
         """Hash of the image bytes and the caption (a re-captioned row is a changed row)."""
         p = self._paths[index]
         if not p.is_file():
-            raise ArtifactError(f"{self.file}: row {index} names {p}, which does not exist.",
-                                "restore the image or remove the row from the JSONL file")
+            raise ArtifactError(
+                f"{self.file}: row {index} names {p}, which does not exist.",
+                "restore the image or remove the row from the JSONL file",
+            )
         cap = self._captions[index] if self._captions is not None else ""
         return fingerprint_parts([fingerprint_file(p), cap])
 

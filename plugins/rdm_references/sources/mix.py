@@ -82,11 +82,13 @@ class MixSource:
         if not any(flags):
             return None
         if not all(flags):
-            raise RecipeError("the mix source combines captioned and uncaptioned parts.",
-                              "give every part captions (jsonl/teacher with prompts) or none of them")
+            raise RecipeError(
+                "the mix source combines captioned and uncaptioned parts.",
+                "give every part captions (jsonl/teacher with prompts) or none of them",
+            )
         out: list[str] = [""] * len(indices)
         for j, local, positions in self._groups(indices):
-            for pos, cap in zip(positions, _part_captions(self.parts[j], local)):
+            for pos, cap in zip(positions, _part_captions(self.parts[j], local), strict=True):
                 out[pos] = cap
         return out
 
@@ -105,7 +107,6 @@ class MixSource:
 
     def describe(self) -> dict[str, object]:
         return {"kind": "mix", "n": len(self), "parts": [getattr(p, "describe", lambda: {})() for p in self.parts]}
-
 
 
 def _part_captions(part: Any, rows: Sequence[int]) -> list[str] | None:

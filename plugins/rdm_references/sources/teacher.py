@@ -17,9 +17,8 @@ from typing import Any
 from rdm_core.artifacts import fingerprint_parts
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import Conditions, ImageBatch, as_image_batch
-
-from rdm_references.images import resize_center
 from rdm_core.prompts import read_prompts
+from rdm_references.images import resize_center
 
 SEED_STRIDE = 1_000_003
 
@@ -52,10 +51,23 @@ class TeacherSource:
             see frames), rows ``r * frames ... r * frames + frames - 1`` come from render ``r``.
     """
 
-    def __init__(self, generator: str, generator_args: dict[str, Any] | None = None, weights: str | None = None,
-                 weights_format: str = "auto", prompts: str | None = None, repeats: int = 1,
-                 count: int | None = None, steps: int = 4, seed: int = 0, resolution: int | None = None,
-                 batch_size: int = 8, device: str = "auto", cache_dir: str | None = None, frames: int = 1) -> None:
+    def __init__(
+        self,
+        generator: str,
+        generator_args: dict[str, Any] | None = None,
+        weights: str | None = None,
+        weights_format: str = "auto",
+        prompts: str | None = None,
+        repeats: int = 1,
+        count: int | None = None,
+        steps: int = 4,
+        seed: int = 0,
+        resolution: int | None = None,
+        batch_size: int = 8,
+        device: str = "auto",
+        cache_dir: str | None = None,
+        frames: int = 1,
+    ) -> None:
         if steps < 1:
             raise RecipeError(f"teacher steps must be >= 1, got {steps}.", "use e.g. steps: 4")
         if repeats < 1:
@@ -74,16 +86,24 @@ class TeacherSource:
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir else None
         if self.prompt_list is None:
             if not count or count < 1:
-                raise RecipeError("the teacher source needs `prompts` or a positive `count`.",
-                                  "set prompts: <file> for text-to-image teachers, or count: N otherwise")
+                raise RecipeError(
+                    "the teacher source needs `prompts` or a positive `count`.",
+                    "set prompts: <file> for text-to-image teachers, or count: N otherwise",
+                )
             renders = int(count)
         else:
             renders = len(self.prompt_list) * self.repeats
         self._n = renders * self.frames
         self._gen: Any = None
-        self._identity = fingerprint_parts([
-            generator, json.dumps(self.generator_args, sort_keys=True, default=str), _weights_token(weights),
-            str(self.steps), str(resolution)])
+        self._identity = fingerprint_parts(
+            [
+                generator,
+                json.dumps(self.generator_args, sort_keys=True, default=str),
+                _weights_token(weights),
+                str(self.steps),
+                str(resolution),
+            ]
+        )
 
     # -- ImageSource -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -121,7 +141,7 @@ class TeacherSource:
         if self.cache_dir is not None:
             images = self._read_cached(rows)
         else:
-            out = [self.render(rows[s:s + self.batch_size]) for s in range(0, len(rows), self.batch_size)]
+            out = [self.render(rows[s : s + self.batch_size]) for s in range(0, len(rows), self.batch_size)]
             images = torch.cat(out) if out else torch.empty(0, 3, self.resolution or 1, self.resolution or 1)
         return ImageBatch(images=images, keys=[self.key(i) for i in rows], captions=self.captions(rows))
 
@@ -139,8 +159,8 @@ class TeacherSource:
 
         missing = [r for r in rows if not self.cache_path(r).is_file()]
         for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start:start + self.batch_size]
-            for row, image in zip(chunk, self.render(chunk)):
+            chunk = missing[start : start + self.batch_size]
+            for row, image in zip(chunk, self.render(chunk), strict=True):
                 save_png(image, self.cache_path(row))
         return torch.stack([read_png(self.cache_path(r)) for r in rows])
 
@@ -159,8 +179,10 @@ class TeacherSource:
 
             gen = registry("generators").create(self.generator_name, **self.generator_args)
             if not hasattr(gen, "teacher_sample"):
-                raise RecipeError(f"generator {self.generator_name!r} has no teacher_sample(); it cannot render references.",
-                                  "use a generator plugin that implements TeacherSampler, or build from a folder/jsonl")
+                raise RecipeError(
+                    f"generator {self.generator_name!r} has no teacher_sample(); it cannot render references.",
+                    "use a generator plugin that implements TeacherSampler, or build from a folder/jsonl",
+                )
             if self.weights:
                 gen.load_weights(self.weights, format=self.weights_format)
             module = gen.trainable_module()
@@ -174,8 +196,10 @@ class TeacherSource:
 
         if self.prompt_list is not None:
             if not hasattr(gen, "conditions_from_prompts"):
-                raise RecipeError(f"generator {self.generator_name!r} cannot be conditioned on prompts.",
-                                  "drop `prompts` and set `count`, or use a text-to-image generator")
+                raise RecipeError(
+                    f"generator {self.generator_name!r} cannot be conditioned on prompts.",
+                    "drop `prompts` and set `count`, or use a text-to-image generator",
+                )
             cond = gen.conditions_from_prompts(self.captions(rows))
             cond.caption_ids = torch.tensor([self.prompt_index(r) for r in rows], dtype=torch.long)
             return cond
@@ -195,8 +219,10 @@ class TeacherSource:
         frames = self._render_frames(firsts)
         if frames.shape[0] != len(firsts) * self.frames:
             got = frames.shape[0] // max(1, len(firsts))
-            raise RecipeError(f"the teacher renders {got} frame(s) per sample, the source expects {self.frames}.",
-                              f"set frames: {got} in the teacher source")
+            raise RecipeError(
+                f"the teacher renders {got} frame(s) per sample, the source expects {self.frames}.",
+                f"set frames: {got} in the teacher source",
+            )
         slot = {first: i for i, first in enumerate(firsts)}
         return frames[[slot[self.render_of(r) * self.frames] * self.frames + r % self.frames for r in rows]]
 
@@ -206,7 +232,9 @@ class TeacherSource:
 
         gen = self.generator()
         shape = tuple(gen.noise_shape())
-        noise = torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(self.seed_of(r))) for r in rows])
+        noise = torch.stack(
+            [torch.randn(shape, generator=torch.Generator().manual_seed(self.seed_of(r))) for r in rows]
+        )
         device = self._device()
         cond = self._conditions(gen, rows).to(device)
         with torch.no_grad():
@@ -217,8 +245,15 @@ class TeacherSource:
         return images
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "teacher", "generator": self.generator_name, "steps": self.steps, "seed": self.seed,
-                "repeats": self.repeats, "n": len(self), "seed_rule": "seed*1_000_003+row"}
+        return {
+            "kind": "teacher",
+            "generator": self.generator_name,
+            "steps": self.steps,
+            "seed": self.seed,
+            "repeats": self.repeats,
+            "n": len(self),
+            "seed_rule": "seed*1_000_003+row",
+        }
 
 
 def _weights_token(path: str | None) -> str:
@@ -245,8 +280,10 @@ def _cat_conditions(parts: list[Conditions]) -> Conditions:
             return torch.cat(values)
         if isinstance(v0, tuple):
             return tuple(cat([v[i] for v in values]) for i in range(len(v0)))
-        raise RecipeError(f"cannot batch generator conditions of type {type(first).__name__}.",
-                          "make sample_conditions return tensors (or tuples of tensors)")
+        raise RecipeError(
+            f"cannot batch generator conditions of type {type(first).__name__}.",
+            "make sample_conditions return tensors (or tuples of tensors)",
+        )
 
     inputs = cat([p.inputs for p in parts])
     ids = [p.caption_ids for p in parts]

@@ -22,5 +22,9 @@ SPEC = EncoderSpec(
 
 @hookimpl
 def rdm_register_encoders(registry):
-    registry.add("color_stats", "rdm_example_encoder.encoder:build", spec=SPEC,
-                 help="colour statistics at four scales (example plugin)")
+    registry.add(
+        "color_stats",
+        "rdm_example_encoder.encoder:build",
+        spec=SPEC,
+        help="colour statistics at four scales (example plugin)",
+    )
