@@ -103,15 +103,28 @@ class EncoderSpec:
 
 @runtime_checkable
 class Encoder(Protocol):
-    """A frozen encoder: ``[0,1]`` NCHW images at any size -> ``(B, dim)`` float32 features.
+    """A frozen encoder: ``[0,1]`` RGB images at any size -> one feature vector per image.
 
-    Implementations are ``nn.Module``s with frozen parameters; ``forward`` is differentiable with
-    respect to the images (never wrapped in ``no_grad``) and applies the spec's precision policy.
+    Implementations are ``nn.Module``s (the battery moves them with ``.to`` and may cast bf16
+    encoders' weights) whose parameters are frozen (``requires_grad=False``).
     """
 
     spec: EncoderSpec
 
-    def __call__(self, images: Tensor) -> Tensor: ...
+    def __call__(self, images: Tensor) -> Tensor:
+        """Features of ``images``.
+
+        Args:
+            images: ``(B, 3, H, W)`` in ``[0, 1]``, any ``H, W``, float32 or the caller's
+                autocast dtype, on the encoder's device. Resize and normalisation happen inside
+                (``spec.preprocessing``), differentiably.
+
+        Returns:
+            ``(B, spec.dim)`` float32 features on the same device. Differentiable with respect
+            to ``images`` (never wrapped in ``no_grad``: gradients must reach the generator);
+            the spec's precision policy (bf16 autocast or fp32) is applied inside.
+        """
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,19 +157,35 @@ class ReferenceSet(Protocol):
     features (for MMD: exact within-batch repulsion - 2 x attraction + ``k_rr``).
     """
 
+    #: the registry name of the reference kind (``nystrom``, ``exact``, ...), stored in the header
     kind: str
+    #: JSON-ready build record (encoder, kernel, bandwidth, sizes, seed, source fingerprint)
     header: dict[str, Any]
 
     @property
-    def dim(self) -> int: ...
-
-    def distance(self, features: Tensor) -> Tensor:
-        """Raw scalar distance between generated ``features`` (N, dim) and the reference."""
+    def dim(self) -> int:
+        """Feature dimension the reference was built for."""
         ...
 
-    def to(self, device: torch.device | str) -> ReferenceSet: ...
+    def distance(self, features: Tensor) -> Tensor:
+        """Raw distance of generated features to the reference.
 
-    def save(self, path: str) -> None: ...
+        Args:
+            features: ``(N, dim)`` float32 features of the whole generated batch, on the
+                reference's device (the trainer passes the all-gathered global batch).
+
+        Returns:
+            A 0-dim float tensor, differentiable with respect to ``features``.
+        """
+        ...
+
+    def to(self, device: torch.device | str) -> ReferenceSet:
+        """Move the reference's tensors to ``device``; returns self."""
+        ...
+
+    def save(self, path: str) -> None:
+        """Write the reference (safetensors + JSON header) atomically."""
+        ...
 
 
 # --------------------------------------------------------------------------------------------
@@ -166,12 +195,17 @@ class ReferenceSet(Protocol):
 
 @dataclass
 class Conditions:
-    """What a generator is conditioned on for one batch; opaque to the trainer.
+    """What a generator is conditioned on for one batch of ``B`` samples; opaque to the trainer.
 
-    ``inputs`` is whatever the generator's ``generate`` consumes (a context tensor, a tuple, class
-    ids, or ``None`` for unconditional models). ``caption_ids`` index the prompt pool (rows of
-    the text-feature table for the joint image-text feature); ``captions`` are the texts when
-    known.
+    Attributes:
+        inputs: whatever the generator's ``generate`` consumes, with ``B`` rows: a context tensor
+            ``(B, L, D)``, a tuple of tensors (FLUX.1: T5 context and CLIP pooled vector), class
+            ids ``(B,)`` int64, or ``None`` for unconditional models.
+        caption_ids: ``(B,)`` int64 rows of the generator's prompt table (``sample_conditions``
+            only). The joint image-text feature looks up the caption's text feature with them, so
+            they index the same prompts file the text table was built from. ``None`` when the
+            conditions come from no table (unconditional, or ``conditions_from_prompts``).
+        captions: the ``B`` caption texts when known (PickScore, sample grids), else ``None``.
     """
 
     inputs: Any = None
@@ -179,11 +213,16 @@ class Conditions:
     captions: list[str] | None = None
 
     def to(self, device: torch.device | str) -> Conditions:
+        """The same conditions with every tensor (also inside tuples, lists, dicts) on ``device``."""
+        import torch
+
         def move(x: Any) -> Any:
-            if hasattr(x, "to"):
+            if isinstance(x, torch.Tensor):
                 return x.to(device)
-            if isinstance(x, tuple):
-                return tuple(move(v) for v in x)
+            if isinstance(x, (tuple, list)):
+                return type(x)(move(v) for v in x)
+            if isinstance(x, dict):
+                return {k: move(v) for k, v in x.items()}
             return x
 
         ids = self.caption_ids.to(device) if self.caption_ids is not None else None
@@ -192,38 +231,81 @@ class Conditions:
 
 @runtime_checkable
 class Generator(Protocol):
-    """A one-step generator: noise (+ conditions) -> ``[0,1]`` images, differentiably.
+    """A one-step generator: standard-normal noise (+ conditions) -> images in ``[0, 1]``.
 
-    Video generators return ``(B, 3, F, H, W)``; :func:`as_image_batch` flattens frames for
-    image encoders.
+    The trainer, ``rdm generate``, ``rdm eval`` and reference renders use only these methods;
+    anything more (prompt encoding, a multi-step teacher, checkpointing, sizes for ``rdm plan``)
+    is an optional capability of :mod:`rdm_core.capabilities`.
+
+    Devices: ``build_generator`` moves :meth:`trainable_module` to the run's device and nothing
+    else, so frozen parts (a VAE, text encoders) must follow the trainable module's device (and
+    float64 dtype, for exactness runs) by themselves, e.g. on the first ``generate`` call.
+
+    Precision: parameters of the trainable module stay float32 master weights (float64 in
+    exactness runs). Under ``train.precision: bf16`` the caller wraps ``generate`` in bf16
+    autocast; a generator may also force its own autocast (the diffusers generators'
+    ``precision`` argument).
     """
 
     def noise_shape(self) -> tuple[int, ...]:
-        """Per-sample noise shape; noise is standard normal."""
+        """Per-sample noise shape (no batch axis).
+
+        Callers draw ``torch.randn((B, *noise_shape()))`` on the run's device, float32 (float64
+        in exactness runs), and pass it to :meth:`generate` unchanged.
+        """
         ...
 
     def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:
-        """Draw ``n`` training conditions with a dedicated generator (seed + rank)."""
+        """Draw ``n`` training conditions, using ``rng`` as the only source of randomness.
+
+        ``rng`` is a dedicated ``torch.Generator`` (seeded from the run seed and rank by the
+        trainer; CPU, or the render device in evaluation); the same ``rng`` state must give the
+        same conditions. The result may live on any device: callers ``.to(device)`` it. An
+        unconditional generator returns ``Conditions(inputs=None)``.
+        """
         ...
 
     def generate(self, noise: Tensor, conditions: Conditions) -> Tensor:
-        """Differentiable one-step sample in ``[0,1]``."""
+        """Differentiable one-step sample.
+
+        Args:
+            noise: ``(B, *noise_shape())`` standard normal, on the trainable module's device.
+            conditions: ``B`` rows, already on that device.
+
+        Returns:
+            ``(B, 3, H, W)`` images, or ``(B, 3, F, H, W)`` video, RGB in ``[0, 1]``, on the
+            noise's device. Floating point: float32 (float64 for a float64 module), or the
+            caller's autocast dtype when the last operation ran under it (consumers that need
+            float32 call ``.float()``; encoders accept either). Differentiable with respect
+            to the trainable module's parameters: never wrap the forward in ``no_grad``. A pure
+            function of ``noise``, ``conditions``, the parameters and torch's global RNG state:
+            GradCache replays every chunk from the same inputs and RNG state and needs the same
+            output.
+        """
         ...
 
     def trainable_module(self) -> nn.Module:
-        """The module whose parameters are trained (optimizer, FSDP, checkpoints)."""
+        """The module whose parameters are trained.
+
+        The trainer hands its parameters to the optimizer, shards it with FSDP, switches it
+        between ``train()`` and ``eval()`` and saves/loads its ``state_dict`` in run checkpoints.
+        Frozen parts must not be trainable parameters of it (``requires_grad=False`` or kept
+        outside).
+        """
         ...
 
-    def load_weights(self, path: str, format: str = "auto") -> None: ...
+    def load_weights(self, path: str, format: str = "auto") -> None:
+        """Load third-party or released weights into the trainable module, strictly.
 
-    def save_weights(self, path: str, format: str = "rdm") -> None: ...
+        ``format`` is generator-specific (``auto`` detects it from the file). A file that does
+        not match raises :class:`~rdm_core.errors.ArtifactError`; a missing one
+        :class:`~rdm_core.errors.WeightsNotFoundError`.
+        """
+        ...
 
-
-@runtime_checkable
-class TeacherSampler(Protocol):
-    """Optional generator capability: multi-step sampling without gradients (reference renders)."""
-
-    def teacher_sample(self, noise: Tensor, conditions: Conditions, steps: int) -> Tensor: ...
+    def save_weights(self, path: str, format: str = "rdm") -> None:
+        """Write the trainable module's weights (safetensors, atomically) in ``format``."""
+        ...
 
 
 def as_image_batch(x: Tensor) -> Tensor:
@@ -254,17 +336,28 @@ class ImageBatch:
 class ImageSource(Protocol):
     """A deterministic, indexable collection of images (folder, JSONL, teacher renders, digits).
 
-    ``key(i)`` identifies item ``i`` stably (a relative path, a row id); ``fingerprint(i)``
-    changes when the item's content changes (used by manifests to detect edits).
+    Optional capabilities (:mod:`rdm_core.capabilities`): ``captions`` without decoding
+    (:class:`~rdm_core.capabilities.CaptionedSource`), a cheap change token
+    (:class:`~rdm_core.capabilities.StatTokenSource`), a manifest description
+    (:class:`~rdm_core.capabilities.DescribedSource`).
     """
 
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """Number of items; indices are ``0 .. len - 1``."""
+        ...
 
-    def key(self, index: int) -> str: ...
+    def key(self, index: int) -> str:
+        """A stable identity of item ``index`` (a relative path, a row id), unique in the source."""
+        ...
 
-    def fingerprint(self, index: int) -> str: ...
+    def fingerprint(self, index: int) -> str:
+        """Changes whenever item ``index``'s content changes (manifests detect edits with it)."""
+        ...
 
-    def read(self, indices: Sequence[int]) -> ImageBatch: ...
+    def read(self, indices: Sequence[int]) -> ImageBatch:
+        """Items ``indices`` in order: ``(len(indices), 3, R, R)`` float32 images in ``[0, 1]``
+        on the CPU, their keys, and their captions (``None`` when the source has none)."""
+        ...
 
 
 @runtime_checkable
@@ -283,7 +376,9 @@ class PromptSource(Protocol):
 class Trainer(Protocol):
     """Runs an assembled recipe; owns the run directory, checkpoints and resume."""
 
-    def run(self, *, resume: bool = False) -> dict[str, Any]: ...
+    def run(self, *, resume: bool = False) -> dict[str, Any]:
+        """Train to the recipe's end; returns a JSON-ready summary (``run_dir``, ``step``, ...)."""
+        ...
 
 
 @dataclass
@@ -302,7 +397,9 @@ class Metric(Protocol):
 
     name: str
 
-    def evaluate(self, **inputs: Any) -> MetricResult: ...
+    def evaluate(self, **inputs: Any) -> MetricResult:
+        """Compute the metric from named inputs (features, renders, ...) chosen by the metric."""
+        ...
 
 
 def iter_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
@@ -311,3 +408,7 @@ def iter_chunks(n: int, size: int) -> Iterator[tuple[int, int]]:
         raise ValueError(f"chunk size must be positive, got {size}")
     for start in range(0, n, size):
         yield start, min(start + size, n)
+
+
+# The optional capabilities have their own module; they can be imported from here too.
+from rdm_core.capabilities import *  # noqa: E402, F403
