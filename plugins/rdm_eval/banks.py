@@ -25,7 +25,9 @@ BANK_SPLITS = ("train", "val")
 
 
 def bank_path(ref_dir: str | os.PathLike[str], encoder: str, split: str) -> Path:
-    """``<ref_dir>/eval/<encoder>_<split>.safetensors``."""
+    """``<ref_dir>/eval/<encoder>_<split>.safetensors`` (split ``rff``: the stored RFF map)."""
+    if split == "rff":
+        return Path(ref_dir) / "eval" / f"{encoder}_rff.safetensors"
     if split not in BANK_SPLITS:
         raise ValueError(f"split must be one of {BANK_SPLITS}, got {split!r}")
     return Path(ref_dir) / "eval" / f"{encoder}_{split}.safetensors"
@@ -39,6 +41,8 @@ class EvalBank:
     train: Tensor
     val: Tensor
     meta: dict[str, Any] = field(default_factory=dict)
+    #: a stored RFF map ``{"W", "b", "mu_r"}`` (+ ``meta["rff"]``) for MMD_r14, e.g. an imported one
+    rff: dict[str, Tensor] | None = None
 
     @property
     def dim(self) -> int:
@@ -81,7 +85,31 @@ def load_bank(ref_dir: str | os.PathLike[str], encoder: str) -> EvalBank:
             f"eval banks of {encoder!r} disagree: train dim {train.shape[1]}, val dim {val.shape[1]}.",
             "rebuild both banks with the same encoder variant (`rdm reference build RECIPE`)",
         )
-    return EvalBank(encoder, train, val, {"train": meta_t, "val": meta_v})
+    bank = EvalBank(encoder, train, val, {"train": meta_t, "val": meta_v})
+    rff_file = bank_path(ref_dir, encoder, "rff")
+    if rff_file.exists():
+        bank.rff, bank.meta["rff"] = _read_rff(rff_file, encoder, train.shape[1])
+    return bank
+
+
+def _read_rff(path: Path, encoder: str, dim: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """A stored RFF map (``rdm reference import`` of an authors' bank): ``W`` (d, D), ``b``, ``mu_r`` (D,)."""
+    tensors, meta = load_tensors(path)
+    missing = [k for k in ("W", "b", "mu_r") if k not in tensors]
+    if missing or meta.get("sigma") is None:
+        raise ArtifactError(
+            f"{path} is not an RFF bank (missing {', '.join(missing) or 'sigma'}).",
+            "re-import it with `rdm reference import`, or delete it to draw the map from the train bank",
+        )
+    w, b, mu = tensors["W"], tensors["b"], tensors["mu_r"]
+    if w.dim() != 2 or w.shape[0] != dim or b.shape != (w.shape[1],) or mu.shape != (w.shape[1],):
+        raise ShapeError(
+            f"{path}: W {tuple(w.shape)}, b {tuple(b.shape)}, mu_r {tuple(mu.shape)} do not fit features of dim {dim}.",
+            "the RFF bank belongs to another encoder or variant; re-import the right one",
+        )
+    if meta.get("encoder") not in (None, encoder):
+        raise ArtifactError(f"{path} holds the RFF bank of {meta.get('encoder')!r}, not {encoder!r}.", "fix the file")
+    return {"W": w.float(), "b": b.float(), "mu_r": mu.float()}, meta
 
 
 def load_banks(ref_dir: str | os.PathLike[str], encoders: list[str]) -> dict[str, EvalBank]:

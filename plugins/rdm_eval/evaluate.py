@@ -63,7 +63,7 @@ def real_val_split(banks: dict[str, EvalBank], seed: int) -> tuple[dict[str, Ten
         perm = torch.randperm(bank.val.shape[0], generator=torch.Generator().manual_seed(seed))
         half = bank.val.shape[0] // 2
         generated[enc] = bank.val[perm[:half]]
-        floors[enc] = EvalBank(enc, bank.train, bank.val[perm[half:]], bank.meta)
+        floors[enc] = EvalBank(enc, bank.train, bank.val[perm[half:]], bank.meta, bank.rff)
     return generated, floors
 
 

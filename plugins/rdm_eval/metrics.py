@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.errors import ArtifactError
+from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.interfaces import MetricResult
 from rdm_eval.sliced import NUM_PROJECTIONS, PROJECTION_CHUNK, PROJECTION_SEED, mean_ratio, safe_ratio
 
@@ -111,6 +111,10 @@ class RffMmdRatio:
         n: cap on the common N of gen and val (the paper used 50000 generated samples).
         device: where each encoder's sets are moved (``None``: where the train bank is). The RFF
             draw itself is on the CPU, so values do not depend on the device.
+        mean_rows: ``random`` (seeded subsample) or ``first`` (the first ``mean_subsample`` train
+            rows: the authors' rule, for reproducing their numbers).
+        stored: ``auto`` uses a bank's stored RFF map (``eval/<encoder>_rff.safetensors``, e.g. an
+            imported authors' bank) when it has one, ``never`` always draws from the train bank.
     """
 
     name = "mmd_r14"
@@ -123,34 +127,56 @@ class RffMmdRatio:
         sigma_subsample: int = 4096,
         n: int | None = None,
         device: str | None = None,
+        mean_rows: str = "random",
+        stored: str = "auto",
     ) -> None:
+        from rdm_eval.rff import MEAN_ROWS
+
+        if mean_rows not in MEAN_ROWS or stored not in ("auto", "never"):
+            raise RecipeError(
+                f"mmd_r14: mean_rows={mean_rows!r}, stored={stored!r}.",
+                "use mean_rows: random|first and stored: auto|never",
+            )
         self.features, self.seed = features, seed
         self.mean_subsample, self.sigma_subsample, self.n = mean_subsample, sigma_subsample, n
-        self.device = device
+        self.device, self.mean_rows, self.stored = device, mean_rows, stored
 
     def evaluate(
         self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
     ) -> MetricResult:
         """Score ``generated`` features against each encoder's (train, val) banks."""
-        from rdm_eval.rff import mmd_rff_ratios
+        from rdm_eval.rff import RffBank, mmd_rff_ratios
 
         ratios: dict[str, float] = {}
-        details: dict[str, dict[str, float]] = {}
+        details: dict[str, dict[str, Any]] = {}
         for enc in _check_inputs(self.name, generated, banks):
             bank = banks[enc]
             dev = self.device or bank.train.device
-            out = mmd_rff_ratios(
+            stored = None
+            if bank.rff is not None and self.stored == "auto":
+                meta = bank.meta.get("rff") or {}
+                stored = RffBank.from_stored(bank.rff, float(meta["sigma"]), meta.get("mean_n"), device=dev)
+            out: dict[str, Any] = mmd_rff_ratios(
                 generated[enc].to(dev),
                 bank.val.to(dev),
                 bank.train.to(dev),
                 n=self.n,
+                bank=stored,
                 features=self.features,
                 seed=self.seed,
                 mean_subsample=self.mean_subsample,
                 sigma_subsample=self.sigma_subsample,
+                mean_rows=self.mean_rows,
             )
+            out["rff_map"] = "stored" if stored is not None else "drawn"
             ratios[enc] = out["ratio"]
             details[enc] = out
         extra = _summary(self.name, ratios, held_out)
-        extra.update(details=details, features=self.features, seed=self.seed, mean_subsample=self.mean_subsample)
+        extra.update(
+            details=details,
+            features=self.features,
+            seed=self.seed,
+            mean_subsample=self.mean_subsample,
+            mean_rows=self.mean_rows,
+        )
         return MetricResult(self.name, mean_ratio(ratios), ratios, extra)

@@ -8,8 +8,9 @@ Per encoder::
 
 The RFF draw uses its own seed (99999), independent of anything used in training. sigma is the
 median pairwise distance of a SEEDED random train subsample, and mu_r averages a seeded random
-train subsample, not the first rows (the reference release's first-rows mean covered only the
-first ~39 ImageNet classes; "Deliberate differences" 3-4).
+train subsample. The authors averaged the FIRST 50,000 train rows instead (with class-sorted
+paths, the first ~39 ImageNet classes); ``mean_rows="first"`` reproduces that rule for parity,
+and a stored (imported) map and mu_r replace the draw altogether.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ RFF_SEED = 99999
 MEAN_SUBSAMPLE = 50000
 SIGMA_SUBSAMPLE = 4096
 SCALE = 1000.0
+MEAN_ROWS = ("random", "first")
 
 
 def seeded_subsample(x: Tensor, k: int, seed: int) -> Tensor:
@@ -125,25 +127,43 @@ class RffBank:
         mean_subsample: int = MEAN_SUBSAMPLE,
         sigma_subsample: int = SIGMA_SUBSAMPLE,
         sigma: float | None = None,
+        mean_rows: str = "random",
     ) -> RffBank:
-        """Fit sigma (unless given), draw the map and average a seeded random train subsample.
+        """Fit sigma (unless given), draw the map and average ``mean_subsample`` train rows.
 
         The sigma and mean subsamples use ``seed + 1`` and ``seed + 2`` so that neither equals
-        the RFF draw's stream.
+        the RFF draw's stream. ``mean_rows="first"`` averages the first rows instead of a seeded
+        random subsample (the authors' rule, for reproducing their numbers).
         """
+        if mean_rows not in MEAN_ROWS:
+            raise ShapeError(f"mean_rows must be one of {MEAN_ROWS}, got {mean_rows!r}.", "use 'random' or 'first'")
         s = median_bandwidth(train, subsample=sigma_subsample, seed=seed + 1) if sigma is None else float(sigma)
         rff = RandomFourierFeatures.draw(int(train.shape[1]), s, features=features, seed=seed, device=train.device)
-        sub = seeded_subsample(train, mean_subsample, seed + 2)
+        sub = train[:mean_subsample] if mean_rows == "first" else seeded_subsample(train, mean_subsample, seed + 2)
         return cls(rff, rff.mean_embedding(sub), int(sub.shape[0]))
+
+    @classmethod
+    def from_stored(
+        cls, stored: dict[str, Tensor], sigma: float, mean_rows: int | None = None, device: Any = "cpu"
+    ) -> RffBank:
+        """A bank whose map and ``mu_r`` were saved (an imported authors' bank): nothing is drawn.
+
+        ``mean_rows`` is -1 when the file does not say how many train rows ``mu_r`` averages.
+        """
+        import torch
+
+        rff = RandomFourierFeatures(stored["W"].to(device), stored["b"].to(device), float(sigma))
+        mu_r = stored["mu_r"].to(device=device, dtype=torch.float64)
+        return cls(rff, mu_r, -1 if mean_rows is None else int(mean_rows))
 
 
 def mmd_rff_ratios(
-    gen: Tensor, val: Tensor, train: Tensor, *, n: int | None = None, **bank_args: Any
+    gen: Tensor, val: Tensor, train: Tensor, *, n: int | None = None, bank: RffBank | None = None, **bank_args: Any
 ) -> dict[str, float]:
     """One encoder's ``m(gen)``, ``m(val)`` and ratio, gen and val truncated to a common N.
 
     The biased mean embedding has an offset ~ (1 - E k)/N, so gen and val must share N for the
-    ratio to read ~1 on real data.
+    ratio to read ~1 on real data. ``bank`` (a stored map) replaces the one drawn from ``train``.
     """
     for label, x in (("generated", gen), ("val", val)):
         if x.dim() != 2 or x.shape[1] != train.shape[1]:
@@ -152,7 +172,7 @@ def mmd_rff_ratios(
                 "extract generated and bank features with the same encoder and variant",
             )
     common = min(int(gen.shape[0]), int(val.shape[0]), int(n) if n else 1 << 62)
-    bank = RffBank.from_train(train, **bank_args)
+    bank = bank if bank is not None else RffBank.from_train(train, **bank_args)
     m_gen = mmd_score(bank.rff.mean_embedding(gen[:common]), bank.mu_r)
     m_val = mmd_score(bank.rff.mean_embedding(val[:common]), bank.mu_r)
     ratio = m_gen / m_val if m_val > 0 and math.isfinite(m_gen) else float("nan")

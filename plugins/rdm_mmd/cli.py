@@ -1,8 +1,9 @@
-"""``rdm reference build | info``.
+"""``rdm reference build | import | info``.
 
 ``build --features F.safetensors -o REF.safetensors`` builds one reference set from a feature
 file; ``build RECIPE [--encoders a,b] [--split train|val]`` hands over to the reference pipeline
 (``rdm_references.pipeline:run_build``), which extracts features from images first.
+``import FILES... -o DIR`` converts the paper authors' files (``rdm_import``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def configure(parser: argparse.ArgumentParser):
         metavar="KEY=VALUE",
         help="pipeline mode: override a recipe value (repeatable)",
     )
+    from rdm_import.cli import add_reference_import
+
+    add_reference_import(sub)
     info = sub.add_parser("info", help="show a reference file's header and tensors")
     info.add_argument("path", help="reference .safetensors file")
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -73,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         return run_build(args)
     if args.reference_command == "info":
         return run_info(args)
+    if args.reference_command == "import":
+        from rdm_import.cli import run_reference_import
+
+        return run_reference_import(args)
     args._reference_parser.print_help()
     return 1
 

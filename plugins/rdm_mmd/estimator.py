@@ -282,19 +282,24 @@ def cross_kernel_mean(
 
 @torch.no_grad()
 def kernel_mean_constant(
-    pool: Tensor, kernel: Any, *, subsample: int = 100000, seed: int = 0, block: int = 4096
+    pool: Tensor, kernel: Any, *, subsample: int = 100000, seed: int = 0, block: int = 4096, rows: str = "random"
 ) -> tuple[float, Tensor]:
     """``k_rr = (1/n^2) sum_{j,j'} k(r_j, r_j')`` over a seeded random subsample (no gradient).
 
     Computed blockwise over the upper triangle (``block x block`` tiles), accumulated in fp64.
+    ``rows="first"`` takes the pool's first ``subsample`` rows instead: the authors' rule, kept
+    for reproducing their bundles (with class-sorted pools it sees only the first classes).
 
     Returns:
         ``(k_rr, indices)``: the constant and the subsample row indices used.
     """
     _check_2d(pool, "reference pool")
     n = pool.shape[0]
+    if rows not in ("random", "first"):
+        raise ValueError(f"rows must be 'random' or 'first', got {rows!r}")
     gen = torch.Generator().manual_seed(int(seed))
-    idx = torch.randperm(n, generator=gen)[: min(int(subsample), n)]
+    take = min(int(subsample), n)
+    idx = torch.arange(take) if rows == "first" else torch.randperm(n, generator=gen)[:take]
     r = pool.index_select(0, idx.to(pool.device)).to(compute_dtype(pool))
     m = r.shape[0]
     sq = r.pow(2).sum(1)

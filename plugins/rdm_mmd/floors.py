@@ -75,6 +75,11 @@ def load_floors(path: str | Path, expect_n: int | None = None) -> dict[str, floa
             f"{path} is not an rdm floors file (needs 'n' and 'floors').",
             "recompute floors with `rdm reference build RECIPE --split val`",
         )
+    if expect_n is not None and data["n"] is None:
+        raise ArtifactError(
+            f"{path} does not record the N its floors were computed at.",
+            "re-import the floors with `rdm reference import FILE --floors-n N` (N = their batch size)",
+        )
     if expect_n is not None and int(data["n"]) != int(expect_n):
         raise ArtifactError(
             f"{path} holds floors computed at N={data['n']}, but training uses N={expect_n}.",

@@ -77,6 +77,7 @@ class NystromReference(ReferenceBase):
         fit_subsample: int = 200000,
         kmeans_iters: int = 20,
         krr_subsample: int = 100000,
+        krr_rows: str = "random",
         jitter: float = 1e-6,
         memory_budget: int | None = None,
         **options: Any,
@@ -95,11 +96,15 @@ class NystromReference(ReferenceBase):
             joint: ``{beta, s_txt, d_img, d_txt}`` for joint image-text features.
             fit_subsample, kmeans_iters: k-means fit-set size and Lloyd iterations.
             krr_subsample: rows of the seeded random subsample used for ``k_rr``.
+            krr_rows: ``random`` (seeded subsample) or ``first`` (the pool's first ``krr_subsample``
+                rows, the authors' rule; a parity option, off by default).
             jitter: added to the diagonal of ``K_ZZ`` before the fp64 Cholesky.
             memory_budget: bytes of scratch for the streamed ``mu`` and later distances.
             options: runtime options (``gen_chunk``, ``method``).
         """
         check_features(features)
+        if krr_rows not in ("random", "first"):
+            raise RecipeError(f"krr_rows must be 'random' or 'first', got {krr_rows!r}.", "set distance.args.krr_rows")
         kern = resolve_kernel(
             kernel,
             features,
@@ -125,7 +130,7 @@ class NystromReference(ReferenceBase):
             alpha, _ = _nystrom_alpha(
                 z, features, kern, jitter=jitter, memory_budget=memory_budget, on_chunk=lambda k: bar.advance(task, k)
             )
-        k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed)
+        k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed, rows=krr_rows)
         header = make_header(
             cls.kind,
             features,
@@ -142,6 +147,7 @@ class NystromReference(ReferenceBase):
                 "kmeans_iters": int(kmeans_iters),
                 "fit_n": int(fit.shape[0]),
                 "krr_n": int(min(int(krr_subsample), n)),
+                "krr_rows": krr_rows,
             },
         )
         tensors = {"landmarks": z.float().cpu(), "alpha": alpha.float().cpu()}

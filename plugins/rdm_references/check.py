@@ -193,7 +193,12 @@ def _floor_problems(recipe: Any, stale: list[str]) -> list[str]:
     except ArtifactError as exc:
         return [exc.problem]
     out = []
-    if int(table.get("n", -1)) != n:
+    if table.get("n") is None:
+        out.append(
+            f"floors in {path} do not record the N they were computed at "
+            "(re-import them with `rdm reference import FILE --floors-n N`)"
+        )
+    elif int(table["n"]) != n:
         out.append(f"floors in {path} were computed at N={table.get('n')}, the recipe trains at train.rollout={n}")
     missing = [e for e in recipe.encoders.train if e not in (table.get("floors") or {})]
     if missing:
