@@ -2,7 +2,9 @@
 
 ``rdm context build RECIPE --prompts FILE -o POOL.npy [--batch-size B] [--set k=v]`` loads only the
 generator's text encoder (never the DiT's training state), encodes every prompt at the recipe's
-``ctx_len`` and writes a resumable float16 pool; ``rdm context info POOL`` prints its metadata.
+``ctx_len`` and writes a resumable float16 pool; ``rdm context import RECIPE POOL.npy [--tau T.npy]``
+takes the paper authors' pool and tau table (``rdm_import.context``); ``rdm context info POOL``
+prints its metadata.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ def configure(parser: argparse.ArgumentParser):
         metavar="KEY=VALUE",
         help="override a recipe value (repeatable)",
     )
+    from rdm_import.cli import add_context_import
+
+    add_context_import(sub)
     info = sub.add_parser("info", help="print a pool's metadata")
     info.add_argument("pool", help="pool path (.npy)")
     return run
@@ -44,6 +49,10 @@ def _device(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from rdm_core.console import console, print_json
 
+    if args.context_command == "import":
+        from rdm_import.cli import run_context_import
+
+        return run_context_import(args)
     if args.context_command == "info":
         from rdm_flux2.context_pool import ContextPool
 

@@ -74,3 +74,80 @@ def run_reference_import(args: argparse.Namespace) -> int:
     report(items)
     warn_missing(items)
     return 0
+
+
+def add_context_import(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import the authors' Qwen3 context pool (.npy + _meta.json) and tau table (.npy)",
+        description="Check the authors' context pool and tau table against the recipe (ctx_len, context width, "
+        "rows of the generator's prompt file) and write them where the recipe reads them.",
+    )
+    p.add_argument("recipe", help="recipe file or shipped name (the generator the pool is for)")
+    p.add_argument("pool", nargs="?", help="the authors' context pool .npy (float16 (N, ctx_len, dim))")
+    p.add_argument("--tau", help="the authors' tau table .npy ((N, 1152), row-aligned with the pool)")
+    p.add_argument("--prompts", help="the pool's prompts, one per row (default: generator.args.prompts)")
+    p.add_argument("--pool-out", help="where to put the pool (default: generator.args.context_pool)")
+    p.add_argument("--tau-out", help="where to write the text table (default: joint.text_table)")
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value"
+    )
+
+
+def run_context_import(args: argparse.Namespace) -> int:
+    from rdm_core.console import console, err_console
+    from rdm_core.errors import RecipeError
+    from rdm_core.prompts import read_prompts
+    from rdm_core.recipe.assemble import plain
+    from rdm_core.recipe.load import load_recipe
+    from rdm_import.context import expected_ctx_dim, import_context_pool, import_tau_table
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    gen_args = plain(recipe.generator.args) or {}
+    if not args.pool and not args.tau:
+        raise RecipeError("nothing to import.", "pass the context pool .npy and/or --tau TAU.npy")
+    prompt_file = args.prompts or gen_args.get("prompts")
+    prompts = read_prompts(prompt_file) if prompt_file else None
+    done = []
+    if args.pool:
+        out = args.pool_out or gen_args.get("context_pool")
+        if not out:
+            raise RecipeError(
+                "the recipe has no generator.args.context_pool to put the pool at.",
+                "pass --pool-out POOL.npy (and set generator.args.context_pool to it)",
+            )
+        done.append(
+            (
+                "context pool",
+                import_context_pool(
+                    Path(args.pool),
+                    Path(out),
+                    ctx_len=int(gen_args.get("ctx_len", 48)),
+                    dim=expected_ctx_dim(gen_args),
+                    prompts=prompts,
+                    variant=str(gen_args.get("variant", "full")),
+                ),
+                args.pool,
+            )
+        )
+    if args.tau:
+        out = args.tau_out or recipe.joint.text_table
+        if not out:
+            raise RecipeError("the recipe has no joint.text_table to write to.", "pass --tau-out TABLE.safetensors")
+        done.append(
+            (
+                "tau table",
+                import_tau_table(
+                    Path(args.tau), Path(out), text_encoder=str(recipe.joint.text_encoder), prompts=prompts
+                ),
+                args.tau,
+            )
+        )
+    for what, item, src in done:
+        console.print(f"[green]imported[/] {what}: {item['n']} rows -> {item['path']}", soft_wrap=True)
+        if item["missing"]:
+            err_console.print(
+                f"[yellow]warning[/]: {Path(src).name} does not record {', '.join(item['missing'])}; stored as null",
+                soft_wrap=True,
+            )
+    return 0

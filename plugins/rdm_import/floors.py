@@ -17,8 +17,8 @@ from typing import Any
 from rdm_core import __version__ as rdm_version
 from rdm_core.artifacts import read_json, write_json
 from rdm_core.errors import ArtifactError
+from rdm_core.safe_read import source_record
 from rdm_import.authors import ENCODER_NAMES
-from rdm_import.safe_read import source_record
 
 FLOOR_KINDS = ("floors", "mmd_floors")
 MMD_FLOORS_FILE = Path("eval") / "mmd_r14_floors.json"

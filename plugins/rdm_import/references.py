@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rdm_core.errors import ArtifactError, RecipeError
+from rdm_core.safe_read import read_torch_file, source_record
 from rdm_import import kinds
 from rdm_import.authors import KINDS, detect_kind, encoder_from_name, split_from_name
 from rdm_import.floors import FLOOR_KINDS, floor_kind, import_floor_tables
-from rdm_import.safe_read import read_torch_file, source_record
 
 IMPORT_KINDS = ("auto", *KINDS, *FLOOR_KINDS)
 
