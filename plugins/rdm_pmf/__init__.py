@@ -1,0 +1,1 @@
+"""rdm_pmf: the class-conditional pixel MeanFlow (pMF) one-step generator for ImageNet."""
