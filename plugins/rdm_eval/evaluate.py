@@ -167,10 +167,21 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
     return torch.cat(scores)
 
 
+def load_baseline(recipe: Any, generator: Generator, path: str) -> None:
+    """Weights of the PickScore baseline: the recipe's base weights (``generator.weights``, read in
+    ``generator.weights_format``, e.g. a public ``.pth``) or an rdm checkpoint/run directory."""
+    from rdm_core.checkpoints import load_model_weights
+
+    section = recipe.generator
+    if section.weights and str(section.weights) == path:
+        generator.load_weights(path, format=str(section.weights_format))
+    else:
+        load_model_weights(path, generator.trainable_module())
+
+
 def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResult:
     """Mean PickScore of the render; with ``baseline``, the matched-pair win rate (the same seeded
     stream re-rendered with the baseline weights, which stay loaded afterwards)."""
-    from rdm_core.checkpoints import load_model_weights
     from rdm_core.plugins import registry
 
     args = _metric_args(recipe, "pickscore")
@@ -180,7 +191,7 @@ def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResul
     scores = pickscore_scores(generator, metric, batch, device)
     baseline = None
     if metric.baseline:
-        load_model_weights(metric.baseline, generator.trainable_module())
+        load_baseline(recipe, generator, str(metric.baseline))
         baseline = pickscore_scores(generator, metric, batch, device)
     result = metric.evaluate(scores=scores, baseline_scores=baseline)
     result.extra.update(metric.render_settings())

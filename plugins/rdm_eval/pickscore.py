@@ -51,10 +51,11 @@ def _load(loader: Any, source: str, what: str) -> Any:
 
 
 def class_prompts(template: str = "a photo of a {}") -> list[str]:
-    """ImageNet prompts in class-index order, from torchvision's ResNet50 IMAGENET1K_V1 names."""
-    from torchvision.models import ResNet50_Weights
+    """ImageNet prompts in class-index order, from the class names rdm ships (torchvision's names,
+    sorted-WordNet-id order; see :mod:`rdm_references.imagenet`)."""
+    from rdm_references.imagenet import class_prompts as prompts
 
-    return [template.format(name) for name in ResNet50_Weights.IMAGENET1K_V1.meta["categories"]]
+    return prompts(template)
 
 
 def to_pil(images: Tensor) -> list[Any]:

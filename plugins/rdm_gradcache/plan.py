@@ -72,7 +72,10 @@ KNOWN_GENERATORS: dict[str, dict[str, Any]] = {
 }
 
 # The paper's own compute for comparison (SPEC 1, 8.2).
-PAPER = {"flux2-klein": {"gpu": "H200", "gpus": 8, "step": 180, "gpu_hours": 90.0}}
+PAPER = {
+    "flux2-klein": {"gpu": "H200", "gpus": 8, "step": 180, "gpu_hours": 90.0},
+    "pmf": {"gpu": "H200", "gpus": 8, "step": 4000, "gpu_hours": 80.0},  # the ImageNet run, 4000 steps at N = 5120
+}
 
 
 def parse_gpus(text: str) -> tuple[int, Gpu]:

@@ -252,8 +252,3 @@ class PMFGenerator:
             "blocks": cfg.shared_depth + cfg.aux_head_depth,
             "width": cfg.hidden_size,
         }
-
-
-def build(**kwargs: Any) -> PMFGenerator:
-    """Registry factory (``generator.name: pmf``)."""
-    return PMFGenerator(**kwargs)

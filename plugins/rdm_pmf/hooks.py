@@ -9,6 +9,6 @@ from rdm_core import hookimpl
 def rdm_register_generators(registry) -> None:
     registry.add(
         "pmf",
-        "rdm_pmf.generator:build",
+        "rdm_pmf.generator:PMFGenerator",
         help="class-conditional one-step pixel MeanFlow (pMF-H ImageNet 256 warm start; presets pmf-t..pmf-h)",
     )

@@ -1,4 +1,9 @@
-"""``folder``: every image under a directory, recursively, in sorted relative-path order."""
+"""``folder``: every image under a directory, recursively, in sorted relative-path order.
+
+With ``labels`` the source also knows each image's class from its top-level folder: the ImageNet
+layout (``train/<wnid>/*.JPEG``, and ``val/<wnid>/*.JPEG`` after the usual regrouping of the
+validation images into class folders).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from rdm_core.artifacts import fingerprint_file
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import ImageBatch
 from rdm_references.images import IMAGE_SUFFIXES, list_images, load_images, stat_token
+
+LABEL_MODES = ("synsets", "folders")
 
 
 class FolderSource:
@@ -22,9 +29,13 @@ class FolderSource:
         root: the directory to scan.
         resolution: output side in pixels.
         workers: decoding threads per batch.
+        labels: ``None`` (no classes); ``synsets``: the class of an image is the ImageNet-1k index
+            of its top-level folder's WordNet id (``n01440764`` -> 0), so a tree holding only some
+            classes still gets the right indices; ``folders``: the position of the top-level
+            folder among the sorted top-level folders (torchvision's ``ImageFolder`` rule).
     """
 
-    def __init__(self, root: str, resolution: int = 256, workers: int = 4) -> None:
+    def __init__(self, root: str, resolution: int = 256, workers: int = 4, labels: str | None = None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
             raise RecipeError(
@@ -40,6 +51,36 @@ class FolderSource:
                 "add images to the folder or point `root` elsewhere",
             )
         self._keys = [p.relative_to(self.root).as_posix() for p in self._paths]
+        self.label_mode = labels
+        self._class_names: list[str] = []
+        self._labels: list[int] = self._assign_labels(labels) if labels is not None else []
+
+    def _assign_labels(self, mode: str) -> list[int]:
+        if mode not in LABEL_MODES:
+            raise RecipeError(f"folder source labels {mode!r} is unknown.", f"use one of: {', '.join(LABEL_MODES)}")
+        flat = [k for k in self._keys if "/" not in k]
+        if flat:
+            raise RecipeError(
+                f"folder source labels need one folder per class, but {flat[0]!r} lies directly in {str(self.root)!r}.",
+                "arrange the images as ROOT/<class>/<image> (ImageNet val: regroup the flat files into <wnid> folders)",
+            )
+        folders = [k.split("/", 1)[0] for k in self._keys]
+        if mode == "folders":
+            order = {name: i for i, name in enumerate(sorted(set(folders)))}
+            self._class_names = sorted(order)
+            return [order[f] for f in folders]
+        from rdm_references.imagenet import class_names, synset_index
+
+        index = synset_index()
+        unknown = sorted(set(folders) - set(index))
+        if unknown:
+            raise RecipeError(
+                f"folder {unknown[0]!r} under {str(self.root)!r} is not an ImageNet-1k WordNet id "
+                f"({len(unknown)} such folders).",
+                "point root at an ImageNet train/ or val/ tree of <wnid> folders, or use labels: folders",
+            )
+        self._class_names = class_names()
+        return [index[f] for f in folders]
 
     def __len__(self) -> int:
         return len(self._paths)
@@ -61,9 +102,29 @@ class FolderSource:
     def captions(self, indices: Sequence[int]) -> list[str] | None:
         return None
 
+    def labels(self, indices: Sequence[int]) -> list[int]:
+        """Class indices of the items (requires ``labels``)."""
+        if self.label_mode is None:
+            raise RecipeError(
+                f"folder source {str(self.root)!r} was built without labels.", "set labels: synsets (or folders)"
+            )
+        return [self._labels[i] for i in indices]
+
+    def class_names(self) -> list[str]:
+        """Names by class index: ImageNet short names (``synsets``) or the folder names (``folders``)."""
+        return list(self._class_names)
+
     def read(self, indices: Sequence[int]) -> ImageBatch:
         images = load_images([self._paths[i] for i in indices], self.resolution, self.workers)
         return ImageBatch(images=images, keys=[self._keys[i] for i in indices])
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "folder", "root": str(self.root), "resolution": self.resolution, "n": len(self)}
+        info: dict[str, object] = {
+            "kind": "folder",
+            "root": str(self.root),
+            "resolution": self.resolution,
+            "n": len(self),
+        }
+        if self.label_mode is not None:
+            info.update(labels=self.label_mode, classes_present=len(set(self._labels)))
+        return info
