@@ -128,7 +128,8 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
 def nystrom(n: int, d: int, ms: list[int]) -> list[dict]:
     import torch
 
-    from rdm_mmd.kernels import GaussianKernel, median_bandwidth
+    from rdm_core.numerics import median_bandwidth
+    from rdm_mmd.kernels import GaussianKernel
     from rdm_mmd.nystrom import NystromReference
 
     gen = torch.Generator().manual_seed(0)

@@ -32,29 +32,12 @@ SCALE = 1000.0
 MEAN_ROWS = ("random", "first")
 
 
-def seeded_subsample(x: Tensor, k: int, seed: int) -> Tensor:
-    """``k`` rows of ``x`` chosen by a CPU generator seeded ``seed`` (all rows, permuted, if k >= n)."""
-    import torch
-
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(x.shape[0], generator=gen)[: min(k, x.shape[0])]
-    return x[idx.to(x.device)]
-
-
 def median_bandwidth(x: Tensor, *, subsample: int = SIGMA_SUBSAMPLE, seed: int = RFF_SEED) -> float:
-    """Median pairwise Euclidean distance (i < j) of a seeded random subsample, in float64."""
-    import torch
+    """The median heuristic at scale 1 (:func:`rdm_core.numerics.median_bandwidth`, the rule every
+    rdm bandwidth uses), refusing a degenerate train bank instead of flooring sigma."""
+    from rdm_core.numerics import median_sq_distance
 
-    if x.shape[0] < 2:
-        raise ShapeError(f"the median bandwidth needs at least 2 rows, got {x.shape[0]}.", "use a larger train bank")
-    sub = seeded_subsample(x, subsample, seed).to(torch.float64)
-    d = torch.cdist(sub, sub)
-    iu = torch.triu_indices(sub.shape[0], sub.shape[0], offset=1, device=d.device)
-    pairs = d[iu[0], iu[1]]
-    k = pairs.numel() // 2 + 1  # 1-based rank of the upper middle value
-    upper = pairs.kthvalue(k).values
-    # the usual median (mean of the two middle values for an even count), not torch's lower one
-    sigma = float(upper) if pairs.numel() % 2 else float(0.5 * (pairs.kthvalue(k - 1).values + upper))
+    sigma = math.sqrt(max(median_sq_distance(x, subsample=subsample, seed=seed), 0.0))
     if not math.isfinite(sigma) or sigma <= 0.0:
         raise NonFiniteError(
             f"the median pairwise distance of the train bank is {sigma}.",
@@ -139,7 +122,9 @@ class RffBank:
             raise ShapeError(f"mean_rows must be one of {MEAN_ROWS}, got {mean_rows!r}.", "use 'random' or 'first'")
         s = median_bandwidth(train, subsample=sigma_subsample, seed=seed + 1) if sigma is None else float(sigma)
         rff = RandomFourierFeatures.draw(int(train.shape[1]), s, features=features, seed=seed, device=train.device)
-        sub = train[:mean_subsample] if mean_rows == "first" else seeded_subsample(train, mean_subsample, seed + 2)
+        from rdm_core.numerics import seeded_rows
+
+        sub = train[:mean_subsample] if mean_rows == "first" else seeded_rows(train, mean_subsample, seed + 2)
         return cls(rff, rff.mean_embedding(sub), int(sub.shape[0]))
 
     @classmethod

@@ -35,24 +35,18 @@ def projection_chunks(
     device: Any = "cpu",
     dtype: torch.dtype | None = None,
 ) -> Iterator[Tensor]:
-    """Unit directions ``(dim, c)`` in chunks, from one generator seeded ``seed`` on ``device``.
+    """The protocol's unit directions ``(dim, c)`` in chunks, from one generator seeded ``seed`` on ``device``.
 
     The seed is shared across encoders, checkpoints and the real-val floor so that ratios are
-    comparable. Directions are drawn as N(0, I) in float32 (the reference draw) and normalised
-    to unit length; they are then cast to ``dtype``.
+    comparable. The draw itself is :func:`rdm_core.numerics.unit_directions` (N(0, I) in
+    float32, normalised, then cast to ``dtype``).
     """
     import torch
 
-    if dim <= 0 or num_projections <= 0 or chunk <= 0:
-        raise ValueError(f"dim, num_projections and chunk must be positive (got {dim}, {num_projections}, {chunk})")
+    from rdm_core.numerics import unit_directions
+
     gen = torch.Generator(device=device).manual_seed(seed)
-    done = 0
-    while done < num_projections:
-        c = min(chunk, num_projections - done)
-        theta = torch.randn(dim, c, generator=gen, device=device, dtype=torch.float32)
-        theta = theta / theta.norm(dim=0, keepdim=True)
-        yield theta if dtype is None else theta.to(dtype)
-        done += c
+    return unit_directions(dim, num_projections, gen, chunk=chunk, dtype=dtype)
 
 
 def _check_pair(name: str, *sets: Tensor) -> None:
@@ -110,6 +104,8 @@ def sliced_wasserstein_many(
     """
     import torch
 
+    from rdm_core.numerics import sliced_wasserstein_power
+
     _check_pair(name, anchor, *sets.values())
     common = min([int(anchor.shape[0]), *(int(s.shape[0]) for s in sets.values())])
     if n is not None:
@@ -118,16 +114,11 @@ def sliced_wasserstein_many(
     device = anchor.device
     y = anchor[:common].to(device=device, dtype=work)
     xs = {k: v[:common].to(device=device, dtype=work) for k, v in sets.items()}
-    totals = {k: torch.zeros((), dtype=torch.float64, device=device) for k in xs}
-    for theta in projection_chunks(
+    directions = projection_chunks(
         int(y.shape[1]), num_projections=num_projections, chunk=chunk, seed=seed, device=device, dtype=work
-    ):
-        y_sorted = torch.sort(y @ theta, dim=0).values
-        for k, x in xs.items():
-            diff = torch.sort(x @ theta, dim=0).values - y_sorted
-            # sum over (N, c) of |diff|^p; divided by N*L at the end
-            totals[k] += diff.abs().pow(p).sum(dtype=torch.float64)
-    return {k: float((t / (common * num_projections)) ** (1.0 / p)) for k, t in totals.items()}, common
+    )
+    powers = sliced_wasserstein_power(xs, y, directions, p)
+    return {k: float(v) ** (1.0 / p) for k, v in powers.items()}, common
 
 
 def sliced_wasserstein(x: Tensor, y: Tensor, **kwargs: Any) -> float:

@@ -14,7 +14,6 @@ _EXPORTS = {
     "IMQKernel": "kernels",
     "LaplaceKernel": "kernels",
     "MultiScaleGaussianKernel": "kernels",
-    "median_bandwidth": "kernels",
     "repulsion": "estimator",
     "cross_kernel_mean": "estimator",
     "kernel_mean_constant": "estimator",

@@ -22,7 +22,7 @@ from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
 from rdm_core.errors import RecipeError, ShapeError
-from rdm_mmd.kernels import sq_dists
+from rdm_core.numerics import sq_dists
 
 DEFAULT_GEN_CHUNK = 8192
 DEFAULT_MEMORY_BUDGET = 512 * 2**20  # bytes of block scratch per call

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from rdm_core.errors import RecipeError, ShapeError
-from rdm_mmd.kernels import median_bandwidth
+from rdm_core.numerics import median_bandwidth
 
 
 def joint_features(phi: Tensor, tau_rows: Tensor, beta: float) -> Tensor:

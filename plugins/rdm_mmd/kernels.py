@@ -1,4 +1,4 @@
-"""Radial kernels on feature rows and the median bandwidth heuristic (SPEC 3.1, 3.6).
+"""Radial kernels on feature rows (the bandwidth rule is :func:`rdm_core.numerics.median_bandwidth`).
 
 Every kernel here is radial: ``k(x, y) = f(||x - y||^2)``. Besides ``gram`` (the
 :class:`rdm_core.interfaces.Kernel` contract) each one exposes its profile ``f`` and the
@@ -15,32 +15,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rdm_core.errors import NonFiniteError, RecipeError, ShapeError
+from rdm_core.errors import RecipeError
+from rdm_core.numerics import sq_dists
 
 # A derivative is either a tensor or a float ``c`` meaning ``f'(d2) = c * f(d2)`` (Gaussian):
 # the scalar form saves one full block of memory and one elementwise pass.
 Derivative = Tensor | float
-
-
-def sq_dists(x: Tensor, y: Tensor, x_sq: Tensor | None = None, y_sq: Tensor | None = None) -> Tensor:
-    """Squared Euclidean distances ``||x_i||^2 + ||y_j||^2 - 2 x_i.y_j``, clamped at 0.
-
-    The expansion turns the work into one GEMM; the clamp removes the small negatives that
-    round-off produces for near-identical rows.
-    """
-    if x.shape[-1] != y.shape[-1]:
-        raise ShapeError(
-            f"feature dimensions differ: {x.shape[-1]} vs {y.shape[-1]}.",
-            "compare features of the same encoder (same dim)",
-        )
-    if x_sq is None:
-        x_sq = x.pow(2).sum(-1)
-    if y_sq is None:
-        y_sq = y.pow(2).sum(-1)
-    # One (n, m) buffer: the broadcast sum, then the GEMM accumulates into it (beta = 1).
-    d2 = x_sq[:, None] + y_sq[None, :]
-    d2.addmm_(x, y.T, beta=1.0, alpha=-2.0)
-    return d2.clamp_min_(0.0)
 
 
 def _check_bandwidth(bandwidth: float) -> float:
@@ -214,39 +194,3 @@ def kernel_from_description(desc: dict[str, Any]) -> Any:
     from rdm_core.plugins import registry
 
     return registry("kernels").create(str(name), **args)
-
-
-def median_bandwidth(features: Tensor, scale: float = 1.0, subsample: int = 10000, seed: int = 0) -> float:
-    """Median heuristic ``sigma = scale * max(sqrt(median_{i<j} ||x_i - x_j||^2), 1e-5)``.
-
-    Args:
-        features: ``(n, d)`` feature pool.
-        scale: multiplier (1.0 ImageNet bundles, 0.25 "cold" joint bundles).
-        subsample: at most this many rows, drawn with a generator seeded ``seed`` (reproducible,
-            unlike the reference release's global-RNG ``randperm``).
-        seed: subsample seed.
-
-    Returns:
-        The bandwidth as a Python float.
-    """
-    if features.dim() != 2 or features.shape[0] < 2:
-        raise ShapeError(
-            f"median_bandwidth needs an (n >= 2, d) feature matrix, got shape {tuple(features.shape)}.",
-            "pass at least two feature rows",
-        )
-    if not scale > 0:
-        raise RecipeError(f"bandwidth scale must be > 0, got {scale!r}.", "set distance.bandwidth_scale > 0")
-    n = features.shape[0]
-    gen = torch.Generator().manual_seed(int(seed))
-    take = torch.randperm(n, generator=gen)[: min(int(subsample), n)].to(features.device)
-    x = features.index_select(0, take).double()
-    if not torch.isfinite(x).all():
-        raise NonFiniteError(
-            "features contain NaN or Inf; the median bandwidth is undefined.",
-            "check the encoder outputs (precision policy, input range)",
-        )
-    d2 = sq_dists(x, x)
-    iu = torch.triu_indices(x.shape[0], x.shape[0], offset=1, device=d2.device)
-    # torch.median is the lower median for an even count (the reference release's convention)
-    med = d2[iu[0], iu[1]].median().item()
-    return float(scale) * max(math.sqrt(max(med, 0.0)), 1e-5)

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from rdm_core.console import progress
 from rdm_core.errors import RecipeError
+from rdm_core.numerics import kmeans
 from rdm_mmd.estimator import DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss, rows_for_budget
-from rdm_mmd.kmeans import kmeans
 from rdm_mmd.reference_base import ReferenceBase, check_features, make_header, resolve_kernel
 
 

@@ -66,9 +66,9 @@ def build_reference_from_recipe(
         tau_rows: ``(n, d_txt)`` text features of each pool image's caption (joint only).
         source_fingerprint: identity of the source images.
     """
+    from rdm_core.numerics import median_bandwidth
     from rdm_core.plugins import registry
     from rdm_mmd.joint import joint_beta, joint_features, text_bandwidth
-    from rdm_mmd.kernels import median_bandwidth
 
     d = recipe.distance
     cls = registry("references").resolve(str(d.reference))

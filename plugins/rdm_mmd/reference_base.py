@@ -18,7 +18,8 @@ from torch import Tensor
 from rdm_core import __version__ as rdm_version
 from rdm_core.artifacts import fingerprint_tensor, load_tensors, save_tensors
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
-from rdm_mmd.kernels import KERNELS, kernel_from_description, median_bandwidth
+from rdm_core.numerics import median_bandwidth
+from rdm_mmd.kernels import KERNELS, kernel_from_description
 
 JOINT_KEYS = ("beta", "s_txt", "d_img", "d_txt")
 

@@ -13,25 +13,9 @@ import torch
 from torch import Tensor
 
 from rdm_core.errors import ArtifactError, RecipeError
+from rdm_core.numerics import sliced_wasserstein, unit_directions
 from rdm_mmd.estimator import compute_dtype, full_precision
 from rdm_mmd.reference_base import SteppedReference, check_features, make_header
-
-
-def random_directions(d: int, count: int, gen: torch.Generator, dtype: torch.dtype = torch.float32) -> Tensor:
-    """``(d, count)`` unit directions, ``N(0, I)`` normalised."""
-    theta = torch.randn(d, count, generator=gen, dtype=torch.float64)
-    return (theta / theta.norm(dim=0, keepdim=True)).to(dtype)
-
-
-def sliced_wasserstein(x: Tensor, y: Tensor, theta: Tensor, p: float = 2.0, chunk: int = 64) -> Tensor:
-    """``(1/L) sum_l mean_j |sort(x theta_l)_j - sort(y theta_l)_j|^p`` for equal-size ``x``, ``y``."""
-    total = x.new_zeros(())
-    for lo in range(0, theta.shape[1], chunk):
-        t = theta[:, lo : lo + chunk]
-        px = torch.sort(x @ t, dim=0).values
-        py = torch.sort(y @ t, dim=0).values
-        total = total + (px - py).abs().pow(p).mean(0).sum()
-    return total / theta.shape[1]
 
 
 class SlicedWassersteinReference(SteppedReference):
@@ -94,6 +78,13 @@ class SlicedWassersteinReference(SteppedReference):
         gen = self._next_generator()
         x = features.to(compute_dtype(features))
         real = self.real_sample(x.shape[0], gen).to(device=x.device, dtype=x.dtype)
-        theta = random_directions(self.dim, int(self.header["projections"]), gen, x.dtype).to(x.device)
+        directions = unit_directions(
+            self.dim,
+            int(self.header["projections"]),
+            gen,
+            chunk=int(self.header["chunk"]),
+            dtype=x.dtype,
+            device=x.device,
+        )
         with full_precision(x):
-            return sliced_wasserstein(x, real, theta, float(self.header["p"]), int(self.header["chunk"]))
+            return sliced_wasserstein(x, real, directions, float(self.header["p"])).to(x.dtype)

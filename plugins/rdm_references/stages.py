@@ -62,7 +62,7 @@ def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
         "subsample": ..., "seed": ...}``. The scale-1 median is kept for the evaluation RFF
         bank (sigma = 1.0 x median) whatever the training scale is.
     """
-    from rdm_mmd.kernels import median_bandwidth
+    from rdm_core.numerics import median_bandwidth
 
     d = recipe.distance
     median = median_bandwidth(features, scale=1.0, subsample=int(d.bandwidth_subsample), seed=int(d.seed))

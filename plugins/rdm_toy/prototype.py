@@ -3,8 +3,11 @@
 It deliberately shares nothing with the production trainer (no GradCache, no rdm_mmd): the
 full batch of ``rollout`` samples is generated, encoded and differentiated at once, with a
 Gaussian-kernel Nystrom attraction and exact repulsion written here, self-normalised per
-encoder and summed. Evaluation is a sliced-Wasserstein ratio per encoder (SPEC 11.1):
-``SW_2(gen, train) / SW_2(val, train)`` with shared seeded projections, so real val scores 1.
+encoder and summed. Only the neutral numerics (distances, the median bandwidth, k-means, sliced
+Wasserstein) come from :mod:`rdm_core.numerics`, so a bandwidth or an SW ratio means the same
+here as in ``rdm train`` and ``rdm eval``. Evaluation is a sliced-Wasserstein ratio per encoder,
+``SW_2(gen, train) / SW_2(val, train)`` with shared seeded projections, so real val scores 1
+(the SW_r14 protocol of ``docs/method.md``).
 
 Run ``python -m rdm_toy.prototype --help``; the numbers it prints are the ones the recipe
 ``recipes/digits-cpu.yaml`` was tuned with.
@@ -23,14 +26,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from rdm_core.numerics import kmeans, median_bandwidth, sliced_wasserstein_power, sq_dists, unit_directions
 from rdm_toy.specs import HELD_OUT_ENCODERS, TRAIN_ENCODERS
 
 # -- kernels and references -----------------------------------------------------------------------
-
-
-def sq_dists(a: Tensor, b: Tensor) -> Tensor:
-    """``||a_i - b_j||^2`` via the expansion, clamped at 0 against round-off."""
-    return (a.pow(2).sum(1, keepdim=True) + b.pow(2).sum(1) - 2.0 * a @ b.T).clamp_min(0.0)
 
 
 def gaussian(a: Tensor, b: Tensor, sigma: float, scales: tuple[float, ...] = (1.0,)) -> Tensor:
@@ -40,33 +39,6 @@ def gaussian(a: Tensor, b: Tensor, sigma: float, scales: tuple[float, ...] = (1.
     for s in scales[1:]:
         out = out + torch.exp(-d2 / (2.0 * (s * sigma) ** 2))
     return out / len(scales) if len(scales) > 1 else out
-
-
-def median_bandwidth(x: Tensor, scale: float = 1.0, subsample: int = 2000, seed: int = 0) -> float:
-    """``scale * sqrt(median of pairwise squared distances)`` over a seeded subsample."""
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(x.shape[0], generator=gen)[:subsample]
-    d2 = sq_dists(x[idx].double(), x[idx].double())
-    iu = torch.triu_indices(len(idx), len(idx), offset=1)
-    return float(scale * max(d2[iu[0], iu[1]].median().sqrt().item(), 1e-5))
-
-
-def kmeans(x: Tensor, k: int, iters: int = 20, seed: int = 0) -> Tensor:
-    """Lloyd's k-means with seeded init; empty clusters re-seeded from random points."""
-    gen = torch.Generator().manual_seed(seed)
-    x = x.float()
-    if k >= x.shape[0]:
-        return x.clone()
-    centers = x[torch.randperm(x.shape[0], generator=gen)[:k]].clone()
-    for _ in range(iters):
-        assign = sq_dists(x, centers).argmin(1)
-        sums = torch.zeros_like(centers).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k).float()
-        empty = counts == 0
-        centers = sums / counts.clamp_min(1).unsqueeze(1)
-        if empty.any():
-            centers[empty] = x[torch.randint(0, x.shape[0], (int(empty.sum()),), generator=gen)]
-    return centers
 
 
 @dataclass
@@ -89,9 +61,9 @@ class NystromRef:
         jitter: float = 1e-6,
         scales: tuple[float, ...] = (1.0,),
     ) -> NystromRef:
-        """``alpha = (K_ZZ + jitter I)^-1 mean_j k(Z, r_j)`` solved in float64 (SPEC 3.3)."""
+        """``alpha = (K_ZZ + jitter I)^-1 mean_j k(Z, r_j)`` solved in float64 (docs/method.md)."""
         r = feats.double()
-        z = kmeans(feats, landmarks, seed=seed).double()
+        z = kmeans(feats, min(landmarks, feats.shape[0]), seed=seed).double()
         kzz = gaussian(z, z, sigma, scales) + jitter * torch.eye(z.shape[0], dtype=torch.float64)
         mu = gaussian(z, r, sigma, scales).mean(1, keepdim=True)
         alpha = torch.cholesky_solve(mu, torch.linalg.cholesky(kzz)).squeeze(1)
@@ -133,26 +105,14 @@ class ExactRef:
 # -- evaluation ------------------------------------------------------------------------------------
 
 
-def projections(dim: int, count: int = 1024, seed: int = 0) -> Tensor:
-    """``count`` unit directions in ``R^dim`` from a generator seeded ``seed`` (shared across sets)."""
-    gen = torch.Generator().manual_seed(seed)
-    theta = torch.randn(dim, count, generator=gen, dtype=torch.float64)
-    return theta / theta.norm(dim=0, keepdim=True)
-
-
-def sliced_w2(x: Tensor, y: Tensor, theta: Tensor) -> float:
-    """SW_2 between equal-size sets along the columns of ``theta`` (float64)."""
-    n = min(x.shape[0], y.shape[0])
-    px = (x[:n].double() @ theta).sort(0).values
-    py = (y[:n].double() @ theta).sort(0).values
-    return float((px - py).pow(2).mean().sqrt())
-
-
 def sw_ratio(gen: Tensor, train: Tensor, val: Tensor, count: int = 1024, seed: int = 0) -> float:
-    """``SW_2(gen, train) / SW_2(val, train)``, all truncated to a common size, same directions."""
+    """``SW_2(gen, train) / SW_2(val, train)`` in float64, all truncated to a common size, on the
+    same seeded directions (the evaluation protocol's draw: chunks of 64 from one generator)."""
     n = min(gen.shape[0], train.shape[0], val.shape[0])
-    theta = projections(train.shape[1], count, seed)
-    return sliced_w2(gen[:n], train[:n], theta) / sliced_w2(val[:n], train[:n], theta)
+    directions = unit_directions(train.shape[1], count, torch.Generator().manual_seed(seed), dtype=torch.float64)
+    sets = {"gen": gen[:n].double(), "val": val[:n].double()}
+    power = sliced_wasserstein_power(sets, train[:n].double(), directions, p=2.0)
+    return math.sqrt(float(power["gen"])) / math.sqrt(float(power["val"]))
 
 
 # -- the loop --------------------------------------------------------------------------------------
@@ -225,7 +185,7 @@ def run(cfg: PrototypeConfig, out_dir: str | None = None, log: Any = print) -> d
     real = {n: {"train": _features(e, train_img), "val": _features(e, val_img)} for n, e in encoders.items()}
     refs: dict[str, NystromRef | ExactRef] = {}
     for n in cfg.train_encoders:
-        sigma = median_bandwidth(real[n]["train"], cfg.bandwidth_scale, seed=cfg.seed)
+        sigma = median_bandwidth(real[n]["train"], cfg.bandwidth_scale, subsample=2000, seed=cfg.seed)
         refs[n] = (
             ExactRef.build(real[n]["train"], sigma, cfg.scales)
             if cfg.reference == "exact"

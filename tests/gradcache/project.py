@@ -11,9 +11,10 @@ from tiny_models import CLASSES, RES
 from tiny_plugin import encoder_a, encoder_b
 
 from rdm_core.artifacts import save_tensors
+from rdm_core.numerics import median_bandwidth
 from rdm_mmd.floors import save_floors
 from rdm_mmd.joint import joint_features
-from rdm_mmd.kernels import GaussianKernel, median_bandwidth
+from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
 
 TEXT_DIM = 3

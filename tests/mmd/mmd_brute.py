@@ -39,5 +39,4 @@ def mmd_v(g: torch.Tensor, r: torch.Tensor, name: str, sigma: float, **args) -> 
 def median_heuristic(x: np.ndarray) -> float:
     n = x.shape[0]
     vals = [float(((x[i] - x[j]) ** 2).sum()) for i in range(n) for j in range(i + 1, n)]
-    vals.sort()
-    return float(np.sqrt(vals[(len(vals) - 1) // 2]))  # lower median
+    return float(np.sqrt(np.median(vals)))  # the usual median: mean of the two middle values when even

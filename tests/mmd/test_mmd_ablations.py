@@ -139,8 +139,9 @@ def test_sliced_wasserstein_matches_brute_force():
     (grad,) = torch.autograd.grad(value, g)
     gen = step_generator(2, 3)
     real = pool.float()[torch.randperm(200, generator=gen)[:40]].double()
-    theta = torch.randn(5, 100, generator=gen, dtype=torch.float64)
-    theta = theta / theta.norm(dim=0, keepdim=True)
+    # directions: float32 N(0, I) chunks of `chunk` columns from the same step generator, normalised
+    theta = torch.cat([torch.randn(5, 16, generator=gen) for _ in range(6)] + [torch.randn(5, 4, generator=gen)], 1)
+    theta = (theta / theta.norm(dim=0, keepdim=True)).double()
     gb = g.detach().clone().requires_grad_()
     per_dir = []
     for j in range(100):

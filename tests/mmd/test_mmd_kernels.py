@@ -1,16 +1,14 @@
-"""Kernels and the median bandwidth against brute-force float64."""
+"""Kernels against brute-force float64 (the median bandwidth is tested in tests/core/test_numerics.py)."""
 
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmd_brute import kernel_matrix, median_heuristic
+from mmd_brute import kernel_matrix
 
-from rdm_core.errors import RecipeError, ShapeError
+from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
 from rdm_mmd.kernels import (
     GaussianKernel,
@@ -18,8 +16,6 @@ from rdm_mmd.kernels import (
     LaplaceKernel,
     MultiScaleGaussianKernel,
     kernel_from_description,
-    median_bandwidth,
-    sq_dists,
 )
 
 KERNELS = [
@@ -46,7 +42,6 @@ def test_gram_matches_brute_force(n, m, d, sigma, seed, which):
     y = torch.randn(m, d, generator=gen, dtype=torch.float64) * 2
     k = cls(sigma, **args)
     assert torch.allclose(k.gram(x, y), kernel_matrix(name, x, y, sigma, **args), atol=1e-6, rtol=1e-6)
-    assert torch.allclose(sq_dists(x, y), ((x[:, None] - y[None]) ** 2).sum(-1), atol=1e-9)
 
 
 def test_gram_diagonal_is_one_and_symmetric():
@@ -55,39 +50,6 @@ def test_gram_diagonal_is_one_and_symmetric():
         g = cls(1.3, **args).gram(x, x)
         assert torch.allclose(g.diagonal(), torch.ones(7, dtype=torch.float64), atol=1e-6)
         assert torch.allclose(g, g.T)
-
-
-def test_sq_dists_clamps_round_off():
-    x = torch.full((4, 8), 1e4)
-    assert (sq_dists(x, x) >= 0).all()
-
-
-@settings(max_examples=15, deadline=None)
-@given(n=st.integers(2, 30), d=st.integers(1, 5), scale=st.floats(0.1, 3.0), seed=st.integers(0, 1000))
-def test_median_bandwidth_matches_brute_force(n, d, scale, seed):
-    x = torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    expected = scale * max(median_heuristic(x.numpy()), 1e-5)
-    assert math.isclose(median_bandwidth(x, scale=scale, subsample=10_000), expected, rel_tol=1e-9)
-
-
-def test_median_bandwidth_subsample_is_seeded_and_random():
-    x = torch.randn(400, 4, dtype=torch.float64)
-    x[:200] *= 10  # a sorted pool: first rows differ from the rest
-    a = median_bandwidth(x, subsample=50, seed=3)
-    assert a == median_bandwidth(x, subsample=50, seed=3)
-    assert a != median_bandwidth(x, subsample=50, seed=4)
-    assert a != median_bandwidth(x[:50], subsample=50, seed=3)  # not the first rows
-    gen = torch.Generator().manual_seed(3)
-    take = torch.randperm(400, generator=gen)[:50]
-    assert math.isclose(a, median_heuristic(x[take].numpy()), rel_tol=1e-9)
-
-
-def test_median_bandwidth_floor_and_errors():
-    assert median_bandwidth(torch.ones(5, 3)) == pytest.approx(1e-5)
-    with pytest.raises(ShapeError):
-        median_bandwidth(torch.ones(1, 3))
-    with pytest.raises(RecipeError):
-        median_bandwidth(torch.randn(5, 3), scale=0)
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf")])

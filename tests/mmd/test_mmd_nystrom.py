@@ -14,9 +14,9 @@ from mmd_brute import kernel_matrix
 from rdm_core.artifacts import read_meta
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
 from rdm_core.interfaces import EncoderSpec, Preprocessing, ReferenceSet
+from rdm_core.numerics import median_bandwidth
 from rdm_core.recipe.assemble import load_reference
-from rdm_mmd.kernels import GaussianKernel, median_bandwidth
-from rdm_mmd.kmeans import kmeans
+from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
 
 
@@ -120,17 +120,6 @@ def test_build_is_deterministic_for_a_seed(tmp_path: Path):
     a.save(tmp_path / "a.safetensors")
     b.save(tmp_path / "b.safetensors")
     assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
-
-
-def test_kmeans_reseeds_empty_clusters_and_converges():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(50, 2, generator=gen) * 0.01 + 10, torch.randn(50, 2, generator=gen) * 0.01 - 10])
-    x = torch.cat([x, x[:2]])  # duplicates make an initially empty cluster likely
-    c = kmeans(x, 2, iters=10, seed=0)
-    assert sorted(c[:, 0].round().tolist()) == [-10.0, 10.0]
-    dup = torch.cat([torch.zeros(10, 2), torch.ones(10, 2)])
-    c3 = kmeans(dup, 5, iters=5, seed=1)  # 5 centroids on 2 distinct points: empties get re-seeded
-    assert torch.isfinite(c3).all() and set(map(tuple, c3.tolist())) <= {(0.0, 0.0), (1.0, 1.0)}
 
 
 def test_save_load_round_trip_and_expect(tmp_path: Path):

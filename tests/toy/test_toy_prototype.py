@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import pytest
 import torch
 
-from rdm_toy.prototype import (
-    NystromRef,
-    PrototypeConfig,
-    gaussian,
-    median_bandwidth,
-    projections,
-    run,
-    sliced_w2,
-    sw_ratio,
-)
+from rdm_toy.prototype import NystromRef, PrototypeConfig, gaussian, run, sw_ratio
 
 
 def _rows(n, d, seed, shift=0.0):
@@ -36,15 +26,6 @@ def test_gaussian_gram_matches_brute_force():
     assert torch.allclose(gaussian(a, b, 0.8), torch.tensor(_brute_k(a, b, 0.8), dtype=torch.float64), atol=1e-12)
 
 
-def test_median_bandwidth_matches_brute_force():
-    x = _rows(30, 4, 2)
-    pairs = sorted(float(((x[i] - x[j]) ** 2).sum()) for i, j in itertools.combinations(range(30), 2))
-    med = (
-        torch.tensor(pairs, dtype=torch.float64).median().item()
-    )  # torch's median of an even count is the lower middle
-    assert abs(median_bandwidth(x, scale=0.5, subsample=30) - 0.5 * math.sqrt(med)) < 1e-9
-
-
 def test_nystrom_with_all_points_as_landmarks_is_the_exact_mmd():
     r, g = _rows(40, 3, 3), _rows(25, 3, 4, shift=0.5)
     ref = NystromRef.build(r.float(), sigma=1.5, landmarks=40, jitter=1e-9)
@@ -59,16 +40,20 @@ def test_nystrom_with_all_points_as_landmarks_is_the_exact_mmd():
     assert ref.loss(r.float()).item() < 1e-3 and torch.equal(ref.alpha, same.alpha)
 
 
-def test_sliced_w2_matches_brute_force_and_ratio_of_val_is_one():
-    x, y = _rows(12, 3, 5), _rows(12, 3, 6, shift=1.0)
-    theta = projections(3, count=7, seed=0)
-    total = 0.0
-    for j in range(7):
-        px = sorted((x @ theta[:, j]).tolist())
-        py = sorted((y @ theta[:, j]).tolist())
-        total += sum((a - b) ** 2 for a, b in zip(px, py, strict=True)) / 12
-    assert abs(sliced_w2(x, y, theta) - math.sqrt(total / 7)) < 1e-12
-    assert torch.allclose(theta.norm(dim=0), torch.ones(7, dtype=torch.float64))
+def test_sw_ratio_matches_brute_force_and_ratio_of_val_is_one():
+    x, y, t = _rows(12, 3, 5), _rows(12, 3, 6, shift=1.0), _rows(12, 3, 7)
+    gen = torch.Generator().manual_seed(0)  # the protocol draw: float32 chunks of 64, normalised
+    theta = torch.cat([torch.randn(3, 64, generator=gen), torch.randn(3, 36, generator=gen)], dim=1).double()
+    theta = theta / theta.norm(dim=0, keepdim=True)
+
+    def sw2(a, b):
+        total = 0.0
+        for j in range(100):
+            pa, pb = sorted((a @ theta[:, j]).tolist()), sorted((b @ theta[:, j]).tolist())
+            total += sum((u - v) ** 2 for u, v in zip(pa, pb, strict=True)) / 12
+        return math.sqrt(total / 100)
+
+    assert sw_ratio(x, t, y, count=100) == pytest.approx(sw2(x, t) / sw2(y, t), rel=1e-6)
     assert sw_ratio(y, x, y) == pytest.approx(1.0)
 
 
