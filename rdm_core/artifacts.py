@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.errors import ArtifactError
+from rdm_core.errors import ArtifactError, RdmError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -61,6 +61,42 @@ def read_json(path: str | os.PathLike[str]) -> Any:
             f"{p} is not valid JSON ({exc}); the file is corrupt or truncated.",
             "delete it and re-run the command that wrote it",
         ) from exc
+
+
+def read_jsonl(
+    path: str | os.PathLike[str],
+    *,
+    skip_invalid: bool = False,
+    fix: str = "write one JSON value per line",
+    error: type[RdmError] = ArtifactError,
+) -> list[tuple[int, Any]]:
+    """The values of a JSON-lines file as ``(line number, value)`` pairs; blank lines are skipped.
+
+    Args:
+        path: the file (UTF-8).
+        skip_invalid: skip lines that are not valid JSON instead of refusing the file. Only for
+            logs rdm appends to itself (``metrics.jsonl``), whose last line a kill may have cut.
+        fix: the fix shown when a line is not valid JSON.
+        error: the error class raised (e.g. :class:`~rdm_core.errors.RecipeError` for a file a
+            recipe names); callers check the fields of each value themselves.
+
+    Raises:
+        ArtifactError (or ``error``): the file is missing, or a line is not valid JSON.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p} does not exist.", "check the path")
+    rows: list[tuple[int, Any]] = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append((lineno, json.loads(line)))
+        except json.JSONDecodeError as exc:
+            if skip_invalid:
+                continue
+            raise error(f"{p}:{lineno} is not valid JSON ({exc.msg}).", fix) from None
+    return rows
 
 
 def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:

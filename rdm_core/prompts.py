@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rdm_core.artifacts import read_jsonl
 from rdm_core.errors import ArtifactError
 
 PROMPT_KEYS = ("prompt", "caption", "text")
@@ -33,7 +34,7 @@ def read_prompts(path: str | os.PathLike[str], key: str | None = None) -> list[s
     if suffix == ".txt":
         prompts = [line.strip() for line in lines if line.strip()]
     elif suffix == ".jsonl":
-        prompts = [_text(_json(line, p, n), key, p, n) for n, line in enumerate(lines, 1) if line.strip()]
+        prompts = [_text(row, key, p, n) for n, row in read_jsonl(p, fix="write one JSON object per line")]
     elif suffix == ".json":
         data = _json("\n".join(lines), p, 1)
         rows = data.get("prompts", []) if isinstance(data, dict) else data

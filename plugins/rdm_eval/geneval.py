@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rdm_core.artifacts import read_jsonl
 from rdm_core.errors import ArtifactError, RdmError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -77,16 +78,8 @@ def load_prompts(path: str | os.PathLike[str] | None = None) -> list[GenEvalProm
             "`--set eval.args.geneval.prompts=PATH` (or copy it to plugins/rdm_eval/assets/geneval_prompts.jsonl)",
         )
     prompts: list[GenEvalPrompt] = []
-    for lineno, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(
-                f"{p}:{lineno} is not valid JSON ({exc}).", "use the official evaluation_metadata.jsonl"
-            ) from exc
-        missing = [k for k in ("tag", "prompt", "include") if k not in row]
+    for lineno, row in read_jsonl(p, fix="use the official evaluation_metadata.jsonl"):
+        missing = [k for k in ("tag", "prompt", "include") if k not in row] if isinstance(row, dict) else []
         if not isinstance(row, dict) or missing:
             raise ArtifactError(
                 f"{p}:{lineno} lacks field(s) {', '.join(missing) or '(not an object)'}.",
@@ -190,13 +183,7 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
             f"GenEval results file {p} not found.", "run the scorer first, or pass the results JSONL it wrote"
         )
     rows = []
-    for lineno, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ArtifactError(f"{p}:{lineno} is not valid JSON ({exc}).", "re-run the scorer") from exc
+    for lineno, row in read_jsonl(p, fix="re-run the scorer"):
         if not isinstance(row, dict) or "tag" not in row or "correct" not in row:
             raise ArtifactError(
                 f"{p}:{lineno} lacks 'tag' or 'correct'.", "pass the results JSONL of the official GenEval scorer"

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 from typing import Any
 
-from rdm_core.artifacts import atomic_path
+from rdm_core.artifacts import atomic_path, read_jsonl
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    p = Path(path)
-    if not p.exists():
+    """The rows of a run's ``metrics.jsonl`` ([] before the first step); a line cut by a kill is
+    skipped (the next resume truncates it)."""
+    if not Path(path).exists():
         return []
-    rows = []
-    for line in p.read_text().splitlines():
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:  # a line cut by a kill; the next resume truncates it
-                continue
-    return rows
+    return [row for _, row in read_jsonl(path, skip_invalid=True)]
 
 
 def save_loss_curve(metrics_path: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path | None:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rdm_core.artifacts import append_jsonl, atomic_path
+from rdm_core.artifacts import append_jsonl, atomic_path, read_jsonl
 from rdm_core.checkpoints import latest_checkpoint, load_checkpoint, save_checkpoint
 from rdm_core.errors import ArtifactError
 from rdm_gradcache.state import merge_state, split_state
@@ -60,16 +60,10 @@ class RunDir:
         """Drop rows after ``step`` (written after the checkpoint a resume starts from)."""
         if not self.metrics.exists():
             return
-        kept = []
-        for line in self.metrics.read_text().splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:  # a line cut by the kill
-                continue
-            if int(row.get("step", 0)) <= step:
-                kept.append(line)
+        # a line cut by the kill is dropped with the rows after the checkpoint
+        kept = [row for _, row in read_jsonl(self.metrics, skip_invalid=True) if int(row.get("step", 0)) <= step]
         with atomic_path(self.metrics) as tmp:
-            tmp.write_text("".join(f"{line}\n" for line in kept))
+            tmp.write_text("".join(f"{json.dumps(row)}\n" for row in kept))
 
     def latest(self) -> Path | None:
         return latest_checkpoint(self.root)

@@ -102,3 +102,21 @@ def test_seeded_init_is_stable_across_processes_and_restores_rng():
     with seeded_init("x"):
         torch.rand(10)
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_read_jsonl_rows_line_numbers_and_errors(tmp_path):
+    from rdm_core.artifacts import read_jsonl
+    from rdm_core.errors import ArtifactError, RecipeError
+
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"a": 1}\n\n  \n[2, 3]\n"text"\n')
+    assert read_jsonl(path) == [(1, {"a": 1}), (4, [2, 3]), (5, "text")]
+    path.write_text('{"a": 1}\n{"a": \n{"a": 3}\n')
+    with pytest.raises(ArtifactError, match=r"rows.jsonl:2 is not valid JSON.*Fix: re-run it"):
+        read_jsonl(path, fix="re-run it")
+    with pytest.raises(RecipeError, match="rows.jsonl:2"):
+        read_jsonl(path, error=RecipeError)
+    # logs rdm appends to itself may end in a line cut by a kill
+    assert read_jsonl(path, skip_invalid=True) == [(1, {"a": 1}), (3, {"a": 3})]
+    with pytest.raises(ArtifactError, match="does not exist"):
+        read_jsonl(tmp_path / "missing.jsonl")

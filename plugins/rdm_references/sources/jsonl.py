@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from rdm_core.artifacts import fingerprint_file, fingerprint_parts
+from rdm_core.artifacts import fingerprint_file, fingerprint_parts, read_jsonl
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.interfaces import ImageBatch
 from rdm_references.images import load_images, stat_token
@@ -42,15 +41,7 @@ class JsonlSource:
         self._paths: list[Path] = []
         self._names: list[str] = []
         self._captions: list[str] | None = [] if caption_key else None
-        for lineno, line in enumerate(self.file.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecipeError(
-                    f"{self.file}:{lineno} is not valid JSON ({exc.msg}).", "write one JSON object per line"
-                ) from None
+        for lineno, row in read_jsonl(self.file, fix="write one JSON object per line", error=RecipeError):
             if not isinstance(row, dict) or image_key not in row:
                 raise RecipeError(
                     f"{self.file}:{lineno} has no {image_key!r} field.",
