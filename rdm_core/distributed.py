@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import torch
 import torch.distributed as dist
 
+from rdm_core.devices import resolve_device
+
 
 @dataclass(frozen=True)
 class DistContext:
@@ -29,15 +31,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(preference: str = "auto", local_rank: int = 0) -> torch.device:
-    """``auto`` -> this rank's CUDA device when available, else CPU."""
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    if preference == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(preference)
 
 
 def init_from_env(device: str = "auto") -> DistContext:
@@ -59,7 +52,7 @@ def current_context(device: str = "auto") -> DistContext:
         rank, world = dist.get_rank(), dist.get_world_size()
         local = int(os.environ.get("LOCAL_RANK", "0"))
         return DistContext(rank, world, local, resolve_device(device, local))
-    return DistContext(device=resolve_device(device))
+    return DistContext(device=resolve_device(device, 0))
 
 
 def _active() -> bool:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace], int]:
     """Add the ``eval`` arguments; return the runner."""
@@ -28,14 +30,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
         metavar="M1,M2",
         help="comma-separated: sw_r14,mmd_r14,pickscore,geneval (default: the recipe's eval.metrics)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="recipe override, repeatable (e.g. eval.num_samples=4096)",
-    )
+    add_overrides(parser, "recipe override, repeatable (e.g. eval.num_samples=4096)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default <run dir>/eval/<input>)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     return run

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rdm_core.devices import resolve_device
 from rdm_core.errors import ArtifactError, RdmError, RecipeError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,14 +36,6 @@ class EvalOutcome:
     out_dir: Path
     context: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def _metric_args(recipe: Any, name: str) -> dict[str, Any]:
@@ -275,7 +268,7 @@ def evaluate(
             f"metric(s) {', '.join(needs_generator)} render with the generator, but the input is {kind}.",
             "pass --checkpoint C (or --base), or drop them from --metrics",
         )
-    device = resolve_device(str(recipe.run.device))
+    device = str(resolve_device(recipe.run.device))  # a string: it goes into metric args and the report
     ckpt = Path(str(checkpoint))
     label = {
         "checkpoint": ckpt.parent.name if ckpt.is_file() else ckpt.name,

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser):
     sub = parser.add_subparsers(dest="context_command", metavar="SUBCOMMAND", required=True)
@@ -22,28 +24,13 @@ def configure(parser: argparse.ArgumentParser):
     build.add_argument("-o", "--out", required=True, help="pool path (.npy); _meta.json and _prompts.json go beside it")
     build.add_argument("--batch-size", type=int, default=16, help="prompts per chunk (one resume point per chunk)")
     build.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    build.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable)",
-    )
+    add_overrides(build)
     from rdm_import.cli import add_context_import
 
     add_context_import(sub)
     info = sub.add_parser("info", help="print a pool's metadata")
     info.add_argument("pool", help="pool path (.npy)")
     return run
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         print_json({"path": str(pool.path), **pool.meta})
         return 0
 
+    from rdm_core.devices import resolve_device
     from rdm_core.errors import RdmError
     from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
@@ -72,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if "context_pool" in recipe.generator.args:
         recipe.generator.args.context_pool = None
     recipe.generator.weights = None
-    gen = build_generator(recipe, device=_device(args.device))
+    gen = build_generator(recipe, device=resolve_device(args.device))
     if not hasattr(gen, "encode_prompts") or not hasattr(gen, "ctx_dim"):
         raise RdmError(
             f"generator {recipe.generator.name!r} has no context pool (it encodes prompts itself).",

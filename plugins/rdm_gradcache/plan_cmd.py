@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
@@ -11,14 +13,7 @@ def configure(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--mfu", type=float, default=0.35, help="model FLOPs utilisation assumed for time (default 0.35)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable), e.g. --set train.micro_batch=4",
-    )
+    add_overrides(parser, "override a recipe value (repeatable), e.g. --set train.micro_batch=4")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return run
 

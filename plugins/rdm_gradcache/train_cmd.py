@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable), e.g. --set train.steps=10",
-    )
+    add_overrides(parser)
     parser.add_argument(
         "--resume", action="store_true", help="continue exactly from the latest checkpoint of the run directory"
     )

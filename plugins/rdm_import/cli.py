@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Iterable
 from pathlib import Path
 
+from rdm_core.cli.options import add_overrides
 from rdm_import.kinds import Converted
 
 
@@ -89,9 +90,7 @@ def add_context_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prompts", help="the pool's prompts, one per row (default: generator.args.prompts)")
     p.add_argument("--pool-out", help="where to put the pool (default: generator.args.context_pool)")
     p.add_argument("--tau-out", help="where to write the text table (default: joint.text_table)")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value"
-    )
+    add_overrides(p)
 
 
 def run_context_import(args: argparse.Namespace) -> int:

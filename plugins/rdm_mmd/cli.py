@@ -12,6 +12,7 @@ import argparse
 import json
 from typing import Any
 
+from rdm_core.cli.options import add_overrides
 from rdm_core.errors import RdmError, RecipeError
 
 REFERENCE_KINDS = ("nystrom", "exact", "rff", "frechet", "sliced_wasserstein")
@@ -54,14 +55,7 @@ def configure(parser: argparse.ArgumentParser):
         default=None,
         help="pipeline mode: only train references, or only val (floors, evaluation banks); default both",
     )
-    build.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="pipeline mode: override a recipe value (repeatable)",
-    )
+    add_overrides(build, "pipeline mode: override a recipe value (repeatable)")
     from rdm_import.cli import add_reference_import
 
     add_reference_import(sub)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from rdm_core.artifacts import fingerprint_parts
+from rdm_core.devices import resolve_device
 from rdm_core.errors import ArtifactError, NonFiniteError, RecipeError
 from rdm_core.recipe.assemble import build_encoder, encoder_names, plain, reference_path
 from rdm_references import stages
@@ -59,15 +60,6 @@ def select_encoders(recipe: Any, subset: str | list[str] | None) -> list[str]:
             f"choose from: {', '.join(battery)}",
         )
     return [b for b in battery if b in wanted]
-
-
-def _device(recipe: Any) -> Any:
-    import torch
-
-    choice = recipe.run.device
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
@@ -434,7 +426,7 @@ def build_references(
     if bad or not splits:
         raise RecipeError(f"unknown split(s) {bad or '(none)'}.", "use --split train or --split val (or omit it)")
     names = select_encoders(recipe, encoders)
-    build = _Build(recipe, names, tuple(splits), device if device is not None else _device(recipe))
+    build = _Build(recipe, names, tuple(splits), device if device is not None else resolve_device(recipe.run.device))
     if "val" in splits and recipe.references.val is None:
         build.report.notes.append("references.val is not set: no val banks and no floors")
     sources = open_sources(recipe, tuple(splits))

@@ -19,6 +19,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rdm_core.cli.options import add_overrides
+
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
@@ -47,14 +49,7 @@ def configure(parser: argparse.ArgumentParser):
     )
     parser.add_argument("--batch-size", type=int, default=16, help="samples per forward pass")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable)",
-    )
+    add_overrides(parser)
     return run
 
 
@@ -64,14 +59,6 @@ def sample_noise(shape: tuple[int, ...], indices: range, seed: int) -> Tensor:
 
     rows = [torch.randn(shape, generator=torch.Generator().manual_seed(seed * SEED_STRIDE + i)) for i in indices]
     return torch.stack(rows)
-
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def generate_samples(
@@ -117,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from rdm_core.artifacts import write_json
     from rdm_core.checkpoints import load_model_weights
     from rdm_core.console import console
+    from rdm_core.devices import resolve_device
     from rdm_core.errors import RdmError
     from rdm_core.images import save_grid, save_png
     from rdm_core.prompts import read_prompts
@@ -126,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size <= 0 or args.per_prompt <= 0 or (args.num is not None and args.num <= 0):
         raise RdmError("--num, --per-prompt and --batch-size must be positive.", "pass e.g. --num 16")
     recipe = load_recipe(args.recipe, args.overrides)
-    device = _device(recipe.run.device)
+    device = resolve_device(recipe.run.device)
     gen = build_generator(recipe, device=device)
     if args.checkpoint:
         load_model_weights(args.checkpoint, gen.trainable_module())
@@ -153,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         def conditions_for(start: int, stop: int) -> Any:
             return _slice_conditions(cond_all, start, stop)
 
-    autocast = device.startswith("cuda") and recipe.train.precision == "bf16"
+    autocast = device.type == "cuda" and recipe.train.precision == "bf16"
     images = generate_samples(
         gen,
         conditions_for,

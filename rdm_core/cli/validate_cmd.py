@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", nargs="+", help="recipe file(s) or shipped recipe name(s)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable)",
-    )
+    add_overrides(parser)
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return run
 

@@ -166,11 +166,9 @@ class TeacherSource:
 
     # -- rendering ---------------------------------------------------------------------------
     def _device(self) -> Any:
-        import torch
+        from rdm_core.devices import resolve_device
 
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        return resolve_device(self.device)
 
     def generator(self) -> Any:
         """The generator, built once, with weights loaded, in eval mode."""
