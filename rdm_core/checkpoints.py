@@ -7,7 +7,8 @@ Layout (``<run_dir>/checkpoints/step_0000020/``)::
     state.json             step, optimizer hyper-parameters, controller scalars, anything JSON
 
 A checkpoint directory is written under a temporary name and renamed into place, so a killed
-run never leaves a half-written checkpoint under a final name.
+run never leaves a half-written checkpoint under a final name. :func:`load_generator_weights`
+reads these and, through the generator, third-party checkpoint containers.
 """
 
 from __future__ import annotations
@@ -127,3 +128,55 @@ def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, stric
             "use the recipe (and generator args) the checkpoint was trained with",
         ) from exc
     return file
+
+
+def rdm_model_file(path: str | os.PathLike[str]) -> Path | None:
+    """The ``model.safetensors`` an rdm run, checkpoint directory or model file resolves to, or
+    ``None`` when ``path`` is not an rdm checkpoint (a third-party container or weights folder)."""
+    from rdm_core.artifacts import read_meta
+
+    p = Path(path)
+    if p.is_dir():
+        if (p / MODEL_FILE).is_file():
+            return p / MODEL_FILE
+        latest = latest_checkpoint(p)
+        return latest / MODEL_FILE if latest is not None else None
+    if p.is_file() and p.suffix == ".safetensors":
+        try:
+            meta = read_meta(p)
+        except ArtifactError:
+            return None
+        return p if "step" in meta else None  # save_checkpoint records the step of every model file
+    return None
+
+
+def load_generator_weights(path: str | os.PathLike[str], generator: Any, *, format: str = "auto") -> Path:
+    """Put trained weights from any checkpoint a user may hold into ``generator``.
+
+    * an rdm run directory (its latest checkpoint), checkpoint directory or checkpoint
+      ``model.safetensors``: loaded strictly into ``generator.trainable_module()``;
+    * anything else (the paper authors' ``{"model": state_dict, "step"}`` ``.pth``, a safetensors
+      state dict in another key layout, a weights folder): handed to the generator's own
+      ``load_weights(path, format)``, which knows its model's layouts.
+
+    Raises:
+        WeightsNotFoundError: nothing at ``path``.
+        ArtifactError: weights that do not fit the generator.
+    """
+    from rdm_core.errors import WeightsNotFoundError
+
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise WeightsNotFoundError(f"no checkpoint at {p}.", "pass a run directory, a checkpoint directory or a file")
+    model_file = rdm_model_file(p) if format == "auto" else None
+    if model_file is not None:
+        return load_model_weights(model_file, generator.trainable_module())
+    try:
+        generator.load_weights(str(p), format=format)
+    except RuntimeError as exc:  # torch's state-dict shape mismatch, raised even by non-strict loads
+        detail = next((line.strip() for line in str(exc).splitlines()[1:] if line.strip()), str(exc))
+        raise ArtifactError(
+            f"{p} does not fit the generator ({detail}).",
+            "use the checkpoint of this recipe's model (same size and variant)",
+        ) from None
+    return p

@@ -19,7 +19,8 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     src.add_argument(
         "--checkpoint",
         metavar="C",
-        help="student weights: model.safetensors, a checkpoint dir, or a run dir (latest checkpoint)",
+        help="student weights: a run dir (latest checkpoint), a checkpoint dir, model.safetensors, or a "
+        "third-party container the generator reads (e.g. the authors' {'model': ...} .pth)",
     )
     src.add_argument("--base", action="store_true", help="evaluate the recipe's base generator weights (explicitly)")
     src.add_argument("--images", metavar="DIR", help="a folder of generated images (recursive, sorted)")

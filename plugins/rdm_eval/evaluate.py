@@ -62,13 +62,13 @@ def real_val_split(banks: dict[str, EvalBank], seed: int) -> tuple[dict[str, Ten
 
 def build_generator_with(recipe: Any, checkpoint: str | None, device: str) -> Generator:
     """The recipe's generator with the checkpoint's weights (or the base weights when None)."""
-    from rdm_core.checkpoints import load_model_weights
+    from rdm_core.checkpoints import load_generator_weights
     from rdm_core.recipe.assemble import build_generator
 
     generator = build_generator(recipe, device)
     if checkpoint is not None:
         try:
-            load_model_weights(checkpoint, generator.trainable_module())
+            load_generator_weights(checkpoint, generator)
         except RuntimeError as exc:  # torch's state-dict mismatch
             raise ArtifactError(
                 f"checkpoint {checkpoint} does not fit generator {recipe.generator.name!r}: {str(exc).splitlines()[0]}",
@@ -162,14 +162,12 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
 
 def load_baseline(recipe: Any, generator: Generator, path: str) -> None:
     """Weights of the PickScore baseline: the recipe's base weights (``generator.weights``, read in
-    ``generator.weights_format``, e.g. a public ``.pth``) or an rdm checkpoint/run directory."""
-    from rdm_core.checkpoints import load_model_weights
+    ``generator.weights_format``, e.g. a public ``.pth``) or any checkpoint ``--checkpoint`` takes."""
+    from rdm_core.checkpoints import load_generator_weights
 
     section = recipe.generator
-    if section.weights and str(section.weights) == path:
-        generator.load_weights(path, format=str(section.weights_format))
-    else:
-        load_model_weights(path, generator.trainable_module())
+    same = bool(section.weights) and str(section.weights) == path
+    load_generator_weights(path, generator, format=str(section.weights_format) if same else "auto")
 
 
 def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResult:

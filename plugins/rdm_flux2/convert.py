@@ -151,8 +151,6 @@ def detect_format(state: dict[str, Tensor]) -> str:
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Tensors of a weights file or diffusers folder: safetensors, or a ``.pth``/``.pt`` with ``{"model": ...}``."""
-    import torch
-
     p = Path(path).expanduser()
     if not p.exists():
         raise WeightsNotFoundError(
@@ -171,13 +169,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             "pass a weights file or a diffusers transformer folder",
         )
     if p.suffix in (".pth", ".pt", ".bin"):
-        try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtifactError(
-                f"{p} could not be read as a weights-only torch file ({type(exc).__name__}: {exc}).",
-                "convert it to safetensors; rdm never unpickles arbitrary objects",
-            ) from exc
+        from rdm_core.safe_read import read_torch_file
+
+        obj = read_torch_file(p)  # weights-only: tensors, numbers and strings, nothing executed
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             obj = obj["model"]
         if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):

@@ -54,6 +54,11 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         gradient_checkpointing: per-block checkpointing of the transformer.
         vae_checkpointing: when checkpointing is on, also checkpoint the frozen decoder's up-blocks
             (the decoder keeps ~3.4 GB of bf16 activations per 512 px sample for the backward pass).
+        transformer_file: BFL's single transformer file (``flux-2-klein-4b.safetensors``) instead
+            of the folder's ``transformer/``.
+        vae_file: FLUX.2-dev's ``ae.safetensors`` (BFL naming) instead of the folder's ``vae/``.
+            With both files nothing else is loaded until prompts are encoded (Qwen3 then comes
+            from ``model_dir`` or the hub cache).
     """
 
     generator_name = "flux2-klein"
@@ -77,6 +82,8 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         teacher_steps: int = 4,
         gradient_checkpointing: bool = False,
         vae_checkpointing: bool = False,
+        transformer_file: str | None = None,
+        vae_file: str | None = None,
     ) -> None:
         from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
 
@@ -86,15 +93,30 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         self.variant, self.resolution, self.ctx_len = variant, int(resolution), int(ctx_len)
         self.precision, self.seed, self.teacher_steps = precision, int(seed), int(teacher_steps)
         self.context_pool, self.prompts_file = context_pool, prompts
-        self._build_modules(
-            model_dir,
-            vae_dtype,
-            tiny="rdm_flux2.tiny",
-            transformer_cls=Flux2Transformer2DModel,
-            vae_cls=AutoencoderKLFlux2,
-            hub_id=hub_id,
-            revision=revision,
-        )
+        self._text_hub = (hub_id, revision)
+        if transformer_file and vae_file:  # BFL's single files: nothing else is needed to train
+            from rdm_flux2.bfl_files import build_from_single_files
+
+            self.transformer, self.vae = build_from_single_files(
+                transformer_file, vae_file, variant=variant, model_dir=model_dir, hub_id=hub_id, vae_dtype=vae_dtype
+            )
+            self.model_dir = Path(model_dir) if model_dir else None
+            self.transformer.train()
+            self.vae.eval().requires_grad_(False)
+        else:
+            self._build_modules(
+                model_dir,
+                vae_dtype,
+                tiny="rdm_flux2.tiny",
+                transformer_cls=Flux2Transformer2DModel,
+                vae_cls=AutoencoderKLFlux2,
+                hub_id=hub_id,
+                revision=revision,
+            )
+            if transformer_file or vae_file:  # one of the two as a BFL file, the other from the folder
+                from rdm_flux2.bfl_files import replace_from_single_file
+
+                replace_from_single_file(self, transformer_file, vae_file)
         if self.transformer.config.guidance_embeds:
             raise RdmError(
                 "this transformer has a guidance embedding (FLUX.2-dev), not klein.",
@@ -218,6 +240,9 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         if self._text is None:
             from rdm_flux2.text import Qwen3ContextEncoder
 
+            if self.model_dir is None and self.variant == "full":  # built from BFL files: Qwen3 from the hub cache
+                hub_id, revision = self._text_hub
+                self.model_dir = resolve_model_dir(None, hub_id, revision, ("text_encoder/*", "tokenizer/*"))
             if self.model_dir is None:
                 from rdm_flux2.tiny import build_tiny_text_encoder, build_tiny_tokenizer
 

@@ -30,7 +30,11 @@ SEED_STRIDE = 1_000_003
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
     src = parser.add_mutually_exclusive_group()
-    src.add_argument("--checkpoint", help="run checkpoint dir, run dir (latest checkpoint) or model.safetensors")
+    src.add_argument(
+        "--checkpoint",
+        help="run dir (latest checkpoint), checkpoint dir, model.safetensors, or a third-party container the "
+        'generator reads (e.g. the authors\' {"model": ...} .pth)',
+    )
     src.add_argument("--weights", help="third-party generator weights, read by the generator's load_weights")
     parser.add_argument(
         "--weights-format", default="auto", help="format for --weights (generator-specific, e.g. rdm, bfl)"
@@ -102,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rdm_core.artifacts import write_json
-    from rdm_core.checkpoints import load_model_weights
+    from rdm_core.checkpoints import load_generator_weights
     from rdm_core.console import console
     from rdm_core.devices import resolve_device
     from rdm_core.errors import RdmError
@@ -117,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(recipe.run.device)
     gen = build_generator(recipe, device=device)
     if args.checkpoint:
-        load_model_weights(args.checkpoint, gen.trainable_module())
+        load_generator_weights(args.checkpoint, gen)
     elif args.weights:
         gen.load_weights(args.weights, format=args.weights_format)
     gen.trainable_module().eval()

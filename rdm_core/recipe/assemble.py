@@ -51,8 +51,10 @@ def build_generator(recipe: Any, device: Any = "cpu") -> Generator:
     section = recipe.generator
     with seeded_init("generator", section.name):
         gen = registry("generators").create(section.name, **plain(section.args))
-    if section.weights:
-        gen.load_weights(section.weights, format=section.weights_format)
+    if section.weights:  # an rdm run/checkpoint, or any container the generator reads
+        from rdm_core.checkpoints import load_generator_weights
+
+        load_generator_weights(section.weights, gen, format=section.weights_format)
     module = gen.trainable_module()
     module.to(device)
     return gen
