@@ -18,6 +18,7 @@ from rdm_import.authors import KINDS, detect_kind, encoder_from_name, split_from
 from rdm_import.floors import FLOOR_KINDS, floor_kind, import_floor_tables
 
 IMPORT_KINDS = ("auto", *KINDS, *FLOOR_KINDS)
+IMPORT_RECORD = "imported.json"
 
 # the authors' tree: (glob under fid_stats, kind) per layout
 LAYOUTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -165,7 +166,11 @@ def import_paths(
         raise RecipeError("nothing to import.", "pass the authors' files or their data/fid_stats folder")
     if (encoder or split) and len(paths) > 1:
         raise RecipeError("--encoder/--split name one file.", "import that file on its own")
-    out_file = out if len(paths) == 1 and out.suffix in (".safetensors", ".json") else None
+    out_file = out if len(paths) == 1 and paths[0].is_file() and out.suffix in (".safetensors", ".json") else None
+    if out_file is None and out.suffix in (".safetensors", ".json"):
+        raise RecipeError(
+            f"{out} is a file name, but several files are imported.", "pass a references directory with -o"
+        )
     jobs: list[tuple[Path, str]] = []
     floor_jobs: dict[str, list[Path]] = {k: [] for k in FLOOR_KINDS}
     for p in paths:
@@ -181,10 +186,7 @@ def import_paths(
             floor_jobs[fk].append(p)
         else:
             jobs.append((p, kind))
-    done = [
-        import_file(p, out, kind=k, encoder=encoder, split=split, out_file=out_file if out_file else None)
-        for p, k in jobs
-    ]
+    done = [import_file(p, out, kind=k, encoder=encoder, split=split, out_file=out_file) for p, k in jobs]
     for fk, files in floor_jobs.items():
         if files:
             written, floors, missing = import_floor_tables(files, out, fk, n=floors_n, out_file=out_file)
@@ -192,4 +194,24 @@ def import_paths(
             done.append(
                 kinds.Converted(fk, ",".join(floors), written, missing, f"{len(floors)} encoders", source=label)
             )
+    if out_file is None:
+        record_imports(out, done)
     return done
+
+
+def record_imports(out: Path, items: Sequence[kinds.Converted]) -> Path:
+    """``<out>/imported.json``: what each imported file became (merged over earlier imports), so
+    tools can tell an imported references directory from one ``rdm reference build`` made."""
+    from rdm_core.artifacts import read_json, write_json
+
+    path = out / IMPORT_RECORD
+    table = read_json(path) if path.is_file() else {"files": {}}
+    for item in items:
+        table["files"][str(item.path.relative_to(out))] = {
+            "kind": item.kind,
+            "encoder": item.encoder,
+            "source": item.source,
+            "not_recorded": item.missing,
+        }
+    write_json(path, table)
+    return path

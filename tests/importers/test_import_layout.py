@@ -73,6 +73,9 @@ def test_authors_tree_imports_and_trains_without_rebuild(tmp_path, capsys):
         ):
             assert (refs / rel).is_file(), rel
     assert json.loads((refs / "floors.json").read_text())["n"] == 16
+    record = json.loads((refs / "imported.json").read_text())["files"]
+    assert record["gc_tiny_a.safetensors"]["source"] == "gc_tiny_a_nystrom_M4096.pt"
+    assert record["floors.json"]["kind"] == "floors"
     path = write_recipe(tmp_path, train={"steps": 1})  # references.dir = tmp_path/refs, controller on
     check_references(load_recipe(path))
     summary = run_trainer(path)
