@@ -4,9 +4,9 @@ environment (recipe, eval banks, checkpoints) in a temporary directory."""
 from __future__ import annotations
 
 import pytest
-from eval_tiny import EvalTestPlugin, write_banks, write_checkpoint, write_recipe
 
 from rdm_core.plugins import PluginHost, set_host
+from rdm_testing.eval.eval_tiny import EvalTestPlugin, write_banks, write_checkpoint, write_recipe
 
 
 @pytest.fixture

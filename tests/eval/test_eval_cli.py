@@ -7,8 +7,6 @@ import json
 
 import pytest
 import torch
-from eval_tiny import ENCODERS, TinyGenerator
-from test_eval_pickscore import build_tiny_clip
 
 from rdm_core.artifacts import read_json, read_meta
 from rdm_core.cli.main import main
@@ -17,6 +15,8 @@ from rdm_core.images import save_png
 from rdm_core.recipe.load import load_recipe
 from rdm_eval.evaluate import evaluate
 from rdm_eval.render import render_batches
+from rdm_testing.eval.eval_tiny import ENCODERS, TinyGenerator
+from rdm_testing.eval.tiny_clip import build_tiny_clip
 
 
 def test_checkpoint_eval_writes_table_report_chart_and_features(eval_env, tmp_path, capsys):
@@ -115,10 +115,9 @@ def test_input_and_bank_errors(eval_env, tmp_path, capsys):
 
 
 def test_features_from_a_battery_cache(eval_env, tmp_path):
-    from eval_tiny import real_images
-
     from rdm_core.battery import Battery
     from rdm_core.recipe.assemble import build_encoders
+    from rdm_testing.eval.eval_tiny import real_images
 
     recipe = load_recipe(eval_env[0])
     images = real_images(256, 9)

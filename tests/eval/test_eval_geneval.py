@@ -11,12 +11,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
-from eval_tiny import TinyGenerator
 from PIL import Image
 
 from rdm_core.errors import ArtifactError, RdmError
 from rdm_eval import geneval
 from rdm_eval.geneval_scoring import GenEvalMetric, OfficialScorer, make_scorer
+from rdm_testing.eval.eval_tiny import TinyGenerator
 
 # Rows in the official format (tag / include / prompt, exclude for counting); a handful written
 # for the test, NOT the official prompt set.

@@ -10,10 +10,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eval_tiny import ENCODERS, make_encoder, real_images, write_banks, write_recipe
-
 import rdm_eval
 from rdm_eval.banks import save_features
+from rdm_testing.eval.eval_tiny import ENCODERS, make_encoder, real_images, write_banks, write_recipe
 
 TRAINING = ("rdm_gradcache", "rdm_mmd")
 PACKAGE = Path(rdm_eval.__file__).parent

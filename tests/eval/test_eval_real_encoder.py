@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from eval_tiny import EvalTestPlugin, real_images, write_checkpoint
 
 from rdm_core.artifacts import save_tensors
 from rdm_core.plugins import PluginHost, set_host
 from rdm_core.recipe.load import load_recipe
+from rdm_testing.eval.eval_tiny import EvalTestPlugin, real_images, write_checkpoint
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from tiny_models import make_chunks, make_encode, make_loss, make_setup
 
 from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_gradcache.step import gradcache_step
+from rdm_testing.gradcache.tiny_models import make_chunks, make_encode, make_loss, make_setup
 
 K_PER_RANK, B, WORLD = 2, 4, 2
 
@@ -60,11 +60,10 @@ def test_torchrun_trainer_fsdp_matches_replicated(tmp_path):
     """`rdm train` under torchrun (2 gloo ranks): FSDP2 sharding gives the replicated run's result."""
     import subprocess
     import sys
-    from pathlib import Path
 
-    from project import build_references, write_recipe
+    from rdm_testing import subprocess_env
+    from rdm_testing.gradcache.project import build_references, write_recipe
 
-    here = Path(__file__).parent
     build_references(tmp_path)
     runs = {}
     for fsdp in (False, True):
@@ -80,12 +79,13 @@ def test_torchrun_trainer_fsdp_matches_replicated(tmp_path):
                 "--standalone",
                 "--nproc-per-node",
                 "2",
-                str(here / "run_rdm.py"),
+                "-m",
+                "rdm_testing.gradcache.run_rdm",
                 "train",
                 str(path),
                 "--no-progress",
             ],
-            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            env=subprocess_env(),
             capture_output=True,
             text=True,
             timeout=240,

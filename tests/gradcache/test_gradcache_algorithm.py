@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import full_batch_grads, make_chunks, make_encode, make_loss, make_setup
 
 from rdm_core.errors import ShapeError
 from rdm_core.interfaces import Conditions
 from rdm_gradcache.gradcache import Chunk, gradcache_backward
+from rdm_testing.gradcache.tiny_models import full_batch_grads, make_chunks, make_encode, make_loss, make_setup
 
 
 def _gradcache_grads(gen, encode, loss_fn, chunks, scale=1.0):

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import tiny_plugin
-from project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 from rdm_core.checkpoints import list_checkpoints
 from rdm_core.errors import RecipeError
+from rdm_testing.gradcache import tiny_plugin
+from rdm_testing.gradcache.project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
-from tiny_models import make_chunks, make_encode, make_setup
 
 from rdm_core.errors import RecipeError
 from rdm_core.recipe.load import load_recipe, shipped_recipes_dir
@@ -17,6 +16,7 @@ from rdm_gradcache.layout import lr_at, resolve_layout
 from rdm_gradcache.plan import encoder_stats, generator_stats, make_plan, parse_gpus
 from rdm_gradcache.state import capture_rng, merge_state, restore_rng, split_state
 from rdm_gradcache.step import gradcache_step
+from rdm_testing.gradcache.tiny_models import make_chunks, make_encode, make_setup
 
 
 def _train(**kw):

@@ -1,35 +1,33 @@
 """A run SIGKILLed after step k and resumed ends bit-identical to an uninterrupted run.
 
 Both runs go through the real CLI (`rdm train`, with the test plugin registered in-process by
-run_rdm.py) in subprocesses; the killed one dies by SIGKILL right after step 3, between
+rdm_testing.gradcache.run_rdm) in subprocesses; the killed one dies by SIGKILL right after step 3, between
 checkpoints (every 2 steps), so the resume replays step 3 from the step-2 checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
-from project import build_references, write_recipe
 
 from rdm_core.artifacts import load_tensors
 from rdm_core.checkpoints import list_checkpoints
 from rdm_gradcache.trainer import KILL_ENV
+from rdm_testing import subprocess_env
+from rdm_testing.gradcache.project import build_references, write_recipe
 
-HERE = Path(__file__).parent
 SECTIONS = {"train": {"steps": 5, "checkpoint_every": 2, "schedule": "cosine", "warmup_steps": 2, "sample_count": 4}}
 
 
 def _rdm(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run(
-        [sys.executable, str(HERE / "run_rdm.py"), *args, "--no-progress"],
-        env=full_env,
+        [sys.executable, "-m", "rdm_testing.gradcache.run_rdm", *args, "--no-progress"],
+        env=subprocess_env(**(env or {})),
         capture_output=True,
         text=True,
         timeout=240,

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-import tiny_plugin
 import torch
-from project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 from rdm_core.artifacts import load_tensors, read_meta
 from rdm_core.checkpoints import list_checkpoints
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError
+from rdm_testing.gradcache import tiny_plugin
+from rdm_testing.gradcache.project import build_references, register_tiny_plugin, run_trainer, write_recipe
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,7 +11,6 @@ import scipy.linalg
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmd_brute import kernel_matrix
 
 from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
@@ -22,6 +21,7 @@ from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.reference_base import step_generator
 from rdm_mmd.rff import RFFReference
 from rdm_mmd.sliced import SlicedWassersteinReference
+from rdm_testing.mmd.mmd_brute import kernel_matrix
 
 
 def _pool(n=300, d=5, seed=0):

@@ -6,11 +6,11 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmd_brute import kernel_matrix
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_mmd.estimator import cross_kernel_mean, kernel_mean_constant, mmd_loss, repulsion
 from rdm_mmd.kernels import GaussianKernel, IMQKernel, LaplaceKernel, MultiScaleGaussianKernel
+from rdm_testing.mmd.mmd_brute import kernel_matrix
 
 KERNELS = {
     "gaussian": (GaussianKernel, {}),

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from mmd_brute import kernel_matrix, median_heuristic
 
 from rdm_core.artifacts import read_meta
 from rdm_core.cli.main import main
@@ -19,6 +18,7 @@ from rdm_mmd.floors import compute_floor, load_floors, save_floors
 from rdm_mmd.joint import joint_beta, joint_features, text_bandwidth
 from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
+from rdm_testing.mmd.mmd_brute import kernel_matrix, median_heuristic
 
 
 def test_joint_features_concatenate_and_factorise_the_kernel():

@@ -6,7 +6,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmd_brute import kernel_matrix
 
 from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
@@ -17,6 +16,7 @@ from rdm_mmd.kernels import (
     MultiScaleGaussianKernel,
     kernel_from_description,
 )
+from rdm_testing.mmd.mmd_brute import kernel_matrix
 
 KERNELS = [
     ("gaussian", GaussianKernel, {}),

@@ -9,7 +9,6 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mmd_brute import kernel_matrix
 
 from rdm_core.artifacts import read_meta
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
@@ -18,6 +17,7 @@ from rdm_core.numerics import median_bandwidth
 from rdm_core.recipe.assemble import load_reference
 from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
+from rdm_testing.mmd.mmd_brute import kernel_matrix
 
 
 def _pool(n=400, d=6, seed=0):

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
 
 @pytest.fixture(autouse=True)
 def test_host():
-    import refplugin
-
     from rdm_core.plugins import set_host
+    from rdm_testing.references import refplugin
 
     refplugin.install()
     yield

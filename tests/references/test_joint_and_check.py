@@ -61,7 +61,7 @@ def joint_recipe(tmp_path):
         "encoders": {"train": ["tiny_a"], "held_out": ["tiny_c"], "variant": "tiny"},
         "joint": {
             "enabled": True,
-            "text_encoder": "refplugin:tiny_text",
+            "text_encoder": "rdm_testing.references.refplugin:tiny_text",
             "s_txt": 1.0,
             "text_table": str(tmp_path / "generator_tau.safetensors"),
         },
@@ -86,10 +86,9 @@ def joint_recipe(tmp_path):
 
 
 def test_joint_build_aligns_tau_with_curated_mixed_rows(joint_recipe, monkeypatch):
-    import refplugin
-
     from rdm_references.check import check_references
     from rdm_references.pipeline import build_references
+    from rdm_testing.references import refplugin
 
     recipe = load_recipe(joint_recipe)
     build_references(recipe)
@@ -126,7 +125,9 @@ def test_joint_build_aligns_tau_with_curated_mixed_rows(joint_recipe, monkeypatc
 
     from rdm_references.text import build_text_table
 
-    build_text_table(recipe.joint.text_table, pool, refplugin.TinyText(scale=5.0), "refplugin:tiny_text")
+    build_text_table(
+        recipe.joint.text_table, pool, refplugin.TinyText(scale=5.0), "rdm_testing.references.refplugin:tiny_text"
+    )
     with pytest.raises(ReferenceMismatchError, match="other text-tower weights than the reference captions"):
         check_references(recipe)
     monkeypatch.setenv("REFTEST_TEXT_SCALE", "3")  # another text tower: every tau table and reference follows
@@ -137,10 +138,9 @@ def test_joint_build_aligns_tau_with_curated_mixed_rows(joint_recipe, monkeypatc
 
 
 def test_check_references_accepts_a_fresh_build_and_names_every_mismatch(make_recipe):
-    import refplugin
-
     from rdm_references.check import check_references
     from rdm_references.pipeline import build_references
+    from rdm_testing.references import refplugin
 
     recipe, path = make_recipe()
     build_references(recipe)

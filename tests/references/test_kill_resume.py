@@ -12,8 +12,9 @@ from pathlib import Path
 import torch
 
 from rdm_core.artifacts import load_tensors, read_json
+from rdm_testing import subprocess_env
 
-HERE = Path(__file__).resolve().parent
+BUILD = [sys.executable, "-m", "rdm_testing.references.build_script"]
 
 
 def _tensor_files(root: Path) -> dict[str, dict[str, torch.Tensor]]:
@@ -25,9 +26,9 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
 
     recipe, path = make_recipe("killed")
     refs = Path(recipe.references.dir)
-    env = {**os.environ, "REFTEST_SLEEP": "0.1", "OMP_NUM_THREADS": "1"}
+    env = subprocess_env(REFTEST_SLEEP="0.1")
     proc = subprocess.Popen(
-        [sys.executable, str(HERE / "_build_script.py"), str(path)],
+        [*BUILD, str(path)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -78,10 +79,10 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
 
 def test_parallel_encoder_subsets_share_one_directory(make_recipe):
     recipe, path = make_recipe("parallel")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = subprocess_env()
     procs = [
         subprocess.Popen(
-            [sys.executable, str(HERE / "_build_script.py"), str(path), subset],
+            [*BUILD, str(path), subset],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -15,9 +15,8 @@ from rdm_core.recipe.assemble import reference_path
 
 def _direct_features(encoder_name: str, root, size: int = 16) -> torch.Tensor:
     """Brute force: list, crop and encode every image of ``root`` one by one."""
-    import refplugin
-
     from rdm_references.images import list_images, load_image
+    from rdm_testing.references import refplugin
 
     enc = refplugin.build_encoder(encoder_name)
     with torch.no_grad():

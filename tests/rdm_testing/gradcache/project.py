@@ -7,8 +7,6 @@ from typing import Any
 
 import torch
 import yaml
-from tiny_models import CLASSES, RES
-from tiny_plugin import encoder_a, encoder_b
 
 from rdm_core.artifacts import save_tensors
 from rdm_core.numerics import median_bandwidth
@@ -16,6 +14,8 @@ from rdm_mmd.floors import save_floors
 from rdm_mmd.joint import joint_features
 from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
+from rdm_testing.gradcache.tiny_models import CLASSES, RES
+from rdm_testing.gradcache.tiny_plugin import encoder_a, encoder_b
 
 TEXT_DIM = 3
 
@@ -78,15 +78,16 @@ def write_recipe(root: Path, name: str = "tiny", **sections: Any) -> Path:
     for section, values in sections.items():
         recipe.setdefault(section, {}).update(values)
     path = root / f"{name}.yaml"
-    path.write_text("# test recipe: python run_rdm.py train THIS\n" + yaml.safe_dump(recipe, sort_keys=False))
+    path.write_text(
+        "# test recipe: python -m rdm_testing.gradcache.run_rdm train THIS\n" + yaml.safe_dump(recipe, sort_keys=False)
+    )
     return path
 
 
 def register_tiny_plugin() -> None:
     """Make the test-only generator and encoders resolvable by name (idempotent)."""
-    import tiny_plugin
-
     from rdm_core.plugins import get_host
+    from rdm_testing.gradcache import tiny_plugin
 
     host = get_host()
     if "gc_tiny" not in host.records:

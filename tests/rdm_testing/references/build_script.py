@@ -1,16 +1,13 @@
-"""Run a reference build in a separate process (the kill-and-resume test SIGKILLs it)."""
+"""Run a reference build in a separate process (the kill-and-resume test SIGKILLs it):
+``python -m rdm_testing.references.build_script RECIPE [ENCODERS]``."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import refplugin
 
 from rdm_core.recipe.load import load_recipe
 from rdm_references.pipeline import build_references
+from rdm_testing.references import refplugin
 
 if __name__ == "__main__":
     refplugin.install()

@@ -1,7 +1,7 @@
 """A throwaway rdm plugin for the trainer tests: a tiny conditional generator and two encoders.
 
 Registered in-process (``get_host().register_module``), also inside the ``rdm train``
-subprocesses started by ``run_rdm.py``.
+subprocesses started through ``rdm_testing.gradcache.run_rdm``.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from tiny_models import CLASSES, NOISE, RES, TinyEncoderA, TinyEncoderB, TinyGenerator
 from torch import Tensor, nn
 
 from rdm_core import hookimpl
 from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing
+from rdm_testing.gradcache.tiny_models import CLASSES, NOISE, RES, TinyEncoderA, TinyEncoderB, TinyGenerator
 
 
 def _spec(name: str, dim: int) -> EncoderSpec:

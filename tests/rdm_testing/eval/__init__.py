@@ -1,0 +1,1 @@
+"""Tiny components and on-disk fixtures of the evaluation tests."""

@@ -1,0 +1,1 @@
+"""Tiny generator, encoders, plugin and project builder for the GradCache trainer tests."""

@@ -1,0 +1,1 @@
+"""Brute-force float64 references for the MMD tests."""

@@ -1,0 +1,1 @@
+"""The in-process plugin and build script of the reference-build tests."""
