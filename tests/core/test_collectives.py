@@ -1,20 +1,19 @@
-"""The collectives on two real gloo processes against the single-process computation."""
+"""The collectives on two real gloo processes against the single-process computation.
+
+The process group meets through a file store in ``tmp_path`` (no TCP port to race for);
+``init_from_env`` then finds the group initialised and reads rank and world size as torchrun
+would have set them.
+"""
 
 from __future__ import annotations
 
 import os
-import socket
 
 import torch
+import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rdm_core import distributed as D
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _loss(x: torch.Tensor) -> torch.Tensor:
@@ -22,10 +21,10 @@ def _loss(x: torch.Tensor) -> torch.Tensor:
     return torch.exp(-(torch.cdist(x, x) ** 2)).mean()
 
 
-def _worker(rank: int, world: int, port: int, full: torch.Tensor, out: dict) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank)
-    )
+def _worker(rank: int, world: int, store: str, full: torch.Tensor, out: dict) -> None:
+    torch.set_num_threads(1)
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
     ctx = D.init_from_env("cpu")
     rows = full.shape[0] // world
     local = full[rank * rows : (rank + 1) * rows].clone().requires_grad_(True)
@@ -38,12 +37,12 @@ def _worker(rank: int, world: int, port: int, full: torch.Tensor, out: dict) -> 
     D.destroy()
 
 
-def test_gather_with_grad_and_mean_match_single_process():
+def test_gather_with_grad_and_mean_match_single_process(tmp_path):
     torch.manual_seed(0)
     full = torch.randn(6, 3, dtype=torch.float64)
     manager = mp.get_context("spawn").Manager()
     out = manager.dict()
-    mp.spawn(_worker, args=(2, _free_port(), full, out), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path / "store"), full, out), nprocs=2, join=True)
     ref = full.clone().requires_grad_(True)
     _loss(ref).backward()
     for rank in (0, 1):
