@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from authors_files import rff_dict, save, save_json, sw_dict
 
 from rdm_core.artifacts import read_json
 from rdm_core.cli.main import main
@@ -15,6 +14,7 @@ from rdm_eval.rff import RffBank
 from rdm_import.references import import_paths
 from rdm_mmd.floors import load_floors
 from rdm_references.stages import write_eval_bank
+from rdm_testing.importers.authors_files import rff_dict, save, save_json, sw_dict
 
 
 def _feats(n: int, d: int, seed: int, shift: float = 0.0) -> np.ndarray:

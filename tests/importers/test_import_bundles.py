@@ -9,13 +9,13 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from authors_files import gauss, pool_dict, save, save_joint, save_nystrom
 
 from rdm_core.artifacts import load_tensors, read_json, read_meta
 from rdm_core.cli.main import main
 from rdm_core.errors import ArtifactError, ShapeError
 from rdm_core.recipe.assemble import load_reference
 from rdm_import.references import import_paths
+from rdm_testing.importers.authors_files import gauss, pool_dict, save, save_joint, save_nystrom
 
 
 def _pool(n: int, d: int, seed: int) -> np.ndarray:

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from authors_files import pool_dict, rff_dict, save, save_joint, save_json, save_nystrom, sw_dict
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "gradcache"))
-
-from project import register_tiny_plugin, run_trainer, write_recipe
-from tiny_models import RES
-from tiny_plugin import encoder_a, encoder_b
 
 from rdm_core.artifacts import read_meta, save_tensors
 from rdm_core.cli.main import main
@@ -23,6 +15,10 @@ from rdm_core.errors import RecipeError, ReferenceMismatchError
 from rdm_core.recipe.load import load_recipe
 from rdm_import.references import import_paths
 from rdm_references.check import check_references
+from rdm_testing.gradcache.project import register_tiny_plugin, run_trainer, write_recipe
+from rdm_testing.gradcache.tiny_models import RES
+from rdm_testing.gradcache.tiny_plugin import encoder_a, encoder_b
+from rdm_testing.importers.authors_files import pool_dict, rff_dict, save, save_joint, save_json, save_nystrom, sw_dict
 
 ENCODERS = {"gc_tiny_a": encoder_a, "gc_tiny_b": encoder_b}
 

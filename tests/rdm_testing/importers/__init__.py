@@ -1,0 +1,1 @@
+"""Files in the paper authors' container formats, for the importer tests."""
