@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from authors_files import gauss
 
 from rdm_core.errors import RecipeError
 from rdm_eval.rff import RffBank
 from rdm_mmd.kernels import GaussianKernel
 from rdm_mmd.nystrom import NystromReference
+from rdm_testing.importers.authors_files import gauss
 
 
 def _pool() -> torch.Tensor:
