@@ -17,8 +17,8 @@ from torch import Tensor
 
 from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
+from rdm_diffusers.base import DiffusersOneStepGenerator, check_precision, check_resolution, check_variant
 from rdm_flux1.configs import HUB_IDS
-from rdm_flux2.diffusers_base import DiffusersOneStepGenerator, check_precision, check_resolution, check_variant
 
 PATTERNS = (
     "model_index.json",
@@ -69,6 +69,8 @@ class Flux1Generator(DiffusersOneStepGenerator):
     """
 
     generator_name = "flux1"
+    weight_formats = ("auto", "diffusers", "bfl")
+    weights_fix = "use FLUX.1 weights of the same flavor"
 
     def __init__(
         self,
@@ -255,18 +257,13 @@ class Flux1Generator(DiffusersOneStepGenerator):
         return ctx.float().cpu(), pooled.float().cpu()
 
     # -- weights --------------------------------------------------------------------------------
-    def load_weights(self, path: str, format: str = "auto") -> None:
-        """Transformer weights: diffusers names (``auto``/``diffusers``) or BFL names (``bfl``)."""
-        from rdm_flux2.convert import read_state_dict
-
-        state = read_state_dict(path)
+    def _to_diffusers_names(self, state: dict[str, Tensor], format: str) -> dict[str, Tensor]:
+        """BFL names (``bfl``, or ``auto`` when the keys look like BFL's) -> diffusers names."""
         if format == "bfl" or (format == "auto" and any(k.startswith("double_blocks.") for k in state)):
             from diffusers.loaders.single_file_utils import convert_flux_transformer_checkpoint_to_diffusers
 
-            state = convert_flux_transformer_checkpoint_to_diffusers(dict(state))
-        elif format not in ("auto", "diffusers"):
-            raise RdmError(f"unknown flux1 weights format {format!r}.", "use auto, diffusers or bfl")
-        self._load_transformer_state(state, path, "use FLUX.1 weights of the same flavor")
+            return convert_flux_transformer_checkpoint_to_diffusers(dict(state))
+        return state
 
     def save_weights(self, path: str, format: str = "diffusers") -> None:
         """Save the transformer in diffusers naming (safetensors, atomic)."""

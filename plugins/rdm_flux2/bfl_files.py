@@ -122,7 +122,7 @@ def build_from_single_files(
     transformer_file: str, vae_file: str, *, variant: str, model_dir: str | None, hub_id: str, vae_dtype: str
 ) -> tuple[Any, Any]:
     """The klein transformer (fp32) and VAE from BFL's two files."""
-    from rdm_flux2.loading import parse_dtype
+    from rdm_diffusers.loading import parse_dtype
 
     dit_cfg, vae_cfg = _configs(variant, model_dir, hub_id)
     dtype = parse_dtype(("bf16" if variant == "full" else "fp32") if vae_dtype == "auto" else vae_dtype)

@@ -1,4 +1,4 @@
-"""FLUX.2 transformer weights: BFL <-> diffusers names, and reading every checkpoint format.
+"""FLUX.2 transformer weights: BFL <-> diffusers names for every checkpoint format.
 
 BFL -> diffusers uses diffusers' own converter (``convert_flux2_transformer_checkpoint_to_diffusers``);
 the reverse direction is hand-written here because diffusers only converts one way. Formats:
@@ -7,16 +7,16 @@ the reverse direction is hand-written here because diffusers only converts one w
   ``transformer/`` folder, or a klein folder with a ``transformer/`` subfolder).
 * ``bfl``: BFL names without prefix (``flux-2-klein-4b.safetensors``).
 * ``rdm``: the released one-step RDM student: ``model.``-prefixed BFL names, either a safetensors
-  file or a ``.pth`` holding ``{"model": state_dict}`` (read with ``torch.load(weights_only=True)``).
+  file or a ``.pth`` holding ``{"model": state_dict}`` (files are read by
+  :func:`rdm_diffusers.weights.read_state_dict`).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rdm_core.errors import ArtifactError, RdmError, WeightsNotFoundError
+from rdm_core.errors import ArtifactError, RdmError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -147,43 +147,6 @@ def detect_format(state: dict[str, Tensor]) -> str:
         f"cannot tell the layout of a state dict with keys like {keys[:3]}.",
         "pass format='diffusers', 'bfl' or 'rdm' explicitly",
     )
-
-
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """Tensors of a weights file or diffusers folder: safetensors, or a ``.pth``/``.pt`` with ``{"model": ...}``."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise WeightsNotFoundError(
-            f"generator weights not found at {p}.", "fix generator.weights / --checkpoint, or download the file first"
-        )
-    if p.is_dir():
-        for sub in (p / "transformer", p):
-            files = sorted(sub.glob("*.safetensors")) if sub.is_dir() else []
-            if files:
-                state: dict[str, Tensor] = {}
-                for f in files:
-                    state.update(read_state_dict(f))
-                return state
-        raise WeightsNotFoundError(
-            f"{p} holds no .safetensors weights (nor transformer/*.safetensors).",
-            "pass a weights file or a diffusers transformer folder",
-        )
-    if p.suffix in (".pth", ".pt", ".bin"):
-        from rdm_core.safe_read import read_torch_file
-
-        obj = read_torch_file(p)  # weights-only: tensors, numbers and strings, nothing executed
-        if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-            obj = obj["model"]
-        if not isinstance(obj, dict) or not all(hasattr(v, "shape") for v in obj.values()):
-            raise ArtifactError(
-                f"{p} is not a state dict nor {{'model': state_dict}}.",
-                "pass the reference release's checkpoint or a safetensors file",
-            )
-        return dict(obj)
-    from rdm_core.artifacts import load_tensors
-
-    tensors, _ = load_tensors(p)
-    return tensors
 
 
 def to_diffusers_state(state: dict[str, Tensor], format: str = "auto") -> dict[str, Tensor]:

@@ -19,9 +19,7 @@ from torch import Tensor
 
 from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
-from rdm_flux2 import convert, latents
-from rdm_flux2.configs import DEFAULT_CTX_LEN, HUB_ID_4B, TEXT_LAYERS
-from rdm_flux2.diffusers_base import (
+from rdm_diffusers.base import (
     PRECISIONS,
     DiffusersOneStepGenerator,
     check_precision,
@@ -29,9 +27,11 @@ from rdm_flux2.diffusers_base import (
     check_variant,
     toggle_checkpointing,
 )
-from rdm_flux2.loading import parse_dtype, resolve_model_dir
+from rdm_diffusers.loading import parse_dtype, resolve_model_dir
+from rdm_flux2 import convert, latents
+from rdm_flux2.configs import DEFAULT_CTX_LEN, HUB_ID_4B, TEXT_LAYERS
 
-__all__ = ["PRECISIONS", "Flux2KleinGenerator", "build"]
+__all__ = ["PRECISIONS", "Flux2KleinGenerator"]
 
 
 class Flux2KleinGenerator(DiffusersOneStepGenerator):
@@ -62,6 +62,8 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
     """
 
     generator_name = "flux2-klein"
+    weight_formats = convert.FORMATS
+    weights_fix = "use weights of the same klein size (4B/9B) and the right format ('diffusers', 'bfl', 'rdm')"
 
     #: latent positions decoded together by :meth:`teacher_sample` (64 latents at 512 px)
     decode_tokens: int = 64 * 1024
@@ -311,20 +313,9 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         return Conditions(inputs=ctx, caption_ids=rows, captions=captions)
 
     # -- weights ----------------------------------------------------------------------------
-    def load_weights(self, path: str, format: str = "auto") -> None:
-        """Load transformer weights (diffusers / BFL / RDM release layouts) strictly."""
-        if format not in convert.FORMATS:
-            raise RdmError(f"unknown weights format {format!r}.", f"use one of: {', '.join(convert.FORMATS)}")
-        state = convert.to_diffusers_state(convert.read_state_dict(path), format)
-        result = self.transformer.load_state_dict(state, strict=False)
-        if result.missing_keys or result.unexpected_keys:
-            from rdm_core.errors import ArtifactError
-
-            raise ArtifactError(
-                f"{path} does not match the flux2-klein transformer: missing {result.missing_keys[:3]}"
-                f" ({len(result.missing_keys)}), unexpected {result.unexpected_keys[:3]} ({len(result.unexpected_keys)}).",
-                "use weights of the same klein size (4B/9B) and the right format ('diffusers', 'bfl', 'rdm')",
-            )
+    def _to_diffusers_names(self, state: dict[str, Tensor], format: str) -> dict[str, Tensor]:
+        """diffusers, BFL or RDM-release (``model.`` + BFL) names -> diffusers names (``auto`` detects)."""
+        return convert.to_diffusers_state(state, format)
 
     def save_weights(self, path: str, format: str = "rdm", dtype: str | None = None) -> None:
         """Save the transformer as ``rdm`` (``model.`` + BFL), ``bfl`` or ``diffusers``.
@@ -418,8 +409,3 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             "blocks": c.num_layers + c.num_single_layers,
             "width": c.num_attention_heads * c.attention_head_dim,
         }
-
-
-def build(**kwargs: Any) -> Flux2KleinGenerator:
-    """Registry factory (``generator.name: flux2-klein``)."""
-    return Flux2KleinGenerator(**kwargs)

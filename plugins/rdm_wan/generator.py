@@ -16,7 +16,7 @@ from torch import Tensor
 
 from rdm_core.errors import RdmError, ShapeError
 from rdm_core.interfaces import Conditions
-from rdm_flux2.diffusers_base import DiffusersOneStepGenerator, check_precision, check_variant
+from rdm_diffusers.base import DiffusersOneStepGenerator, check_precision, check_variant
 from rdm_wan.configs import HUB_ID_1_3B
 
 PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder/*", "tokenizer/*", "scheduler/*")
@@ -38,6 +38,7 @@ class WanGenerator(DiffusersOneStepGenerator):
     """
 
     generator_name = "wan"
+    weights_fix = "use diffusers-named weights of the same Wan size (convert others with diffusers' Wan script)"
 
     def __init__(
         self,
@@ -184,16 +185,6 @@ class WanGenerator(DiffusersOneStepGenerator):
         return ctx.float().cpu()
 
     # -- weights --------------------------------------------------------------------------------
-    def load_weights(self, path: str, format: str = "auto") -> None:
-        """Transformer weights in diffusers naming (a file, or a folder with ``transformer/``)."""
-        from rdm_flux2.convert import read_state_dict
-
-        if format not in ("auto", "diffusers"):
-            raise RdmError(
-                f"wan loads diffusers-named weights only, not {format!r}.", "convert with diffusers' Wan script first"
-            )
-        self._load_transformer_state(read_state_dict(path), path, "use weights of the same Wan size")
-
     def save_weights(self, path: str, format: str = "diffusers") -> None:
         """Save the transformer in diffusers naming (safetensors, atomic)."""
         self._save_diffusers_named(path, format, {"generator": "wan"})

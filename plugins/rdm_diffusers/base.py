@@ -1,11 +1,11 @@
-"""What the diffusers-based one-step generators (flux2-klein, flux1, wan) share.
+"""The base class of the diffusers-based one-step generators (flux2-klein, flux1, wan).
 
 Each of them trains a diffusers transformer (fp32 master weights, bf16 from autocast) and decodes
 through a frozen VAE that stays differentiable w.r.t. its input. This module owns that common
 plumbing: argument checks, building the modules (tiny random-weight build or a local/hub folder),
-precision, checkpointing, keeping the VAE next to the transformer, and the in-memory prompt table.
-The model-specific parts (noise layout, velocity call, decode, text encoders, weight formats) stay
-in each generator.
+precision, checkpointing, keeping the VAE next to the transformer, the in-memory prompt table and
+strict weight loading. The model-specific parts (noise layout, velocity call, decode, text
+encoders, other weight layouts) stay in each generator.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from rdm_core.errors import ArtifactError, RdmError
 from rdm_core.interfaces import Conditions
-from rdm_flux2.loading import PIPELINE_PATTERNS, load_component, parse_dtype, resolve_model_dir
+from rdm_diffusers.loading import PIPELINE_PATTERNS, load_component, parse_dtype, resolve_model_dir
 
 PRECISIONS = ("inherit", "bf16", "fp32")
 
@@ -57,11 +57,20 @@ class DiffusersOneStepGenerator:
 
     Subclasses set :attr:`generator_name`, validate their own arguments, set ``variant``, ``seed``,
     ``precision`` and ``prompts_file``, then call :meth:`_build_modules`. They implement
-    ``encode_prompts`` (used by :meth:`conditions_from_prompts` and the prompt table).
+    ``noise_shape``, ``generate``, ``teacher_sample`` and ``encode_prompts`` (used by
+    :meth:`conditions_from_prompts` and the prompt table), and override
+    :meth:`_to_diffusers_names` when they read weight layouts other than diffusers'.
+
+    Capabilities (:mod:`rdm_core.capabilities`): prompt-conditioned, teacher sampler, gradient
+    checkpointing.
     """
 
     #: registry name, used in error messages and weight metadata
     generator_name: str = ""
+    #: ``load_weights`` formats (``auto`` detects the layout from the key names)
+    weight_formats: tuple[str, ...] = ("auto", "diffusers")
+    #: how to fix weights that do not match the transformer (model-specific advice)
+    weights_fix: str = "use weights of the same model size"
 
     transformer: Any
     vae: Any
@@ -189,15 +198,34 @@ class DiffusersOneStepGenerator:
         return Conditions(inputs=inputs, caption_ids=rows, captions=[prompts[i] for i in rows.tolist()])
 
     # -- weights ----------------------------------------------------------------------------
-    def _load_transformer_state(self, state: dict[str, Tensor], path: str, fix: str) -> None:
-        """Load ``state`` into the transformer; any missing/unexpected key is an :class:`ArtifactError`."""
+    def load_weights(self, path: str, format: str = "auto") -> None:
+        """Load transformer weights strictly (a file or a diffusers folder; see :attr:`weight_formats`).
+
+        Raises:
+            RdmError: a format this generator does not read.
+            WeightsNotFoundError: nothing at ``path``.
+            ArtifactError: an unreadable file, or any missing or unexpected key.
+        """
+        from rdm_diffusers.weights import read_state_dict
+
+        if format not in self.weight_formats:
+            raise RdmError(
+                f"unknown weights format {format!r} for {self.generator_name}.",
+                f"use one of: {', '.join(self.weight_formats)}",
+            )
+        state = self._to_diffusers_names(read_state_dict(path), format)
         result = self.transformer.load_state_dict(state, strict=False)
         if result.missing_keys or result.unexpected_keys:
+            missing, unexpected = result.missing_keys, result.unexpected_keys
             raise ArtifactError(
-                f"{path} does not match the {self.generator_name} transformer: missing "
-                f"{result.missing_keys[:3]}, unexpected {result.unexpected_keys[:3]}.",
-                fix,
+                f"{path} does not match the {self.generator_name} transformer: missing {missing[:3]} "
+                f"({len(missing)}), unexpected {unexpected[:3]} ({len(unexpected)}).",
+                self.weights_fix,
             )
+
+    def _to_diffusers_names(self, state: dict[str, Tensor], format: str) -> dict[str, Tensor]:
+        """A state dict in ``format`` -> diffusers key names (as is here; generators with more layouts override)."""
+        return state
 
     def _save_diffusers_named(self, path: str, format: str, meta: dict[str, Any]) -> None:
         """Save the transformer state dict as is (diffusers naming; ``rdm`` is accepted as an alias)."""

@@ -1,4 +1,4 @@
-"""Locating and loading FLUX.2 [klein] components: a local folder, else the Hugging Face cache/hub."""
+"""Locating and loading diffusers pipeline components: a local folder, else the Hugging Face cache/hub."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PIPELINE_PATTERNS = ("model_index.json", "transformer/*", "vae/*", "text_encoder
 def resolve_model_dir(
     model_dir: str | None, hub_id: str, revision: str | None = None, patterns: tuple[str, ...] = PIPELINE_PATTERNS
 ) -> Path:
-    """A local folder in ``Flux2KleinPipeline`` layout: ``model_dir`` if given, else a hub snapshot.
+    """A local pipeline folder (``transformer/``, ``vae/``, ...): ``model_dir`` if given, else a hub snapshot.
 
     Offline (``HF_HUB_OFFLINE=1``), a snapshot missing from the cache is a
     :class:`WeightsNotFoundError` naming the hub id and the command that downloads it.
@@ -51,10 +51,11 @@ def resolve_model_dir(
 
 
 def require_subfolder(root: Path, sub: str) -> Path:
+    """``root / sub``, which must exist (one folder per pipeline component)."""
     if not (root / sub).is_dir():
         raise WeightsNotFoundError(
             f"{root} has no {sub}/ folder.",
-            "model_dir must use the Flux2KleinPipeline layout (transformer/, vae/, text_encoder/, tokenizer/)",
+            "model_dir must use the diffusers pipeline layout (transformer/, vae/, text_encoder/, tokenizer/)",
         )
     return root / sub
 
@@ -66,6 +67,7 @@ def load_component(cls: Any, root: Path, sub: str, dtype: torch.dtype) -> Any:
 
 
 def parse_dtype(name: str) -> torch.dtype:
+    """``fp32``/``bf16``/``fp16``/``fp64`` (or the torch spelling) -> the torch dtype."""
     table = {
         "fp32": torch.float32,
         "float32": torch.float32,
