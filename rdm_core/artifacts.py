@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -108,14 +109,18 @@ def append_jsonl(path: str | os.PathLike[str], row: Mapping[str, Any]) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
+    """JSON form of the non-JSON values rdm logs: tensors, numpy values, sets, tuples, paths."""
     if isinstance(obj, (set, tuple)):
         return list(obj)
     if isinstance(obj, Path):
         return str(obj)
+    # A tensor or numpy value can only exist once its library is imported: look there instead of
+    # importing torch (seconds) to serialise a plain dict.
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
+    if (torch is not None and isinstance(obj, torch.Tensor)) or (
+        np is not None and isinstance(obj, (np.ndarray, np.generic))
+    ):
+        return obj.tolist()  # a scalar for 0-dim tensors and numpy scalars, nested lists otherwise
     raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
 
 
@@ -185,10 +190,6 @@ def _corrupt(p: Path, exc: BaseException) -> ArtifactError:
 
 
 # -- fingerprints ---------------------------------------------------------------------------
-
-
-def fingerprint_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def fingerprint_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

@@ -20,19 +20,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rdm_core.artifacts import fingerprint_parts, fingerprint_tensor, load_tensors, read_meta, save_tensors
-from rdm_core.errors import ArtifactError, NonFiniteError, ShapeError, UnknownNameError
-from rdm_core.interfaces import Encoder, ImageBatch, as_image_batch, iter_chunks
+from rdm_core.errors import ArtifactError, NonFiniteError, RdmError, ShapeError, UnknownNameError
+from rdm_core.interfaces import Encoder, ImageBatch, ImageSource, as_image_batch, iter_chunks
 
 FEATURE_CACHE_KIND = "battery_features"
 
 
 def _spec_json(encoder: Encoder) -> dict[str, Any]:
     """The encoder's spec as it reads back from JSON (tuples become lists)."""
-    spec = getattr(encoder, "spec", None)
-    return json.loads(json.dumps(spec.to_dict())) if spec is not None else {}
+    return json.loads(json.dumps(encoder.spec.to_dict()))
+
+
+def _check_encoder(name: str, encoder: Any) -> None:
+    """Refuse anything that is not an ``nn.Module`` implementing :class:`Encoder` (a ``.spec``)."""
+    if not (isinstance(encoder, nn.Module) and isinstance(encoder, Encoder)):
+        raise RdmError(
+            f"encoder {name!r} is a {type(encoder).__name__}, not an nn.Module with a .spec.",
+            "an encoder factory must return an nn.Module with an EncoderSpec as .spec (rdm_core.interfaces.Encoder)",
+        )
 
 
 class Battery:
@@ -59,16 +67,18 @@ class Battery:
             raise ValueError("a battery needs at least one encoder")
         if chunk_size <= 0:
             raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+        for name, enc in encoders.items():
+            _check_encoder(name, enc)
         self.encoders: dict[str, Encoder] = dict(encoders)
         self.chunk_size = int(chunk_size)
         if device is None:
             first = next(iter(self.encoders.values()))
-            params = list(first.parameters()) if hasattr(first, "parameters") else []
+            params = list(first.parameters())
             device = params[0].device if params else "cpu"
         self.to(device)
         if bf16_weights:
             for enc in self.encoders.values():
-                if getattr(enc.spec, "precision", "bf16") == "bf16" and hasattr(enc, "to"):
+                if enc.spec.precision == "bf16":
                     enc.to(torch.bfloat16)
 
     # -- construction helpers -----------------------------------------------------------------
@@ -115,8 +125,7 @@ class Battery:
     def to(self, device: torch.device | str) -> Battery:
         self.device = torch.device(device)
         for enc in self.encoders.values():
-            if hasattr(enc, "to"):
-                enc.to(self.device)
+            enc.to(self.device)
         return self
 
     def _select(self, only: Iterable[str] | None) -> list[str]:
@@ -243,14 +252,7 @@ class Battery:
 def _length(source: Any) -> int | None:
     if isinstance(source, Tensor):
         return int(as_image_batch(source).shape[0]) if source.dim() == 5 else int(source.shape[0])
-    try:
-        return len(source) if hasattr(source, "read") else None
-    except TypeError:
-        return None
-
-
-def _is_image_source(source: Any) -> bool:
-    return hasattr(source, "read") and hasattr(source, "__len__")
+    return len(source) if isinstance(source, ImageSource) else None  # a plain iterable: unknown
 
 
 def _chunks(source: Any, size: int) -> Iterable[Tensor]:
@@ -258,7 +260,7 @@ def _chunks(source: Any, size: int) -> Iterable[Tensor]:
     if isinstance(source, Tensor):
         for a, b in iter_chunks(source.shape[0], size):
             yield source[a:b]
-    elif _is_image_source(source):
+    elif isinstance(source, ImageSource):
         for a, b in iter_chunks(len(source), size):
             yield source.read(list(range(a, b))).images
     else:
@@ -279,7 +281,7 @@ def _chunks(source: Any, size: int) -> Iterable[Tensor]:
 def _source_identity(source: Any) -> str | None:
     if isinstance(source, Tensor):
         return "tensor:" + fingerprint_tensor(source)
-    if _is_image_source(source) and hasattr(source, "fingerprint"):
+    if isinstance(source, ImageSource):
         n = len(source)
         return "source:" + fingerprint_parts([str(n), *(f"{source.key(i)}={source.fingerprint(i)}" for i in range(n))])
     return None

@@ -179,11 +179,11 @@ class GradientCheckpointing(Protocol):
 class PlanStatsProvider(Protocol):
     """A generator that reports its own size for ``rdm plan`` (memory and time per step).
 
-    Implemented as a ``classmethod``/``staticmethod`` on the registered class it is called with
+    Implemented as a ``classmethod``/``staticmethod`` on the registered class, it is called with
     the recipe's ``generator.args`` and nothing is built (no weights needed); implemented as an
-    instance method, ``rdm plan`` builds the generator first. Without it ``rdm plan`` uses a
-    documented size table for the known models, else counts the built module's parameters
-    (FLOPs = 2 x params, a lower bound).
+    instance method, ``rdm plan`` builds the generator first and calls it without arguments.
+    Without it ``rdm plan`` uses a documented size table for the known models, else counts the
+    built module's parameters (FLOPs = 2 x params, a lower bound).
     """
 
     def plan_stats(self, **generator_args: Any) -> dict[str, Any]:

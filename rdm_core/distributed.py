@@ -113,15 +113,6 @@ def all_reduce_mean_(tensors: list[torch.Tensor]) -> None:
         t.div_(world)
 
 
-def broadcast_object(obj: object, src: int = 0) -> object:
-    """Send a picklable-free small object (ints, strings, dicts of those) from ``src``."""
-    if not _active():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def barrier() -> None:
     if _active():
         dist.barrier()

@@ -104,7 +104,7 @@ class PluginHost:
         for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             if ep.name in self.records:  # the same distribution installed twice on sys.path
                 continue
-            dist = getattr(ep, "dist", None)
+            dist = ep.dist  # None when the entry point comes from no distribution
             record = PluginRecord(
                 name=ep.name,
                 module=ep.value,

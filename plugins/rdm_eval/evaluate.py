@@ -24,6 +24,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
 FEATURE_METRICS = ("sw_r14", "mmd_r14")
 GENERATOR_METRICS = ("pickscore", "geneval")
+# what needs a prompt-conditioned generator, and what to do instead (rdm_core.capabilities.require)
+PICKSCORE_PROMPTS = {
+    "needed_by": "PickScore with a prompt file",
+    "fix": "drop eval.args.pickscore.prompts (renders are then scored with their own captions or class names)",
+}
+GENEVAL_PROMPTS = {
+    "needed_by": "GenEval (it renders the GenEval prompts)",
+    "fix": "GenEval needs a text-to-image generator; drop 'geneval' from --metrics",
+}
 
 
 @dataclass
@@ -131,6 +140,7 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
     or, with a prompt file, one sample per prompt with all noise drawn at once (seed 0)."""
     import torch
 
+    from rdm_core.capabilities import PromptConditionedGenerator, require
     from rdm_core.interfaces import as_image_batch
     from rdm_eval.render import render_batches
 
@@ -138,16 +148,12 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
     if metric.prompts:
         from rdm_core.prompts import read_prompts
 
+        prompted = require(generator, PromptConditionedGenerator, what="the generator", **PICKSCORE_PROMPTS)
         prompts = read_prompts(metric.prompts)
-        if not hasattr(generator, "conditions_from_prompts"):
-            raise RdmError(
-                "pickscore prompts need a text-to-image generator (conditions_from_prompts).",
-                "drop eval.args.pickscore.prompts for class-conditional generators",
-            )
         rng = torch.Generator(device=device).manual_seed(metric.seed)
         noise = torch.randn((len(prompts), *generator.noise_shape()), generator=rng, device=device)
         for start in range(0, len(prompts), batch):
-            cond = generator.conditions_from_prompts(prompts[start : start + batch]).to(device)
+            cond = prompted.conditions_from_prompts(prompts[start : start + batch]).to(device)
             with torch.no_grad():
                 images = as_image_batch(generator.generate(noise[start : start + batch], cond)).float()
             scores.append(metric.score(images, prompts[start : start + batch]))
@@ -280,6 +286,8 @@ def evaluate(
     encoders, held_out = encoder_names(recipe, "all"), list(recipe.encoders.held_out)
     source = {"kind": kind, "path": checkpoint or images or features}
     generator = build_generator_with(recipe, checkpoint, device) if kind in ("checkpoint", "base") else None
+    if generator is not None:
+        _check_prompt_capability(recipe, generator, names)
     context: dict[str, Any] = {
         "input": source,
         "device": device,
@@ -312,6 +320,17 @@ def evaluate(
     outcome = EvalOutcome(results, encoders, held_out, out, context)
     _write_outputs(outcome)
     return outcome
+
+
+def _check_prompt_capability(recipe: Any, generator: Generator, names: list[str]) -> None:
+    """Refuse, before anything is rendered, metrics that need prompts the generator cannot encode."""
+    from rdm_core.capabilities import PromptConditionedGenerator, require
+
+    what = f"generator {recipe.generator.name!r}"
+    if "geneval" in names and _metric_args(recipe, "geneval").get("scorer") != "results":
+        require(generator, PromptConditionedGenerator, what=what, **GENEVAL_PROMPTS)
+    if "pickscore" in names and _metric_args(recipe, "pickscore").get("prompts"):
+        require(generator, PromptConditionedGenerator, what=what, **PICKSCORE_PROMPTS)
 
 
 def _write_outputs(outcome: EvalOutcome) -> None:

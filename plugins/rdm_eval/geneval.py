@@ -131,15 +131,18 @@ def render(
     import torch
 
     from rdm_core.artifacts import atomic_path
+    from rdm_core.capabilities import PromptConditionedGenerator, require
     from rdm_core.console import progress
     from rdm_core.images import save_png
     from rdm_core.interfaces import as_image_batch
 
-    if not hasattr(generator, "conditions_from_prompts"):
-        raise RdmError(
-            f"generator {type(generator).__name__} cannot be conditioned on prompts (no conditions_from_prompts).",
-            "GenEval needs a text-to-image generator; drop 'geneval' from --metrics",
-        )
+    prompted = require(
+        generator,
+        PromptConditionedGenerator,
+        what="the generator",
+        needed_by="GenEval (it renders the GenEval prompts)",
+        fix="GenEval needs a text-to-image generator; drop 'geneval' from --metrics",
+    )
     if not 1 <= samples_per_prompt <= MAX_SAMPLES_PER_PROMPT:
         raise ValueError(f"samples_per_prompt must be in [1, {MAX_SAMPLES_PER_PROMPT}], got {samples_per_prompt}")
     root = Path(out)
@@ -162,7 +165,7 @@ def render(
                             for j in range(samples_per_prompt)
                         ]
                     )
-                    cond = generator.conditions_from_prompts([pr.prompt] * samples_per_prompt).to(device)
+                    cond = prompted.conditions_from_prompts([pr.prompt] * samples_per_prompt).to(device)
                     with torch.no_grad():
                         images = as_image_batch(generator.generate(noise, cond)).float()
                     for j in range(samples_per_prompt):

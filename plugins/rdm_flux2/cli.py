@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> int:
         print_json({"path": str(pool.path), **pool.meta})
         return 0
 
+    from rdm_core.capabilities import ContextEncoder, require
     from rdm_core.devices import resolve_device
-    from rdm_core.errors import RdmError
     from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
     from rdm_core.recipe.load import load_recipe
+    from rdm_diffusers.base import DiffusersOneStepGenerator
     from rdm_flux2.configs import TEXT_LAYERS
     from rdm_flux2.context_pool import build_context_pool
 
@@ -60,12 +61,15 @@ def run(args: argparse.Namespace) -> int:
     if "context_pool" in recipe.generator.args:
         recipe.generator.args.context_pool = None
     recipe.generator.weights = None
-    gen = build_generator(recipe, device=resolve_device(args.device))
-    if not hasattr(gen, "encode_prompts") or not hasattr(gen, "ctx_dim"):
-        raise RdmError(
-            f"generator {recipe.generator.name!r} has no context pool (it encodes prompts itself).",
-            "use a flux2-klein recipe, or pass prompts to the generator directly",
-        )
+    gen = require(
+        build_generator(recipe, device=resolve_device(args.device)),
+        ContextEncoder,
+        what=f"generator {recipe.generator.name!r}",
+        needed_by="rdm context build (pools of precomputed text contexts)",
+        fix="use a flux2-klein recipe; other generators encode their prompts themselves",
+    )
+    # where the contexts come from, recorded in the pool (diffusers generators know their folder)
+    diffusers = isinstance(gen, DiffusersOneStepGenerator)
     prompts = read_prompts(args.prompts)
     out = build_context_pool(
         prompts,
@@ -73,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         ctx_len=gen.ctx_len,
         dim=gen.ctx_dim,
-        variant=gen.variant,
+        variant=gen.variant if diffusers else "unknown",
         batch_size=args.batch_size,
         info={
             "generator": recipe.generator.name,
-            "model_dir": str(gen.model_dir) if gen.model_dir else None,
+            "model_dir": str(gen.model_dir) if diffusers and gen.model_dir else None,
             "text_layers": list(TEXT_LAYERS),
             "prompts_file": str(args.prompts),
         },

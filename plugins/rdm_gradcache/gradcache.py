@@ -71,10 +71,8 @@ class RngState:
 
 
 def _chunk_rows(chunk: Any) -> int | None:
-    if isinstance(chunk, Chunk):
-        return len(chunk)
-    noise = getattr(chunk, "noise", None)
-    return int(noise.shape[0]) if isinstance(noise, Tensor) else None
+    """Rows of a :class:`Chunk`; ``None`` for chunk objects only the caller's ``encode`` understands."""
+    return len(chunk) if isinstance(chunk, Chunk) else None
 
 
 def check_equal_chunks(chunks: Sequence[Any]) -> int | None:

@@ -12,7 +12,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rdm_core.capabilities import PlanStatsProvider
 from rdm_core.errors import RdmError, RecipeError
+from rdm_core.interfaces import EncoderSpec
 from rdm_core.recipe.assemble import encoder_names, plain
 
 GB = 1e9
@@ -90,17 +92,14 @@ def parse_gpus(text: str) -> tuple[int, Gpu]:
 
 
 def _call_static_stats(factory: Any, args: dict[str, Any]) -> dict[str, Any] | None:
-    stats = getattr(factory, "plan_stats", None)
-    if stats is None:
+    """``factory.plan_stats(**args)`` when the registered class sizes itself without being built."""
+    if not isinstance(factory, PlanStatsProvider):
         return None
-    if inspect.isclass(factory):
-        raw = inspect.getattr_static(factory, "plan_stats")
-        if not isinstance(raw, (staticmethod, classmethod)):
-            return None  # an instance method: needs a built generator
-    try:
-        return dict(stats(**args))
-    except TypeError:
-        return dict(stats())
+    if inspect.isclass(factory) and not isinstance(
+        inspect.getattr_static(factory, "plan_stats"), (staticmethod, classmethod)
+    ):
+        return None  # an instance method: needs a built generator
+    return dict(factory.plan_stats(**args))
 
 
 def generator_stats(recipe: Any) -> tuple[dict[str, Any], str]:
@@ -135,7 +134,7 @@ def generator_stats(recipe: Any) -> tuple[dict[str, Any], str]:
             f"cannot size generator {name!r} without building it, and building failed: {exc.problem}",
             "make its weights available, or give the generator a static plan_stats(**args)",
         ) from exc
-    if hasattr(gen, "plan_stats"):
+    if isinstance(gen, PlanStatsProvider):  # an instance knows its own arguments
         return dict(gen.plan_stats()), "plan_stats()"
     params = sum(p.numel() for p in gen.trainable_module().parameters() if p.requires_grad)
     return {"params": params, "flops_per_sample": 2.0 * params}, "parameter count (flops = 2 x params: a lower bound)"
@@ -220,7 +219,7 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
         spec = enc_spec.spec(name) if name in enc_spec else None
         # The size table describes the full encoders; tiny stand-ins only share their names.
         table_name = name if str(recipe.encoders.variant) == "full" else f"{name} (tiny)"
-        encs[name] = encoder_stats(table_name, getattr(spec, "dim", None))
+        encs[name] = encoder_stats(table_name, spec.dim if isinstance(spec, EncoderSpec) else None)
     unknown = [e for e, s in encs.items() if not s["known"]]
     if unknown:
         plan.notes.append(f"no size table for encoders {unknown}: their weights/FLOPs are not counted")

@@ -42,8 +42,19 @@ def shard(module: nn.Module, world_size: int) -> nn.Module:
     return module
 
 
+def is_dtensor(tensor: Tensor) -> bool:
+    """Whether ``tensor`` is a DTensor (a parameter or gradient sharded by FSDP2)."""
+    if not torch.distributed.is_available():
+        return False
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:  # pragma: no cover - torch < 2.5 has no public DTensor, and no FSDP2 either
+        return False
+    return isinstance(tensor, DTensor)
+
+
 def is_sharded(module: nn.Module) -> bool:
-    return any(hasattr(p, "full_tensor") for p in module.parameters())
+    return any(is_dtensor(p) for p in module.parameters())
 
 
 def full_model_state(module: nn.Module) -> dict[str, Tensor]:

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from rdm_core.distributed import all_gather_with_grad, all_reduce_mean_
 from rdm_gradcache.gradcache import EncodeFn, GatherFn, LossFn, gradcache_backward
+from rdm_gradcache.sharding import is_dtensor
 
 
 @dataclass
@@ -37,7 +38,7 @@ def global_grad_norm(params: Sequence[nn.Parameter]) -> float:
     """L2 norm over every gradient, in float64 so the logged value does not depend on dtype."""
     total = 0.0
     for g in grads_of(params):
-        local = g.full_tensor() if hasattr(g, "full_tensor") else g
+        local = g.full_tensor() if is_dtensor(g) else g
         total += float(local.detach().double().pow(2).sum())
     return math.sqrt(total)
 

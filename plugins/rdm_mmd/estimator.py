@@ -21,7 +21,9 @@ import torch
 from torch import Tensor
 from torch.utils.checkpoint import checkpoint
 
+from rdm_core.capabilities import RadialKernel
 from rdm_core.errors import RecipeError, ShapeError
+from rdm_core.interfaces import Kernel
 from rdm_core.numerics import sq_dists
 
 DEFAULT_GEN_CHUNK = 8192
@@ -48,7 +50,7 @@ def rows_for_budget(cols: int, itemsize: int, memory_budget: int | None, cap: in
 
 
 def _is_fused(kernel: Any) -> bool:
-    return hasattr(kernel, "profile_with_derivative") and hasattr(kernel, "profile")
+    return isinstance(kernel, RadialKernel)
 
 
 def _check_2d(x: Tensor, what: str) -> None:
@@ -66,7 +68,8 @@ def _method(kernel: Any, method: str) -> str:
         raise RecipeError(f"unknown estimator method {method!r}.", "use 'auto', 'fused' or 'checkpoint'")
     if method == "fused" and not _is_fused(kernel):
         raise RecipeError(
-            f"kernel {getattr(kernel, 'name', kernel)!r} has no radial profile; the fused path needs one.",
+            f"kernel {kernel.name if isinstance(kernel, Kernel) else kernel!r} has no radial profile "
+            "(profile(), profile_with_derivative()); the fused path needs one.",
             "use method='checkpoint' (works with any gram())",
         )
     return method
@@ -303,12 +306,13 @@ def kernel_mean_constant(
     r = pool.index_select(0, idx.to(pool.device)).to(compute_dtype(pool))
     m = r.shape[0]
     sq = r.pow(2).sum(1)
+    fused = _is_fused(kernel)
     total = 0.0
     for lo in range(0, m, block):
         hi = min(lo + block, m)
         for clo in range(lo, m, block):
             chi = min(clo + block, m)
-            if _is_fused(kernel):  # reuse the norms and transform the block in place
+            if fused:  # reuse the norms and transform the block in place
                 d2 = sq_dists(r[lo:hi], r[clo:chi], sq[lo:hi], sq[clo:chi])
                 if clo == lo:
                     d2.diagonal().zero_()  # exact self-distances (see the repulsion)

@@ -6,6 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
+from rdm_core.capabilities import ConfigurableReferenceSet
 from rdm_core.errors import RecipeError
 from rdm_core.recipe.assemble import load_reference, plain, reference_path
 
@@ -39,7 +40,7 @@ def load_training_reference(recipe: Any, encoder: str, *, dim: int | None = None
         ReferenceMismatchError: it was built for another encoder, kind, kernel, scale, M or dim.
     """
     ref = load_reference(reference_path(recipe, encoder), expect=expected_header(recipe, encoder, dim), device=device)
-    if "gen_chunk" in getattr(ref, "runtime_options", lambda: ())():
+    if isinstance(ref, ConfigurableReferenceSet) and "gen_chunk" in ref.runtime_options():
         ref.configure(gen_chunk=int(recipe.distance.gen_chunk))
     return ref
 

@@ -18,6 +18,7 @@ from torch import Tensor
 from rdm_core import __version__ as rdm_version
 from rdm_core.artifacts import fingerprint_tensor, load_tensors, save_tensors
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
+from rdm_core.interfaces import EncoderSpec, Kernel
 from rdm_core.numerics import median_bandwidth
 from rdm_mmd.kernels import KERNELS, kernel_from_description
 
@@ -30,7 +31,7 @@ def encoder_fields(encoder: Any) -> tuple[str | None, dict[str, Any] | None]:
         return None, None
     if isinstance(encoder, str):
         return encoder, None
-    if hasattr(encoder, "to_dict"):
+    if isinstance(encoder, EncoderSpec):
         spec = encoder.to_dict()
         return spec.get("name"), spec
     if isinstance(encoder, Mapping):
@@ -53,9 +54,9 @@ def resolve_kernel(
 ) -> Any:
     """A kernel object as is; a kernel name -> that kernel at the median bandwidth x scale."""
     if not isinstance(kernel, str):
-        if not hasattr(kernel, "gram") or not hasattr(kernel, "describe"):
+        if not isinstance(kernel, Kernel):
             raise RecipeError(
-                f"{kernel!r} is not a kernel (needs gram() and describe()).",
+                f"{kernel!r} is not a kernel (needs name, bandwidth, gram() and describe()).",
                 "pass a kernel name such as 'gaussian' or a Kernel object",
             )
         return kernel
@@ -153,7 +154,7 @@ def _kernel_matches(have: Any, want: Any) -> bool:
         return want is None
     if isinstance(want, str):
         return have.get("name") == want
-    if hasattr(want, "describe"):
+    if isinstance(want, Kernel):
         want = want.describe()
     if isinstance(want, Mapping):
         return all(_same(have.get(k), v) for k, v in want.items())

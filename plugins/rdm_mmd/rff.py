@@ -73,9 +73,9 @@ class RFFReference(ReferenceBase):
             seed=seed,
             kernel_args=kernel_args,
         )
-        if getattr(kern, "name", None) != "gaussian":
+        if kern.name != "gaussian":  # resolve_kernel returns a Kernel
             raise RecipeError(
-                f"random Fourier features approximate a Gaussian kernel, got {getattr(kern, 'name', kern)!r}.",
+                f"random Fourier features approximate a Gaussian kernel, got {kern.name!r}.",
                 "use --kernel gaussian with --kind rff, or another reference kind",
             )
         if int(num_features) < 1:

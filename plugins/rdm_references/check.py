@@ -15,6 +15,7 @@ from typing import Any
 
 from rdm_core.artifacts import read_json, read_meta
 from rdm_core.errors import ArtifactError, ReferenceMismatchError
+from rdm_core.interfaces import Encoder
 from rdm_core.recipe.assemble import reference_path
 from rdm_references.manifest import FLOORS, ManifestStore
 
@@ -83,7 +84,7 @@ def reference_problems(
 
 def _encoder_dim(recipe: Any, name: str, part: Mapping[str, Any], encoder: Any) -> int | None:
     """The feature dim: the live encoder's spec, else the manifest, else a full-size spec."""
-    if encoder is not None and hasattr(encoder, "spec") and recipe.encoders.variant == "full":
+    if isinstance(encoder, Encoder) and recipe.encoders.variant == "full":
         return int(encoder.spec.dim)
     if part.get("dim") is not None:
         return int(part["dim"])

@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from rdm_core.artifacts import fingerprint_parts, read_json, write_json
+from rdm_core.capabilities import Scorer
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import ImageBatch
+from rdm_references.sources.optional import captions_of, stat_tokens
 
 
 def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None) -> Callable[..., Any]:
@@ -35,7 +37,7 @@ def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None) -> Ca
             from rdm_core.plugins import registry
 
             obj = registry("metrics").create(scorer, **args)
-    if hasattr(obj, "score") and callable(obj.score):
+    if isinstance(obj, Scorer):
         return obj.score
     if callable(obj):
         return obj
@@ -47,13 +49,15 @@ def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None) -> Ca
 
 def scorer_identity(scorer: Any, scorer_args: dict[str, Any] | None) -> str:
     """A stable name for a scorer, so cached scores are never reused for another scorer."""
+    import inspect
     import json
 
     if isinstance(scorer, str):
         name = scorer
     else:
-        target = getattr(scorer, "__func__", scorer)
-        name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
+        target = scorer.__func__ if inspect.ismethod(scorer) else scorer  # a bound method: its function
+        named = target if inspect.isroutine(target) or inspect.isclass(target) else type(target)
+        name = f"{named.__module__}.{named.__qualname__}"
     return f"{name}|{json.dumps(scorer_args or {}, sort_keys=True, default=str)}"
 
 
@@ -63,6 +67,7 @@ class SubsetSource:
     def __init__(self, source: Any, indices: Sequence[int]) -> None:
         self.source = source
         self.indices = [int(i) for i in indices]
+        self._stat_token = stat_tokens(source)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -74,14 +79,10 @@ class SubsetSource:
         return self.source.fingerprint(self.indices[index])
 
     def stat_token(self, index: int) -> str | None:
-        fn = getattr(self.source, "stat_token", None)
-        return fn(self.indices[index]) if fn else None
+        return self._stat_token(self.indices[index])
 
     def captions(self, indices: Sequence[int]) -> list[str] | None:
-        rows = [self.indices[i] for i in indices]
-        if hasattr(self.source, "captions"):
-            return self.source.captions(rows)
-        return self.source.read(rows).captions
+        return captions_of(self.source, [self.indices[i] for i in indices])
 
     def read(self, indices: Sequence[int]) -> ImageBatch:
         return self.source.read([self.indices[i] for i in indices])
@@ -130,6 +131,8 @@ class _ScoredFilter(SubsetSource):
 
     @staticmethod
     def _score_all(source: Any, score_fn: Callable[..., Any], batch_size: int) -> list[float]:
+        import torch
+
         from rdm_core.console import progress
 
         scores: list[float] = []
@@ -139,7 +142,7 @@ class _ScoredFilter(SubsetSource):
                 rows = list(range(start, min(start + batch_size, len(source))))
                 batch = source.read(rows)
                 values = score_fn(batch.images, batch.captions)
-                values = values.tolist() if hasattr(values, "tolist") else list(values)
+                values = values.tolist() if isinstance(values, torch.Tensor) else list(values)
                 if len(values) != len(rows):
                     raise RecipeError(
                         f"the scorer returned {len(values)} scores for {len(rows)} images.",
@@ -236,8 +239,7 @@ class GenevalCorrect(_ScoredFilter):
 
 
 def _all_captions(source: Any) -> list[str]:
-    rows = list(range(len(source)))
-    caps = source.captions(rows) if hasattr(source, "captions") else source.read(rows).captions
+    caps = captions_of(source, list(range(len(source))))
     if caps is None:
         raise RecipeError(
             "curation filters need captions, but the source has none.",

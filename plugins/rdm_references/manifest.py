@@ -132,13 +132,15 @@ def item_fingerprints(
     old: dict[str, tuple[str, str]] = {}
     for key, fp, token in (previous or {}).get("items", []):
         old[key] = (fp, token)
-    stat = getattr(source, "stat_token", None)
+    from rdm_references.sources.optional import stat_tokens
+
+    stat = stat_tokens(source)
     rows: list[list[str]] = []
     with progress(transient=True) as bar:
         task = bar.add_task(description, total=len(source), status="")
         for i in range(len(source)):
             key = source.key(i)
-            token = stat(i) if stat else None
+            token = stat(i)
             hit = old.get(key)
             fp = hit[0] if hit is not None and token and hit[1] == token else source.fingerprint(i)
             rows.append([key, fp, token or ""])

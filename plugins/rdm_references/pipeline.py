@@ -38,6 +38,7 @@ from rdm_references.shards import (
     shard_path,
     write_shard,
 )
+from rdm_references.sources.optional import describe_source
 from rdm_references.text import build_tau_tables, prompts_fingerprint
 
 SPLITS = ("train", "val")
@@ -135,13 +136,12 @@ class _Build:
                     self.report.source_changes[split] = changes
             self.items[split] = rows
             self.shards[split] = plan_shards(len(rows), int(self.recipe.references.shard_size))
-            describe = getattr(src, "describe", None)
             self.store.write_source_part(
                 split,
                 {
                     "n": len(rows),
                     "fingerprint": items_fingerprint(rows),
-                    "source": describe() if describe else {},
+                    "source": describe_source(src),
                     "items": rows,
                 },
             )
@@ -274,7 +274,7 @@ class _Build:
         enc = self.encoders[name]
         part.update(
             encoder_fingerprint=self.identity[name],
-            spec=enc.spec.to_dict() if hasattr(enc, "spec") else {},
+            spec=enc.spec.to_dict(),
             role="train" if name in self.train_encoders else "held_out",
         )
         features: dict[str, Any] = {}
@@ -446,8 +446,7 @@ def run_build(args: Any) -> int:
     """CLI entry: ``rdm reference build RECIPE [--encoders a,b] [--split train|val] [key=value ...]``."""
     from rdm_core.recipe.load import load_recipe
 
-    recipe = load_recipe(args.recipe, list(getattr(args, "overrides", None) or []))
-    split = getattr(args, "split", None)
-    report = build_references(recipe, getattr(args, "encoders", None), (split,) if split else SPLITS)
+    recipe = load_recipe(args.recipe, list(args.overrides or []))
+    report = build_references(recipe, args.encoders, (args.split,) if args.split else SPLITS)
     print_report(report)
     return 0

@@ -18,19 +18,20 @@ from rdm_core.plugins import registry
 from rdm_core.recipe.assemble import build_kernel, plain
 
 if TYPE_CHECKING:  # pragma: no cover
-    from torch import Tensor, nn
+    from torch import Tensor
+
+    from rdm_core.interfaces import Encoder
 
 EVAL_BANK_KIND = "eval_bank"
 
 
-def encoder_fingerprint(encoder: nn.Module) -> str:
+def encoder_fingerprint(encoder: Encoder) -> str:
     """Identity of an encoder: its spec, class and every weight and buffer.
 
     Hashing the state dict (rather than trusting a weights path) catches swapped files and
     unseeded random initialisation alike; at full size it costs about a second per GB.
     """
-    spec = getattr(encoder, "spec", None)
-    parts = [type(encoder).__qualname__, json.dumps(spec.to_dict() if spec else {}, sort_keys=True, default=str)]
+    parts = [type(encoder).__qualname__, json.dumps(encoder.spec.to_dict(), sort_keys=True, default=str)]
     for name, tensor in sorted(encoder.state_dict().items()):
         parts.append(f"{name}={fingerprint_tensor(tensor)}")
     return fingerprint_parts(parts)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdm_core.artifacts import fingerprint_parts, load_tensors, read_meta, save_tensors
 from rdm_core.errors import ArtifactError, ShapeError
+from rdm_references.sources.optional import captions_of
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -79,9 +80,11 @@ def encode_prompts(encode: Callable[[list[str]], Tensor], prompts: Sequence[str]
 def text_identity(encoder: Any) -> str:
     """Fingerprint of a text tower's weights (its state dict), so tables from two different
     towers (e.g. two unseeded tiny stand-ins) are never mixed; ``"opaque"`` without one."""
+    from torch import nn
+
     from rdm_core.artifacts import fingerprint_tensor
 
-    if not hasattr(encoder, "state_dict"):
+    if not isinstance(encoder, nn.Module):  # a third-party tower that is not a torch module
         return "opaque"
     return fingerprint_parts(f"{k}={fingerprint_tensor(v)}" for k, v in sorted(encoder.state_dict().items()))
 
@@ -169,8 +172,7 @@ def build_tau_tables(
     tau: dict[str, Tensor] = {}
     captions: dict[str, list[str]] = {}
     for split, src in sources.items():
-        rows = list(range(len(src)))
-        caps = src.captions(rows) if hasattr(src, "captions") else src.read(rows).captions
+        caps = captions_of(src, list(range(len(src))))
         if caps is None:
             if split == "train":
                 raise RecipeError(

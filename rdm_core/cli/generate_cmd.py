@@ -75,18 +75,28 @@ def generate_samples(
     teacher_steps: int = 0,
     device: str = "cpu",
     autocast: bool = False,
+    generator_label: str = "the generator",
 ) -> list[Any]:
-    """``total`` uint8 samples; ``conditions_for(start, stop)`` returns the batch's Conditions."""
+    """``total`` uint8 samples; ``conditions_for(start, stop)`` returns the batch's Conditions.
+
+    ``generator_label`` names the generator in errors (e.g. ``"generator 'flux2-klein'"``).
+    """
     import contextlib
 
     import torch
 
+    from rdm_core.capabilities import TeacherSampler, require
     from rdm_core.console import progress
-    from rdm_core.errors import RdmError
     from rdm_core.images import hwc_uint8
 
-    if teacher_steps and not hasattr(gen, "teacher_sample"):
-        raise RdmError("this generator has no multi-step teacher.", "drop --teacher-steps")
+    if teacher_steps:
+        require(
+            gen,
+            TeacherSampler,
+            what=generator_label,
+            needed_by="rdm generate --teacher-steps",
+            fix="drop --teacher-steps",
+        )
     out: list[Any] = []
     amp = torch.autocast(torch.device(device).type, dtype=torch.bfloat16) if autocast else contextlib.nullcontext()
     with progress() as bar, torch.no_grad(), amp:
@@ -106,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from rdm_core.artifacts import write_json
+    from rdm_core.capabilities import PromptConditionedGenerator, require
     from rdm_core.checkpoints import load_generator_weights
     from rdm_core.console import console
     from rdm_core.devices import resolve_device
@@ -124,18 +135,24 @@ def run(args: argparse.Namespace) -> int:
         load_generator_weights(args.checkpoint, gen)
     elif args.weights:
         gen.load_weights(args.weights, format=args.weights_format)
+    label = f"generator {recipe.generator.name!r}"
     gen.trainable_module().eval()
 
     prompts = args.prompt or (read_prompts(args.prompts) if args.prompts else None)
     if prompts is not None:
-        if not hasattr(gen, "conditions_from_prompts"):
-            raise RdmError(f"generator {recipe.generator.name!r} cannot encode prompts.", "use --num K instead")
+        prompted = require(
+            gen,
+            PromptConditionedGenerator,
+            what=label,
+            needed_by="rdm generate --prompt/--prompts",
+            fix="use --num K (conditions drawn by the generator) instead",
+        )
         per = args.per_prompt
         expanded = [p for p in prompts for _ in range(per)]
         total = len(expanded)
 
         def conditions_for(start: int, stop: int) -> Any:
-            return gen.conditions_from_prompts(expanded[start:stop])
+            return prompted.conditions_from_prompts(expanded[start:stop])
     else:
         expanded = None
         total = int(args.num)
@@ -155,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
         teacher_steps=args.teacher_steps,
         device=device,
         autocast=autocast,
+        generator_label=label,
     )
     out = Path(args.out)
     index = []
@@ -182,6 +200,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _slice_conditions(cond: Any, start: int, stop: int) -> Any:
     """Rows ``start:stop`` of a Conditions (tensor or tuple inputs, ids, captions)."""
+    import torch
+
     from rdm_core.interfaces import Conditions
 
     def cut(x: Any) -> Any:
@@ -189,8 +209,8 @@ def _slice_conditions(cond: Any, start: int, stop: int) -> Any:
             return None
         if isinstance(x, tuple):
             return tuple(cut(v) for v in x)
-        if hasattr(x, "shape") or isinstance(x, list):
+        if isinstance(x, (torch.Tensor, list)):
             return x[start:stop]
-        return x
+        return x  # not per-sample (e.g. a shared setting): the same for every slice
 
     return Conditions(cut(cond.inputs), cut(cond.caption_ids), cut(cond.captions))

@@ -45,13 +45,13 @@ def list_recipes() -> list[Path]:
 
 
 def _read_yaml(path: Path) -> Any:
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
 
     try:
         cfg = OmegaConf.load(path)
     except Exception as exc:  # yaml.YAMLError and friends
         raise RecipeError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax") from exc
-    if not hasattr(cfg, "keys"):
+    if not isinstance(cfg, DictConfig):  # a list or a scalar at the top level
         raise RecipeError(
             f"{path}: a recipe must be a mapping of sections.", "start the file with sections such as `run:`"
         )
@@ -105,7 +105,9 @@ def _open_free_mappings(cfg: Any) -> None:
 
 def _explain(exc: Exception, where: str) -> RecipeError:
     """Turn an OmegaConf error into one line naming the key and the valid ones."""
-    full_key = getattr(exc, "full_key", None) or ""
+    from omegaconf.errors import OmegaConfBaseException
+
+    full_key = (exc.full_key if isinstance(exc, OmegaConfBaseException) else None) or ""
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     name = type(exc).__name__
     if name in ("ConfigKeyError", "ConfigAttributeError") or "not in" in message:

@@ -54,6 +54,34 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["state.json"]
 
 
+def test_json_accepts_tensors_numpy_values_sets_and_paths(tmp_path):
+    from pathlib import Path
+
+    import numpy as np
+
+    row = {
+        "scalar": torch.tensor(2.5),
+        "matrix": torch.arange(4).reshape(2, 2),
+        "np_scalar": np.float32(0.5),
+        "np_array": np.arange(3),
+        "pair": (1, 2),
+        "names": {"a"},
+        "where": Path("runs/x"),
+    }
+    write_json(tmp_path / "row.json", row)
+    assert read_json(tmp_path / "row.json") == {
+        "scalar": 2.5,
+        "matrix": [[0, 1], [2, 3]],
+        "np_scalar": 0.5,
+        "np_array": [0, 1, 2],
+        "pair": [1, 2],
+        "names": ["a"],
+        "where": "runs/x",
+    }
+    with pytest.raises(TypeError, match="object is not JSON-serialisable"):
+        write_json(tmp_path / "bad.json", {"x": object()})
+
+
 def test_fingerprints_track_content(tmp_path):
     a = torch.arange(6.0)
     assert fingerprint_tensor(a) == fingerprint_tensor(a.clone())

@@ -167,6 +167,15 @@ def test_bad_arguments():
         Battery({"a": PixelEncoder("a", 2, 1)}, chunk_size=0)
 
 
+def test_encoders_must_be_modules_with_a_spec():
+    from rdm_core.errors import RdmError
+
+    with pytest.raises(RdmError, match=r"^encoder 'f' is a function, not an nn.Module with a .spec\. Fix: "):
+        Battery({"f": lambda images: images.flatten(1)})
+    with pytest.raises(RdmError, match=r"^encoder 'bare' is a Linear, not an nn.Module with a .spec"):
+        Battery({"a": PixelEncoder("a", 2, 1), "bare": nn.Linear(3, 2)})
+
+
 def test_bf16_weights_cast_all_but_fp32_encoders():
     full = Battery.build(["inception", "mae"], variant="tiny")
     half = Battery.build(["inception", "mae"], variant="tiny", bf16_weights=True)

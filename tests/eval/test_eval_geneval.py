@@ -210,6 +210,29 @@ def test_rdm_eval_geneval_end_to_end(eval_env, tmp_path, fake_repo):
     assert again.results["geneval"].value == res.value
 
 
+@pytest.mark.parametrize(
+    ("metric", "sets", "needed_by"),
+    [
+        ("geneval", [], "GenEval (it renders the GenEval prompts)"),
+        ("pickscore", ["eval.args.pickscore.prompts=prompts.txt"], "PickScore with a prompt file"),
+    ],
+)
+def test_prompt_metrics_refuse_a_generator_without_prompt_encoding(eval_env, tmp_path, metric, sets, needed_by):
+    from rdm_core.capabilities import MissingCapabilityError
+    from rdm_core.recipe.load import load_recipe
+    from rdm_eval.evaluate import evaluate
+
+    recipe_path, good, _ = eval_env
+    recipe = load_recipe(recipe_path, ["generator.name=tiny_class_gen", *sets])
+    with pytest.raises(MissingCapabilityError) as info:
+        evaluate(recipe, checkpoint=str(good), metrics=[metric], out_dir=tmp_path / "ev")
+    assert str(info.value).startswith(
+        f"generator 'tiny_class_gen' (ClassOnlyGenerator) cannot serve {needed_by}: it lacks "
+        "conditions_from_prompts() (capability PromptConditionedGenerator). Fix: "
+    )
+    assert not list((tmp_path / "ev").glob("**/*.png"))  # refused before rendering
+
+
 def test_metric_args_are_checked_like_rdm_validate(host):
     from rdm_core.errors import RecipeError
     from rdm_core.interfaces import Metric

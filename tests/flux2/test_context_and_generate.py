@@ -344,3 +344,20 @@ def test_pool_must_match_the_prompts_file(klein_dir, klein, tmp_path):
     )
     with pytest.raises(ArtifactError, match="rows differ"):
         bad.sample_conditions(1, torch.Generator())
+
+
+def test_rdm_context_build_refuses_a_generator_without_context_encoding(tmp_path, capsys):
+    from rdm_core.cli.main import main
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red ball\n")
+    recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "wan-tiny.yaml")
+    args = ["context", "build", recipe, "--prompts", str(prompts), "-o", str(tmp_path / "ctx.npy"), "--device", "cpu"]
+    assert main(args) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert (
+        "generator 'wan' (WanGenerator) cannot serve rdm context build (pools of precomputed text contexts): "
+        "it lacks ctx_dim (capability ContextEncoder)" in lines[0]
+    )
+    assert not list(tmp_path.glob("ctx*"))

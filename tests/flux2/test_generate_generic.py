@@ -103,10 +103,21 @@ def test_generate_num_uses_per_sample_seeds_and_checkpoints(host, tmp_path):
     assert np.abs(got.astype(int) - _expected(11, 1, -2.0).astype(int)).max() <= 1
 
 
-def test_generate_refuses_prompts_for_unconditional_generators(host, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("flags", "lacks", "capability"),
+    [
+        (["--prompt", "a cat"], "conditions_from_prompts()", "PromptConditionedGenerator"),
+        (["--num", "2", "--teacher-steps", "4"], "teacher_sample()", "TeacherSampler"),
+    ],
+)
+def test_generate_refuses_a_missing_capability_in_one_line(host, tmp_path, capsys, flags, lacks, capability):
     from rdm_core.cli.main import main
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("generator:\n  name: sigmoid\nrun:\n  device: cpu\n")
-    assert main(["generate", str(recipe), "--prompt", "a cat", "--out", str(tmp_path / "o")]) == 2
-    assert "cannot encode prompts" in capsys.readouterr().err
+    assert main(["generate", str(recipe), *flags, "--out", str(tmp_path / "o")]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "generator 'sigmoid' (SigmoidGenerator) cannot serve rdm generate --" in lines[0]
+    assert f"it lacks {lacks} (capability {capability})" in lines[0]
+    assert not (tmp_path / "o").exists()  # refused before anything was written

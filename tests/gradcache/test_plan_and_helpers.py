@@ -181,3 +181,64 @@ def test_gradient_checkpointing_passthrough():
     assert module.enabled
     with pytest.raises(RecipeError, match="gradient_checkpointing"):
         enable_gradient_checkpointing(Plain())
+
+
+class _SizedByClass:
+    """Sizes itself from its arguments, without being built."""
+
+    def __init__(self, width: int = 4) -> None:
+        raise AssertionError("rdm plan must not build a generator whose class gives plan_stats")
+
+    @classmethod
+    def plan_stats(cls, width: int = 4, **_):
+        return {"params": width * width, "flops_per_sample": 2.0 * width * width}
+
+
+class _SizedByInstance:
+    """Knows its size once built."""
+
+    def __init__(self, width: int = 4) -> None:
+        self.module = torch.nn.Linear(width, width, bias=False)
+
+    def trainable_module(self):
+        return self.module
+
+    def plan_stats(self):
+        return {"params": 1, "flops_per_sample": 7.0}
+
+
+def test_generator_stats_use_the_plan_stats_capability_or_count_parameters(tmp_path):
+    import types
+
+    from rdm_core import hookimpl
+    from rdm_core.plugins import PluginHost, set_host
+
+    class Plain:
+        def __init__(self, width: int = 4) -> None:
+            self.module = torch.nn.Linear(width, width, bias=False)
+
+        def trainable_module(self):
+            return self.module
+
+    def register(registry):
+        registry.add("by_class", _SizedByClass)
+        registry.add("by_instance", _SizedByInstance)
+        registry.add("plain", Plain)
+
+    host = PluginHost(discover=False)
+    host.register_module(types.SimpleNamespace(__name__="sized", rdm_register_generators=hookimpl(register)), "sized")
+    set_host(host)
+    try:
+        stats = {}
+        for name in ("by_class", "by_instance", "plain"):
+            path = tmp_path / f"{name}.yaml"
+            path.write_text(f"generator: {{name: {name}, args: {{width: 3}}}}\n")
+            stats[name] = generator_stats(load_recipe(path))
+    finally:
+        set_host(None)
+    assert stats["by_class"] == ({"params": 9, "flops_per_sample": 18.0}, "plan_stats()")
+    assert stats["by_instance"] == ({"params": 1, "flops_per_sample": 7.0}, "plan_stats()")
+    assert stats["plain"] == (
+        {"params": 9, "flops_per_sample": 18.0},
+        "parameter count (flops = 2 x params: a lower bound)",
+    )

@@ -220,6 +220,15 @@ def test_bad_build_inputs():
     with pytest.raises(RecipeError, match="no option"):
         NystromReference.build(_pool(), "gaussian", landmarks=8, bogus=1)
 
+    class GramWithoutDescription:
+        name, bandwidth = "g", 1.0
+
+        def gram(self, x, y):
+            return x @ y.T
+
+    with pytest.raises(RecipeError, match=r"is not a kernel \(needs name, bandwidth, gram\(\) and describe\(\)\)"):
+        NystromReference.build(_pool(), GramWithoutDescription(), landmarks=8)
+
 
 def test_joint_header(tmp_path: Path):
     pool = _pool(200, 6)

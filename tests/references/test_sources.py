@@ -138,6 +138,30 @@ def test_teacher_without_prompts_uses_sample_conditions_and_rejects_bad_setup():
         TeacherSource("tiny_teacher")
 
 
+@pytest.mark.parametrize(
+    ("generator", "prompts", "needed_by", "lacks"),
+    [
+        ("tiny_one_step", False, "the teacher reference source", "teacher_sample() (capability TeacherSampler)"),
+        (
+            "tiny_unprompted",
+            True,
+            "teacher renders of a prompts file",
+            "conditions_from_prompts() (capability PromptConditionedGenerator)",
+        ),
+    ],
+)
+def test_teacher_source_names_the_capability_its_generator_lacks(prompt_file, generator, prompts, needed_by, lacks):
+    from rdm_core.capabilities import MissingCapabilityError
+    from rdm_references.sources.teacher import TeacherSource
+
+    args = {"prompts": prompt_file} if prompts else {"count": 2}
+    src = TeacherSource(generator, steps=2, device="cpu", **args)
+    with pytest.raises(MissingCapabilityError) as info:
+        src.read([0])
+    assert str(info.value).startswith(f"generator '{generator}' (")
+    assert f"cannot serve {needed_by}: it lacks {lacks}. Fix: " in str(info.value)
+
+
 def test_mix_concatenates_sources_in_order(prompt_file):
     from rdm_references.sources.mix import MixSource
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import ImageBatch
+from rdm_references.sources.optional import captions_of, describe_source, stat_tokens
 
 
 class MixSource:
@@ -31,6 +32,7 @@ class MixSource:
             total += len(part)
         self._n = total
         self._captioned: list[bool] | None = None
+        self._stat_tokens = [stat_tokens(part) for part in self.parts]
 
     def __len__(self) -> int:
         return self._n
@@ -51,8 +53,7 @@ class MixSource:
 
     def stat_token(self, index: int) -> str | None:
         j, i = self._locate(index)
-        fn = getattr(self.parts[j], "stat_token", None)
-        return fn(i) if fn else None
+        return self._stat_tokens[j](i)
 
     def _groups(self, indices: Sequence[int]) -> list[tuple[int, list[int], list[int]]]:
         """Consecutive runs of the same part: (part, local indices, positions in ``indices``)."""
@@ -69,7 +70,7 @@ class MixSource:
     def captioned(self) -> list[bool]:
         """Whether each part has captions (asked once, on its first row)."""
         if self._captioned is None:
-            self._captioned = [_part_captions(p, [0]) is not None for p in self.parts]
+            self._captioned = [captions_of(p, [0]) is not None for p in self.parts]
         return self._captioned
 
     def captions(self, indices: Sequence[int]) -> list[str] | None:
@@ -88,7 +89,7 @@ class MixSource:
             )
         out: list[str] = [""] * len(indices)
         for j, local, positions in self._groups(indices):
-            for pos, cap in zip(positions, _part_captions(self.parts[j], local), strict=True):
+            for pos, cap in zip(positions, captions_of(self.parts[j], local), strict=True):
                 out[pos] = cap
         return out
 
@@ -106,8 +107,4 @@ class MixSource:
         return ImageBatch(images=torch.cat(images), keys=keys, captions=caps if full else None)
 
     def describe(self) -> dict[str, object]:
-        return {"kind": "mix", "n": len(self), "parts": [getattr(p, "describe", lambda: {})() for p in self.parts]}
-
-
-def _part_captions(part: Any, rows: Sequence[int]) -> list[str] | None:
-    return part.captions(rows) if hasattr(part, "captions") else part.read(rows).captions
+        return {"kind": "mix", "n": len(self), "parts": [describe_source(p) for p in self.parts]}

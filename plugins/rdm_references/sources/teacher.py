@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rdm_core.artifacts import fingerprint_parts
+from rdm_core.capabilities import PromptConditionedGenerator, TeacherSampler, require
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import Conditions, ImageBatch, as_image_batch
 from rdm_core.prompts import read_prompts
@@ -176,10 +177,20 @@ class TeacherSource:
             from rdm_core.plugins import registry
 
             gen = registry("generators").create(self.generator_name, **self.generator_args)
-            if not hasattr(gen, "teacher_sample"):
-                raise RecipeError(
-                    f"generator {self.generator_name!r} has no teacher_sample(); it cannot render references.",
-                    "use a generator plugin that implements TeacherSampler, or build from a folder/jsonl",
+            require(
+                gen,
+                TeacherSampler,
+                what=f"generator {self.generator_name!r}",
+                needed_by="the teacher reference source",
+                fix="use a generator plugin that implements TeacherSampler, or build from a folder/jsonl",
+            )
+            if self.prompt_list is not None:
+                require(
+                    gen,
+                    PromptConditionedGenerator,
+                    what=f"generator {self.generator_name!r}",
+                    needed_by="teacher renders of a prompts file",
+                    fix="drop `prompts` and set `count`, or use a text-to-image generator",
                 )
             if self.weights:
                 gen.load_weights(self.weights, format=self.weights_format)
@@ -193,12 +204,7 @@ class TeacherSource:
         import torch
 
         if self.prompt_list is not None:
-            if not hasattr(gen, "conditions_from_prompts"):
-                raise RecipeError(
-                    f"generator {self.generator_name!r} cannot be conditioned on prompts.",
-                    "drop `prompts` and set `count`, or use a text-to-image generator",
-                )
-            cond = gen.conditions_from_prompts(self.captions(rows))
+            cond = gen.conditions_from_prompts(self.captions(rows))  # checked in generator()
             cond.caption_ids = torch.tensor([self.prompt_index(r) for r in rows], dtype=torch.long)
             return cond
         # Per-row condition draws from the row's own generator keep rows batch-independent.

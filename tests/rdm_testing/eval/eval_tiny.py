@@ -90,6 +90,23 @@ class TinyGenerator:
         save_tensors(path, self.module.state_dict())
 
 
+class ClassOnlyGenerator:
+    """The same toy without prompt encoding: a purely class-conditional generator."""
+
+    def __init__(self, **_: object) -> None:
+        self._toy = TinyGenerator()
+        self.noise_shape, self.sample_conditions, self.generate = (
+            self._toy.noise_shape,
+            self._toy.sample_conditions,
+            self._toy.generate,
+        )
+        self.trainable_module, self.load_weights, self.save_weights = (
+            self._toy.trainable_module,
+            self._toy.load_weights,
+            self._toy.save_weights,
+        )
+
+
 class EvalTestPlugin:
     @hookimpl
     def rdm_register_encoders(self, registry):
@@ -99,6 +116,7 @@ class EvalTestPlugin:
     @hookimpl
     def rdm_register_generators(self, registry):
         registry.add("tiny_gen", TinyGenerator)
+        registry.add("tiny_class_gen", ClassOnlyGenerator)
 
 
 def real_images(n: int, seed: int) -> torch.Tensor:

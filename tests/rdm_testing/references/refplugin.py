@@ -143,9 +143,29 @@ def rdm_register_encoders(registry) -> None:  # type: ignore[no-untyped-def]
         )
 
 
+class UnpromptedTeacher:
+    """A teacher that draws its own conditions: no prompt encoding."""
+
+    def __init__(self) -> None:
+        self._teacher = TinyTeacher()
+        self.noise_shape, self.trainable_module = self._teacher.noise_shape, self._teacher.trainable_module
+        self.sample_conditions, self.teacher_sample = self._teacher.sample_conditions, self._teacher.teacher_sample
+
+
+class OneStepOnly(UnpromptedTeacher):
+    """A one-step generator without a multi-step teacher."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        del self.teacher_sample
+        self.generate = self._teacher.generate
+
+
 @hookimpl
 def rdm_register_generators(registry) -> None:  # type: ignore[no-untyped-def]
     registry.add("tiny_teacher", TinyTeacher)
+    registry.add("tiny_unprompted", UnpromptedTeacher)
+    registry.add("tiny_one_step", OneStepOnly)
 
 
 def install() -> None:
