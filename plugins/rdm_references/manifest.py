@@ -17,6 +17,7 @@ from typing import Any
 
 from rdm_core import __version__
 from rdm_core.artifacts import fingerprint_parts, read_json, write_json
+from rdm_references.sources.optional import stat_tokens
 
 MANIFEST = "manifest.json"
 FLOORS = "floors.json"
@@ -132,8 +133,6 @@ def item_fingerprints(
     old: dict[str, tuple[str, str]] = {}
     for key, fp, token in (previous or {}).get("items", []):
         old[key] = (fp, token)
-    from rdm_references.sources.optional import stat_tokens
-
     stat = stat_tokens(source)
     rows: list[list[str]] = []
     with progress(transient=True) as bar:
