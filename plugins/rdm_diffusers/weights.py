@@ -2,9 +2,10 @@
 
 A safetensors file, a diffusers model folder (``*.safetensors``, or ``transformer/*.safetensors``
 inside a pipeline folder), or a torch ``.pth``/``.pt``/``.bin`` holding a state dict or
-``{"model": state_dict}`` (the paper's released student), read with
-``torch.load(weights_only=True)`` so no code in the file runs. Key names are left as they are:
-converting another layout is the generator's job.
+``{"model": state_dict}`` (the paper's released student), read by
+:func:`rdm_core.safe_read.read_torch_file` (``torch.load(weights_only=True)``, plain data only) so
+no code in the file runs. Key names are left as they are: converting another layout is the
+generator's job.
 """
 
 from __future__ import annotations
@@ -45,13 +46,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             "pass a weights file or a diffusers transformer folder",
         )
     if p.suffix in (".pth", ".pt", ".bin"):
-        try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ArtifactError(
-                f"{p} could not be read as a weights-only torch file ({type(exc).__name__}: {exc}).",
-                "convert it to safetensors; rdm never unpickles arbitrary objects",
-            ) from exc
+        from rdm_core.safe_read import read_torch_file
+
+        obj = read_torch_file(p)  # weights-only, plain data (tensors, numbers, strings) or refused
         if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
             obj = obj["model"]
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):

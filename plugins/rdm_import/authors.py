@@ -101,9 +101,11 @@ def split_from_name(path: Path, kind: str, override: str | None = None) -> str |
 
 def scalar(obj: Mapping[str, Any], key: str) -> Any:
     """A stored number as a Python scalar (0-d tensors included), or ``None`` when absent."""
+    import torch
+
     value = obj.get(key)
     if value is None:
         return None
-    if hasattr(value, "item") and getattr(value, "numel", lambda: 1)() == 1:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
         return value.item()
     return value

@@ -95,13 +95,14 @@ def source_scalars(obj: Mapping[str, Any]) -> dict[str, Any]:
 def encoder_spec(name: str) -> dict[str, Any] | None:
     """The registered spec of ``name`` (for the header), or ``None`` for an unknown encoder."""
     from rdm_core.errors import UnknownNameError
+    from rdm_core.interfaces import EncoderSpec
     from rdm_core.plugins import registry
 
     try:
         spec = registry("encoders").spec(name)
     except UnknownNameError:
         return None
-    return spec.to_dict() if spec is not None and hasattr(spec, "to_dict") else None
+    return spec.to_dict() if isinstance(spec, EncoderSpec) else None
 
 
 def _base_header(kind: str, encoder: str, origin: Mapping[str, str], obj: Mapping[str, Any]) -> dict[str, Any]:
