@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rdm_core.artifacts import read_jsonl
-from rdm_core.errors import ArtifactError, RdmError, ShapeError
+from rdm_core.errors import ArtifactError, ShapeError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rdm_core.interfaces import Generator
