@@ -134,6 +134,7 @@ class PluginHost:
 
     def register_module(self, module: ModuleType | object, name: str, *, version: str | None = None) -> None:
         """Register an in-process plugin (tests and notebooks); call before using registries."""
+        # an in-process plugin may be a module, a namespace or any object: name it as best we can
         record = PluginRecord(
             name=name, module=getattr(module, "__name__", repr(module)), version=version, source="in-process"
         )

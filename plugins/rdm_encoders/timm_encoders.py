@@ -63,6 +63,8 @@ class TimmEncoder(FrozenEncoder):
         m, how = self.backbone, self.spec.pooling
         if ff.dim() == 4:  # conv feature map (ConvNeXt): spatial mean, no head norm
             return ff.mean(dim=(2, 3))
+        # timm models differ in these attributes (a third-party API, not an rdm capability): models
+        # without prefix tokens lack num_prefix_tokens, and only attention-pool heads have attn_pool.
         if how == "avg":
             return ff[:, int(getattr(m, "num_prefix_tokens", 0)) :].mean(dim=1)
         if how == "cls":

@@ -41,7 +41,7 @@ class Qwen3ContextEncoder:
                 f"this one has {n_layers}.",
                 "use the klein text encoder (36 layers) or >= 28 layers when tiny",
             )
-        if getattr(tokenizer, "padding_side", "right") != "right":
+        if tokenizer.padding_side != "right":
             tokenizer.padding_side = "right"  # klein contexts are right-padded; left padding shifts every row
         self.text_encoder = text_encoder.eval().requires_grad_(False)
         self.tokenizer = tokenizer
