@@ -9,7 +9,8 @@ import torch
 from rdm_core.artifacts import save_tensors
 from rdm_core.plugins import PluginHost, set_host
 from rdm_core.recipe.load import load_recipe
-from rdm_testing.eval.eval_tiny import EvalTestPlugin, real_images, write_checkpoint
+from rdm_testing.eval import brute
+from rdm_testing.eval.eval_tiny import VAL_SHIFT, EvalTestPlugin, real_images, write_checkpoint
 
 
 @pytest.fixture
@@ -40,8 +41,8 @@ eval: {{metrics: [sw_r14, mmd_r14], num_samples: 128, batch_size: 64, seed: 0}}
     recipe = load_recipe(tmp_path / "recipe.yaml")
     encoders = build_encoders(recipe, "all")  # banks built exactly as the recipe builds encoders
     assert torch.allclose(encoders["dinov2"](torch.full((1, 3, 16, 16), 0.3)), dino(torch.full((1, 3, 16, 16), 0.3)))
-    for split, seed in (("train", 100), ("val", 200)):
-        images = real_images(128, seed)
+    for split, seed, shift in (("train", 100, 0.0), ("val", 200, VAL_SHIFT)):
+        images = real_images(128, seed, shift)
         with torch.no_grad():
             for name, enc in encoders.items():
                 save_tensors(
@@ -53,6 +54,7 @@ eval: {{metrics: [sw_r14, mmd_r14], num_samples: 128, batch_size: 64, seed: 0}}
     bad = write_checkpoint(tmp_path / "runs" / "real", 2, 2.0)
     r_good = evaluate(recipe, checkpoint=str(good), out_dir=tmp_path / "g").results
     r_bad = evaluate(recipe, checkpoint=str(bad), out_dir=tmp_path / "b").results
-    assert 0.4 < r_good["sw_r14"].per_item["dinov2"] < 2.0
+    brute.assert_metrics_as_defined(r_good, tmp_path / "refs", tmp_path / "g" / "features.safetensors")
+    brute.assert_metrics_as_defined(r_bad, tmp_path / "refs", tmp_path / "b" / "features.safetensors")
     assert r_bad["sw_r14"].per_item["dinov2"] > 2 * r_good["sw_r14"].per_item["dinov2"]
     assert r_bad["mmd_r14"].value > r_good["mmd_r14"].value

@@ -119,9 +119,16 @@ class EvalTestPlugin:
         registry.add("tiny_class_gen", ClassOnlyGenerator)
 
 
-def real_images(n: int, seed: int) -> torch.Tensor:
-    """'Real' data: the toy generator at shift 0 with its own seed."""
+# The val bank is drawn from the generator shifted by this much, so train and val banks differ: a
+# metric that swaps their roles (anchor, floor) or divides by the wrong set gives another number.
+VAL_SHIFT = 0.5
+
+
+def real_images(n: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    """'Real' data: the toy generator at ``shift`` (0 = the train distribution) with its own seed."""
     gen = TinyGenerator()
+    with torch.no_grad():
+        gen.module.shift.fill_(shift)
     rng = torch.Generator().manual_seed(seed)
     noise = torch.randn((n, 3, RES, RES), generator=rng)
     with torch.no_grad():
@@ -129,9 +136,9 @@ def real_images(n: int, seed: int) -> torch.Tensor:
 
 
 def write_banks(ref_dir: Path, n: int = 512) -> None:
-    """Eval banks exactly as the reference build lays them out."""
-    for split, seed in (("train", 100), ("val", 200)):
-        images = real_images(n, seed)
+    """Eval banks laid out as the reference build writes them; val drawn at ``VAL_SHIFT``."""
+    for split, seed, shift in (("train", 100, 0.0), ("val", 200, VAL_SHIFT)):
+        images = real_images(n, seed, shift)
         for name in ENCODERS:
             feats = make_encoder(name)()(images)
             save_tensors(
@@ -139,6 +146,15 @@ def write_banks(ref_dir: Path, n: int = 512) -> None:
                 {"features": feats},
                 {"kind": "eval_bank", "encoder": name, "n": n, "seed": seed},
             )
+
+
+def bank_features(ref_dir: Path, encoder: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train, val) features of one encoder's eval banks, read back from the files."""
+    from rdm_core.artifacts import load_tensors
+
+    train, _ = load_tensors(Path(ref_dir) / "eval" / f"{encoder}_train.safetensors")
+    val, _ = load_tensors(Path(ref_dir) / "eval" / f"{encoder}_val.safetensors")
+    return train["features"], val["features"]
 
 
 def write_recipe(tmp: Path) -> Path:
