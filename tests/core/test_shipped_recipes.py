@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+
 import pytest
 
 from rdm_core.recipe.load import list_recipes, load_recipe
@@ -17,7 +20,9 @@ def test_recipes_are_shipped():
 
 @pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_validates_and_documents_its_command(path):
-    first = path.read_text().splitlines()[0]
-    assert first.startswith("#"), "a recipe starts with a comment giving the command that runs it"
-    assert "rdm " in path.read_text().split("\n\n")[0] or "torchrun" in path.read_text()
+    lines = path.read_text().splitlines()
+    head = "\n".join(itertools.takewhile(lambda line: line.startswith("#"), lines))
+    assert head, "a recipe starts with a comment giving the command that runs it"
+    # `rdm train recipes/x.yaml`, `torchrun ... -m rdm_core train recipes/x.yaml` or `rdm run ...`
+    assert re.search(rf"\b(rdm|rdm_core) (train|run) \S*{re.escape(path.name)}\b", head), head
     assert validate_recipe(load_recipe(path))

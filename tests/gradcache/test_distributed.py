@@ -49,7 +49,7 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
         # One process scales by 1/(2K) = 1/K_total; each rank by 1/K then averages over 2 ranks.
         assert abs(meta["grad_norm"] - result.grad_norm) < 1e-10 * result.grad_norm
         for key, value in single.items():
-            assert torch.allclose(got[key], value, rtol=1e-10, atol=1e-13), key
+            assert torch.allclose(got[key], value, rtol=1e-12, atol=1e-15), key  # measured: 4e-18
     start, _, _ = make_setup()
     moved = [not torch.equal(single[f"param.{n}"], p) for n, p in start.named_parameters()]
     assert all(moved)

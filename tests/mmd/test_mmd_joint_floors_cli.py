@@ -44,7 +44,7 @@ def test_joint_features_concatenate_and_factorise_the_kernel():
 
 def test_text_bandwidth_is_the_seeded_median():
     tau = torch.nn.functional.normalize(torch.randn(40, 5, dtype=torch.float64), dim=1)
-    assert text_bandwidth(tau, subsample=2000) == pytest.approx(median_heuristic(tau.numpy()))
+    assert text_bandwidth(tau, subsample=2000) == pytest.approx(median_heuristic(tau.numpy()), rel=1e-12)
 
 
 def test_compute_floor_averages_the_exact_training_loss():
@@ -53,9 +53,17 @@ def test_compute_floor_averages_the_exact_training_loss():
     val = torch.randn(100, 4, generator=gen, dtype=torch.float64)
     ref = NystromReference.build(pool, GaussianKernel(2.0), landmarks=20)
     floor = compute_floor(ref, val, n=30, draws=3, seed=5)
+    # the training loss written out (V-statistic repulsion, Nystrom attraction, k_rr) on the same
+    # seeded subsets, without ref.distance
+    z, alpha = ref.landmarks.double(), ref.alpha.double()
     g = torch.Generator().manual_seed(5)
-    want = sum(ref.distance(val[torch.randperm(100, generator=g)[:30]]).item() for _ in range(3)) / 3
-    assert floor == pytest.approx(want, abs=1e-12)
+    values = []
+    for _ in range(3):
+        x = val[torch.randperm(100, generator=g)[:30]]
+        k_gg = kernel_matrix("gaussian", x, x, 2.0).mean()
+        k_gr = (kernel_matrix("gaussian", x, z, 2.0) @ alpha).mean()
+        values.append(float(k_gg - 2 * k_gr + ref.k_rr))
+    assert floor == pytest.approx(sum(values) / 3, rel=1e-13)  # measured: 2e-16
     # the biased estimator's offset makes floors depend on N
     assert compute_floor(ref, val, n=10, draws=3) > compute_floor(ref, val, n=100, draws=1)
     with pytest.raises(ShapeError, match="n=500"):
@@ -236,13 +244,15 @@ def test_build_reference_from_recipe_marginal_and_joint(tmp_path: Path):
     sigma_img = 0.25 * median_heuristic(phi.numpy())
     h = ref.header
     assert h["joint"] is True and h["dim"] == 7 and h["d_img"] == 4 and h["d_txt"] == 3 and h["s_txt"] == 0.5
-    assert h["bandwidth"] == pytest.approx(sigma_img) and h["beta"] == pytest.approx(sigma_img / 0.5)
+    assert h["bandwidth"] == pytest.approx(sigma_img, rel=1e-12) and h["beta"] == pytest.approx(
+        sigma_img / 0.5, rel=1e-12
+    )
     x = torch.cat([phi, h["beta"] * tau], 1)
     k_img_txt = kernel_matrix("gaussian", phi, phi, sigma_img) * kernel_matrix("gaussian", tau, tau, 0.5)
-    assert torch.allclose(kernel_matrix("gaussian", x, x, h["bandwidth"]), k_img_txt, atol=1e-10)
+    assert torch.allclose(kernel_matrix("gaussian", x, x, h["bandwidth"]), k_img_txt, atol=1e-14, rtol=1e-13)
     check_expect(h, expected_header(joint, "tiny", dim=7), "ref")
     with pytest.raises(RecipeError, match="tau"):
         build_reference_from_recipe(joint, "tiny", phi)
     median_txt = _recipe(tmp_path, "joint: {enabled: true, s_txt: null}\ndistance: {reference: frechet}")
     fd = build_reference_from_recipe(median_txt, "tiny", phi, tau_rows=tau)
-    assert fd.header["s_txt"] == pytest.approx(median_heuristic(tau.numpy())) and fd.header["kernel"] is None
+    assert fd.header["s_txt"] == pytest.approx(median_heuristic(tau.numpy()), rel=1e-12) and fd.header["kernel"] is None

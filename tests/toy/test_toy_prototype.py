@@ -23,7 +23,9 @@ def _brute_k(a, b, s):
 
 def test_gaussian_gram_matches_brute_force():
     a, b = _rows(5, 3, 0), _rows(4, 3, 1)
-    assert torch.allclose(gaussian(a, b, 0.8), torch.tensor(_brute_k(a, b, 0.8), dtype=torch.float64), atol=1e-12)
+    assert torch.allclose(
+        gaussian(a, b, 0.8), torch.tensor(_brute_k(a, b, 0.8), dtype=torch.float64), atol=1e-15, rtol=0
+    )
 
 
 def test_nystrom_with_all_points_as_landmarks_is_the_exact_mmd():
@@ -33,14 +35,15 @@ def test_nystrom_with_all_points_as_landmarks_is_the_exact_mmd():
     kgr = torch.tensor(_brute_k(g, r, 1.5)).mean()
     krr = torch.tensor(_brute_k(r, r, 1.5)).mean()
     exact = (kgg - 2 * kgr + krr).item()
+    # measured (float32 features): k_rr within 2e-8, attraction and loss within 3e-8 of float64
     assert abs(ref.k_rr - krr.item()) < 1e-6
-    assert abs(ref.attraction(g.float()).item() - kgr.item()) < 2e-4
-    assert abs(ref.loss(g.float()).item() - exact) < 5e-4
+    assert abs(ref.attraction(g.float()).item() - kgr.item()) < 3e-6
+    assert abs(ref.loss(g.float()).item() - exact) < 3e-6
     same = NystromRef.build(r.float(), sigma=1.5, landmarks=40, jitter=1e-9)
-    assert ref.loss(r.float()).item() < 1e-3 and torch.equal(ref.alpha, same.alpha)
+    assert abs(ref.loss(r.float()).item()) < 1e-6 and torch.equal(ref.alpha, same.alpha)
 
 
-def test_sw_ratio_matches_brute_force_and_ratio_of_val_is_one():
+def test_sw_ratio_matches_brute_force_in_both_role_assignments():
     x, y, t = _rows(12, 3, 5), _rows(12, 3, 6, shift=1.0), _rows(12, 3, 7)
     gen = torch.Generator().manual_seed(0)  # the protocol draw: float32 chunks of 64, normalised
     theta = torch.cat([torch.randn(3, 64, generator=gen), torch.randn(3, 36, generator=gen)], dim=1).double()
@@ -53,8 +56,11 @@ def test_sw_ratio_matches_brute_force_and_ratio_of_val_is_one():
             total += sum((u - v) ** 2 for u, v in zip(pa, pb, strict=True)) / 12
         return math.sqrt(total / 100)
 
-    assert sw_ratio(x, t, y, count=100) == pytest.approx(sw2(x, t) / sw2(y, t), rel=1e-6)
-    assert sw_ratio(y, x, y) == pytest.approx(1.0)
+    # measured within 6e-9 relative (directions normalised in float64 there, float32 here)
+    assert sw_ratio(x, t, y, count=100) == pytest.approx(sw2(x, t) / sw2(y, t), rel=5e-7)
+    # the roles matter: with train and val exchanged the value is another one, also as defined
+    assert sw_ratio(x, y, t, count=100) == pytest.approx(sw2(x, y) / sw2(t, y), rel=5e-7)
+    assert abs(sw2(x, y) / sw2(t, y) - sw2(x, t) / sw2(y, t)) > 0.1
 
 
 def test_short_full_batch_run_lowers_the_loss_and_the_sw_ratio(tmp_path):
