@@ -29,7 +29,7 @@ def configure(parser: argparse.ArgumentParser) -> Callable[[argparse.Namespace],
     parser.add_argument(
         "--metrics",
         metavar="M1,M2",
-        help="comma-separated: sw_r14,mmd_r14,pickscore,geneval (default: the recipe's eval.metrics)",
+        help="comma-separated: sw_r14,mmd_r14,pickscore,geneval,class_accuracy (default: the recipe's eval.metrics)",
     )
     add_overrides(parser, "recipe override, repeatable (e.g. eval.num_samples=4096)")
     parser.add_argument("--out", metavar="DIR", help="output directory (default <run dir>/eval/<input>)")

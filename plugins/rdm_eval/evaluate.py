@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rdm_eval.banks import EvalBank
 
 FEATURE_METRICS = ("sw_r14", "mmd_r14")
-GENERATOR_METRICS = ("pickscore", "geneval")
+GENERATOR_METRICS = ("pickscore", "geneval", "class_accuracy")
 # what needs a prompt-conditioned generator, and what to do instead (rdm_core.capabilities.require)
 PICKSCORE_PROMPTS = {
     "needed_by": "PickScore with a prompt file",
@@ -195,6 +195,24 @@ def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResul
     return result
 
 
+def run_class_accuracy(recipe: Any, generator: Generator, device: str) -> MetricResult:
+    """Seeded class-conditional render, classified; accuracy against the conditioned classes."""
+    import torch
+
+    from rdm_core.plugins import registry
+    from rdm_eval.class_accuracy import class_ids
+    from rdm_eval.render import render_batches
+
+    metric = registry("metrics").create("class_accuracy", **_metric_args(recipe, "class_accuracy"))
+    predicted, labels = [], []
+    for images, cond in render_batches(
+        generator, metric.num_samples, int(recipe.eval.batch_size), seed=metric.seed, device=device
+    ):
+        labels.append(class_ids(cond))
+        predicted.append(metric.classify(images))
+    return metric.evaluate(predicted=torch.cat(predicted), labels=torch.cat(labels))
+
+
 def run_geneval(recipe: Any, generator: Generator | None, device: str, out_dir: Path) -> MetricResult:
     from rdm_core.plugins import registry
     from rdm_eval import geneval
@@ -314,6 +332,9 @@ def evaluate(
             results[m] = metric.evaluate(generated=gen_feats, banks=banks, held_out=held_out)
     if "geneval" in names:
         results["geneval"] = run_geneval(recipe, generator, device, out)
+    if "class_accuracy" in names:
+        assert generator is not None
+        results["class_accuracy"] = run_class_accuracy(recipe, generator, device)
     if "pickscore" in names:  # last: a baseline pass leaves the baseline weights loaded
         assert generator is not None
         results["pickscore"] = run_pickscore(recipe, generator, device)

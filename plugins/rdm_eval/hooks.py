@@ -28,6 +28,11 @@ def rdm_register_metrics(registry: Registry) -> None:
         help="mean PickScore (PickScore_v1) and matched-pair win rate vs a baseline",
     )
     registry.add(
+        "class_accuracy",
+        "rdm_eval.class_accuracy:ClassAccuracy",
+        help="class-conditional generators: share of seeded samples a fixed classifier assigns to their class",
+    )
+    registry.add(
         "geneval",
         "rdm_eval.geneval_scoring:GenEvalMetric",
         help="GenEval: seeded render, external scorer, overall = mean of the six task rates",

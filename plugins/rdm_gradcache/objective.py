@@ -164,6 +164,12 @@ class Objective:
         """Controller update with the global batch's raw scores; weights apply to the next step."""
         self.balancer.step(dict(raw))
 
+    def floors(self) -> dict[str, float] | None:
+        """The controller's floors ``b_e`` (None when the weights are not controlled)."""
+        from rdm_mmd.balance import GatedLagrangianController
+
+        return dict(self.balancer.floors) if isinstance(self.balancer, GatedLagrangianController) else None
+
     def state_dict(self) -> dict[str, Any]:
         return {"balance": self.balancer.state_dict()}
 

@@ -30,7 +30,7 @@ from rdm_core.recipe.load import to_yaml
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.objective import Objective
-from rdm_gradcache.plots import save_loss_curve
+from rdm_gradcache.plots import save_controller_plot, save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
 from rdm_gradcache.sharding import (
     full_model_state,
@@ -348,6 +348,9 @@ class GradCacheTrainer:
                     self.save_samples(run.sample_path(step), ctx)
                     if ctx.is_main:
                         save_loss_curve(run.metrics, run.loss_png)
+                        floors = self.objective.floors()
+                        if floors is not None:
+                            save_controller_plot(run.metrics, floors, run.controller_png)
                 if kill_after and step == kill_after:
                     os.kill(os.getpid(), signal.SIGKILL)
                 if out_of_budget:

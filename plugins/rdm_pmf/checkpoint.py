@@ -11,8 +11,8 @@ Two public layouts exist:
   does not have.
 
 :func:`convert_public_state` maps either to the native keys (it is a no-op on native files).
-Reading ``.pth`` always uses ``torch.load(weights_only=True)``: tensors and plain containers
-only, never arbitrary pickled objects. Writing the public layouts uses ``torch.save`` of plain
+Reading ``.pth`` goes through :func:`rdm_core.safe_read.read_torch_file`
+(``torch.load(weights_only=True)``): tensors and plain containers only, never pickled objects. Writing the public layouts uses ``torch.save`` of plain
 tensors, which ``weights_only`` readers accept.
 """
 
@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from rdm_core.artifacts import atomic_path
 from rdm_core.errors import ArtifactError
+from rdm_core.safe_read import read_torch_file
 
 FLAX_LINEAR, NATIVE_LINEAR = "._flax_linear.", ".linear."
 FLAX_EMBEDDING, NATIVE_EMBEDDING = "._flax_embedding.", ".embedding."
@@ -100,13 +101,7 @@ def read_public(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"pmf weights {p} do not exist.",
             "download the public checkpoint (model.pth) and set generator.weights to its path",
         )
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refused or a corrupt archive
-        raise ArtifactError(
-            f"{p} cannot be read as a weights-only PyTorch file ({type(exc).__name__}: {str(exc).splitlines()[0]}).",
-            "pass a state_dict checkpoint (tensors only), or an rdm .safetensors file with weights_format: rdm",
-        ) from None
+    obj = read_torch_file(p)  # torch.load(weights_only=True), memory-mapped, plain data only
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     if not isinstance(obj, dict) or not obj:

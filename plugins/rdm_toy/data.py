@@ -88,9 +88,13 @@ class DigitsSource:
         resolution: output side length (the 8x8 digits are upsampled bilinearly).
         val_fraction: share of every class held out as ``val``.
         seed: seed of the split.
+        captions: caption every image with its class prompt (``the digit k``), for the
+            class-coupled joint feature of ``recipes/digits-classcond.yaml``.
     """
 
-    def __init__(self, split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0) -> None:
+    def __init__(
+        self, split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0, captions: bool = False
+    ) -> None:
         if int(resolution) < NATIVE:
             raise RecipeError(
                 f"digits resolution {resolution} is below the native {NATIVE} px.",
@@ -100,6 +104,7 @@ class DigitsSource:
         self.resolution = int(resolution)
         self.val_fraction = float(val_fraction)
         self.seed = int(seed)
+        self.with_captions = bool(captions)
         # list the split in a seeded shuffled order: banks and evaluations that keep "the first N"
         # rows then hold a uniform sample (scikit-learn orders the digits by writer, so a sorted
         # prefix is a handful of writers and biases every sliced-Wasserstein ratio)
@@ -144,20 +149,28 @@ class DigitsSource:
         idx = np.arange(len(self)) if indices is None else np.asarray([self._check(int(i)) for i in indices])
         return torch.from_numpy(self._labels[idx].copy())
 
+    def captions(self, indices: Sequence[int]) -> list[str] | None:
+        """Class prompts ``the digit k`` of ``indices`` when built with ``captions=True``, else None."""
+        if not self.with_captions:
+            return None
+        return [f"the digit {self.label(int(i))}" for i in indices]
+
     def read(self, indices: Sequence[int]) -> ImageBatch:
-        """Images ``(B, 3, R, R)`` float32 in ``[0, 1]`` with their keys."""
+        """Images ``(B, 3, R, R)`` float32 in ``[0, 1]`` with their keys (and captions when enabled)."""
         import torch
 
         idx = [self._check(int(i)) for i in indices]
         grey = torch.from_numpy(self._raw[idx].astype(np.float32) / MAX_VALUE).unsqueeze(1)
         images = upsample(grey, self.resolution).clamp_(0.0, 1.0).expand(-1, 3, -1, -1).contiguous()
-        return ImageBatch(images=images, keys=[self.key(i) for i in idx])
+        return ImageBatch(images=images, keys=[self.key(i) for i in idx], captions=self.captions(idx))
 
     def all_images(self) -> Tensor:
         """Every image of the split as one ``(n, 3, R, R)`` tensor (the data set is tiny)."""
         return self.read(range(len(self))).images
 
 
-def digits(split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0) -> DigitsSource:
+def digits(
+    split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0, captions: bool = False
+) -> DigitsSource:
     """Factory registered as data source ``digits``."""
-    return DigitsSource(split=split, resolution=resolution, val_fraction=val_fraction, seed=seed)
+    return DigitsSource(split=split, resolution=resolution, val_fraction=val_fraction, seed=seed, captions=captions)

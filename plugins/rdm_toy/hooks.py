@@ -1,6 +1,7 @@
 """Entry point of the rdm_toy plugin: registrations only (cheap, no heavy imports).
 
-The CPU demo's components: the ``digits`` data source, the ``digits-mlp`` one-step generator,
+The CPU demo's components: the ``digits`` data source, the ``digits-mlp`` one-step generator (and its
+class-conditional twin ``digits-classcond``),
 seven small frozen encoders (four for training, three held out) and the ``rdm toy`` command.
 """
 
@@ -23,6 +24,11 @@ def rdm_register_generators(registry) -> None:
         "digits-mlp",
         "rdm_toy.generator:digits_mlp",
         help="small unconditional one-step MLP generator of 8x8 digits (CPU demo)",
+    )
+    registry.add(
+        "digits-classcond",
+        "rdm_toy.conditional:DigitsClassCondGenerator",
+        help="class-conditional digits generator (10 classes + null row): the CPU twin of the ImageNet pmf run",
     )
 
 
