@@ -93,7 +93,12 @@ class DigitsSource:
     """
 
     def __init__(
-        self, split: str = "train", resolution: int = 16, val_fraction: float = 0.25, seed: int = 0, captions: bool = False
+        self,
+        split: str = "train",
+        resolution: int = 16,
+        val_fraction: float = 0.25,
+        seed: int = 0,
+        captions: bool = False,
     ) -> None:
         if int(resolution) < NATIVE:
             raise RecipeError(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from conftest import make_generator
 
 from rdm_core.recipe.load import load_recipe
+from rdm_pmf.testing import make_generator
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "imagenet-irdm.yaml"
 

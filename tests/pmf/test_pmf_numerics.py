@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import make_generator
 
 from rdm_pmf.layers import RMSNorm, ScalarEmbedder, apply_rope, rope_tables, unpatchify
+from rdm_pmf.testing import make_generator
 
 
 def _np(t):

@@ -1,8 +1,13 @@
-"""Small pMF generators with non-trivial random weights for the rdm_pmf tests."""
+"""Small pMF generators with non-trivial random weights, for tests and parity checks.
+
+The public initialisation zeroes the block gates and the output layer (an untrained model
+predicts a grey image), which makes most outputs and gradients trivially zero; these helpers give
+every parameter a generic random value instead.
+"""
 
 from __future__ import annotations
 
-import pytest
+from typing import Any
 
 # A miniature of the H layout: shared trunk + u-head, 2-D RoPE, learned PE, no v-head; head
 # width 8 (sqrt(8) is not a power of two, like H's 80) and a 4 x 4 patch grid.
@@ -18,7 +23,7 @@ MICRO = {
 }
 
 
-def randomize(module, seed: int = 0) -> None:
+def randomize(module: Any, seed: int = 0) -> None:
     """Give every parameter a generic random value (the public init zeroes the block gates and
     the output layer, which would make most gradients and outputs trivially zero)."""
     import torch
@@ -39,7 +44,8 @@ def randomize(module, seed: int = 0) -> None:
                 p.copy_(0.1 * noise)
 
 
-def make_generator(config: dict | None = None, seed: int = 0, **kwargs):
+def make_generator(config: dict[str, Any] | None = None, seed: int = 0, **kwargs: Any) -> Any:
+    """A ``pmf`` generator of the :data:`MICRO` layout (overridden by ``config``), randomised with ``seed``."""
     import torch
 
     from rdm_pmf.generator import PMFGenerator
@@ -49,8 +55,3 @@ def make_generator(config: dict | None = None, seed: int = 0, **kwargs):
     gen = PMFGenerator(variant="tiny", config={**MICRO, **(config or {})}, **kwargs)
     randomize(gen.trainable_module(), seed)
     return gen
-
-
-@pytest.fixture()
-def micro():
-    return make_generator()
