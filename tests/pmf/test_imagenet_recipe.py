@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from rdm_core.recipe.load import load_recipe
-from rdm_pmf.testing import make_generator
+from rdm_testing.pmf import make_generator
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "imagenet-irdm.yaml"
 

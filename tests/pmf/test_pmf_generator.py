@@ -7,7 +7,7 @@ import torch
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_core.interfaces import Conditions, Generator
-from rdm_pmf.testing import make_generator
+from rdm_testing.pmf import make_generator
 
 
 def test_is_an_rdm_generator_from_the_registry():

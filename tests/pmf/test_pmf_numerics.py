@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from rdm_pmf.layers import RMSNorm, ScalarEmbedder, apply_rope, rope_tables, unpatchify
-from rdm_pmf.testing import make_generator
+from rdm_testing.pmf import make_generator
 
 
 def _np(t):

@@ -13,7 +13,7 @@ from rdm_core.errors import ArtifactError, RecipeError
 from rdm_pmf.config import build_config
 from rdm_pmf.generator import PMFGenerator
 from rdm_pmf.network import Denoiser
-from rdm_pmf.testing import MICRO, make_generator
+from rdm_testing.pmf import MICRO, make_generator
 
 DATA = Path(__file__).parent / "data"
 

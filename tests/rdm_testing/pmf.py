@@ -1,4 +1,4 @@
-"""Small pMF generators with non-trivial random weights, for tests and parity checks.
+"""Small pMF generators with non-trivial random weights for the rdm_pmf tests.
 
 The public initialisation zeroes the block gates and the output layer (an untrained model
 predicts a grey image), which makes most outputs and gradients trivially zero; these helpers give
