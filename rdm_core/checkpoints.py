@@ -7,8 +7,13 @@ Layout (``<run_dir>/checkpoints/step_0000020/``)::
     state.json             step, optimizer hyper-parameters, controller scalars, anything JSON
 
 A checkpoint directory is written under a temporary name and renamed into place, so a killed
-run never leaves a half-written checkpoint under a final name. :func:`load_generator_weights`
-reads these and, through the generator, third-party checkpoint containers.
+run never leaves a half-written checkpoint under a final name. Every file carries its content
+hash, and ``state.json`` (itself checksummed) records the hashes of the two tensor files, so a
+flipped byte or a file swapped in from another step is refused when the checkpoint is read.
+``state.json`` and the model header also record whether every weight is finite: rotation never
+deletes the newest finite checkpoint, and ``rdm generate`` / ``rdm eval`` refuse non-finite
+weights. :func:`load_generator_weights` reads these and, through the generator, third-party
+checkpoint containers.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.artifacts import load_tensors, read_json, save_tensors, write_json
-from rdm_core.errors import ArtifactError
+from rdm_core.artifacts import TEMP_SUFFIX, load_tensors, read_json, save_tensors, stored_digest, write_json
+from rdm_core.errors import ArtifactError, NonFiniteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn
@@ -54,6 +59,34 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
     return found[-1][1] if found else None
 
 
+def non_finite_tensors(state: dict[str, Tensor]) -> list[str]:
+    """Names of the floating-point tensors of ``state`` that hold a NaN or an Inf."""
+    import torch
+
+    return [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+
+
+def is_finite_checkpoint(path: str | os.PathLike[str]) -> bool:
+    """What a checkpoint's ``state.json`` records about its weights (older ones count as finite)."""
+    try:
+        return bool(read_json(Path(path) / STATE_JSON).get("finite", True))
+    except ArtifactError:
+        return False
+
+
+def _rotate(run_dir: str | os.PathLike[str], keep: int) -> None:
+    """Keep the newest ``keep`` checkpoints, plus the newest finite one if all of those diverged."""
+    found = list_checkpoints(run_dir)
+    kept = {p for _, p in found[-keep:]}
+    if not any(is_finite_checkpoint(p) for p in kept):
+        last_finite = next((p for _, p in reversed(found) if is_finite_checkpoint(p)), None)
+        if last_finite is not None:
+            kept.add(last_finite)
+    for _, old in found:
+        if old not in kept:
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def save_checkpoint(
     run_dir: str | os.PathLike[str],
     step: int,
@@ -64,14 +97,21 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     keep: int | None = None,
 ) -> Path:
-    """Write one checkpoint atomically (the directory appears whole or not at all)."""
+    """Write one checkpoint atomically (the directory appears whole or not at all).
+
+    ``keep`` newest checkpoints survive rotation, and so does the newest one whose weights are
+    all finite when every kept one holds NaN/Inf (a diverged run keeps something to go back to).
+    """
     final = checkpoint_dir(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent))
+    finite = not non_finite_tensors(model_state)
     try:
-        save_tensors(tmp / MODEL_FILE, model_state, {"step": step, **(meta or {})})
-        save_tensors(tmp / STATE_TENSORS, state_tensors, {"step": step})
-        write_json(tmp / STATE_JSON, {"step": step, **state_json})
+        files = {
+            MODEL_FILE: save_tensors(tmp / MODEL_FILE, model_state, {"step": step, "finite": finite, **(meta or {})}),
+            STATE_TENSORS: save_tensors(tmp / STATE_TENSORS, state_tensors, {"step": step}),
+        }
+        write_json(tmp / STATE_JSON, {"step": step, **state_json, "finite": finite, "files": files}, checksum=True)
         if final.exists():  # re-saving the same step after a resume
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -79,24 +119,41 @@ def save_checkpoint(
         if tmp.exists():
             shutil.rmtree(tmp)
     if keep:
-        for _, old in list_checkpoints(run_dir)[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        _rotate(run_dir, keep)
     return final
 
 
 def load_checkpoint(
     path: str | os.PathLike[str], device: str = "cpu"
 ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any]]:
-    """(model state, state tensors, state JSON) of a checkpoint directory."""
+    """(model state, state tensors, state JSON) of a checkpoint directory, every file verified.
+
+    Raises:
+        ArtifactError: an incomplete checkpoint, a file whose bytes changed since it was
+            written, or a tensor file that belongs to another checkpoint.
+    """
     p = Path(path)
     if not (p / STATE_JSON).exists():
         raise ArtifactError(
             f"{p} is not a complete rdm checkpoint (no {STATE_JSON}).",
             "pass a directory like runs/NAME/checkpoints/step_0000020",
         )
-    model, _ = load_tensors(p / MODEL_FILE, device)
-    state, _ = load_tensors(p / STATE_TENSORS, device)
-    return model, state, read_json(p / STATE_JSON)
+    fix = corrupt_checkpoint_fix(p)
+    state_json = read_json(p / STATE_JSON, fix=fix)
+    for name, digest in (state_json.pop("files", None) or {}).items():
+        if stored_digest(p / name) != digest:
+            raise ArtifactError(f"{p / name} is not the file this checkpoint wrote (its content hash differs).", fix)
+    model, _ = load_tensors(p / MODEL_FILE, device, fix=fix)
+    state, _ = load_tensors(p / STATE_TENSORS, device, fix=fix)
+    return model, state, state_json
+
+
+def corrupt_checkpoint_fix(path: Path) -> str:
+    """What to do about a damaged checkpoint: drop it and continue from the previous one."""
+    return (
+        f"delete {path} and continue from the previous checkpoint (`rdm train RECIPE --resume`), "
+        "or pass an earlier checkpoint"
+    )
 
 
 def resolve_model_file(path: str | os.PathLike[str]) -> Path:
@@ -118,7 +175,13 @@ def resolve_model_file(path: str | os.PathLike[str]) -> Path:
 def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, strict: bool = True) -> Path:
     """Load trained weights into ``module`` (the generator's trainable module); returns the file."""
     file = resolve_model_file(path)
-    state, _ = load_tensors(file)
+    state, _ = load_tensors(file, fix=corrupt_checkpoint_fix(file.parent))
+    bad = non_finite_tensors(state)
+    if bad:
+        raise NonFiniteError(
+            f"{file} holds non-finite weights (NaN/Inf in {len(bad)} tensor(s), e.g. {bad[0]}): the run diverged.",
+            f"use an earlier checkpoint with finite weights{_finite_hint(file)}",
+        )
     try:
         module.load_state_dict(state, strict=strict)
     except RuntimeError as exc:  # missing/unexpected keys or shape mismatches
@@ -128,6 +191,14 @@ def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, stric
             "use the recipe (and generator args) the checkpoint was trained with",
         ) from exc
     return file
+
+
+def _finite_hint(file: Path) -> str:
+    run_dir = file.parent.parent.parent if file.parent.parent.name == "checkpoints" else None
+    if run_dir is None:
+        return ""
+    finite = [p for _, p in list_checkpoints(run_dir) if is_finite_checkpoint(p)]
+    return f", e.g. {finite[-1]}" if finite else " (this run has none: lower train.lr and train again)"
 
 
 def rdm_model_file(path: str | os.PathLike[str]) -> Path | None:

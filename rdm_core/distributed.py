@@ -13,6 +13,10 @@ import torch
 import torch.distributed as dist
 
 from rdm_core.devices import resolve_device
+from rdm_core.errors import RdmError
+
+# What torchrun sets for every process; env:// initialisation needs all of them.
+RENDEZVOUS_ENV = ("RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @dataclass(frozen=True)
@@ -34,16 +38,43 @@ class DistContext:
 
 
 def init_from_env(device: str = "auto") -> DistContext:
-    """Initialise the process group from torchrun's environment (NCCL on GPU, gloo on CPU)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    """Initialise the process group from torchrun's environment (NCCL on GPU, gloo on CPU).
+
+    Raises:
+        RdmError: ``WORLD_SIZE`` > 1 without the rest of torchrun's variables, or values that
+            are not integers (a launch that did not go through torchrun).
+    """
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
+    if world > 1 and not dist.is_initialized():
+        missing = [k for k in RENDEZVOUS_ENV if not os.environ.get(k)]
+        if missing:
+            raise RdmError(
+                f"WORLD_SIZE={world} is set but {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: "
+                "a multi-process run needs torchrun's rendezvous variables.",
+                "launch with `torchrun --nproc-per-node N -m rdm_core ...`, or unset WORLD_SIZE for one process",
+            )
+        if not 0 <= rank < world:
+            raise RdmError(f"RANK={rank} is outside WORLD_SIZE={world}.", "launch with torchrun, which sets both")
     dev = resolve_device(device, local_rank)
     if world > 1 and not dist.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return DistContext(rank=rank, world_size=world, local_rank=local_rank, device=dev)
+
+
+def _env_int(name: str, default: int) -> int:
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise RdmError(
+            f"environment variable {name}={text!r} is not an integer.", f"unset {name} or launch with torchrun"
+        ) from None
 
 
 def current_context(device: str = "auto") -> DistContext:

@@ -74,3 +74,11 @@ class NonFiniteError(RdmError):
 
 class ShapeError(RdmError):
     """A tensor with the wrong shape or feature dimension."""
+
+
+class DiskFullError(ArtifactError):
+    """A write ran out of disk space (the partial file was removed)."""
+
+
+class RunLockedError(RdmError):
+    """Another live process holds the run directory (two writers would interleave checkpoints)."""

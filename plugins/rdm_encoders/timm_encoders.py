@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from rdm_core.errors import ShapeError
+from rdm_core.errors import ArtifactError, ShapeError
 from rdm_core.interfaces import EncoderSpec
 from rdm_encoders import specs
 from rdm_encoders.base import FrozenEncoder, resolve_pretrained, spec_for
@@ -44,15 +44,26 @@ def create_timm(model_id: str, *, file: str | None = None, **kwargs: Any) -> nn.
         file: local weights file loaded through timm's pretrained path; ``None`` = random init.
         **kwargs: architecture overrides (tiny configs), ``num_classes`` (default 0).
     """
+    import pickle
+
     import timm
 
     kw = dict(num_classes=0, **kwargs)
     if file is not None:
         kw.update(pretrained=True, pretrained_cfg_overlay=dict(file=str(file)))
     try:
-        return timm.create_model(model_id, dynamic_img_size=True, dynamic_img_pad=True, **kw)
-    except TypeError:  # models without dynamic size (ConvNeXt) are built plainly, as in the release
-        return timm.create_model(model_id, **kw)
+        try:
+            return timm.create_model(model_id, dynamic_img_size=True, dynamic_img_pad=True, **kw)
+        except TypeError:  # models without dynamic size (ConvNeXt) are built plainly, as in the release
+            return timm.create_model(model_id, **kw)
+    except (RuntimeError, pickle.UnpicklingError) as exc:
+        if file is None or "weights_only" not in str(exc):
+            raise
+        # timm loads weights_only: a pickled class or function is refused before anything runs
+        raise ArtifactError(
+            f"{file} holds pickled Python objects, not plain tensors; it was refused unread (nothing in it ran).",
+            "use a .safetensors file or a .pth holding only a state dict of tensors (re-save it as one)",
+        ) from None
 
 
 class TimmEncoder(FrozenEncoder):

@@ -22,6 +22,10 @@ if TYPE_CHECKING:  # pragma: no cover
 FEATURES_KIND = "eval_features"
 BATTERY_CACHE_KIND = "battery_features"  # rdm_core.battery.Battery.extract caches: same layout
 BANK_SPLITS = ("train", "val")
+REEXTRACT = "delete it and extract the features again with `rdm eval RECIPE --checkpoint C` (or --images DIR)"
+REBUILD_BANKS = (
+    "delete it and rebuild the eval banks with `rdm reference build RECIPE` (only what is missing is recomputed)"
+)
 
 
 def bank_path(ref_dir: str | os.PathLike[str], encoder: str, split: str) -> Path:
@@ -55,7 +59,7 @@ def _read_bank(path: Path, encoder: str) -> tuple[Tensor, dict[str, Any]]:
             f"eval bank {path} is missing (encoder {encoder!r}).",
             "build the eval banks with `rdm reference build RECIPE` (they go to <references.dir>/eval/)",
         )
-    tensors, meta = load_tensors(path)
+    tensors, meta = load_tensors(path, fix=REBUILD_BANKS)
     if "features" not in tensors:
         raise ArtifactError(
             f"{path} has no tensor 'features' (found {sorted(tensors)}).",
@@ -94,7 +98,7 @@ def load_bank(ref_dir: str | os.PathLike[str], encoder: str) -> EvalBank:
 
 def _read_rff(path: Path, encoder: str, dim: int) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """A stored RFF map (``rdm reference import`` of an authors' bank): ``W`` (d, D), ``b``, ``mu_r`` (D,)."""
-    tensors, meta = load_tensors(path)
+    tensors, meta = load_tensors(path, fix="delete it and re-import it with `rdm reference import`")
     missing = [k for k in ("W", "b", "mu_r") if k not in tensors]
     if missing or meta.get("sigma") is None:
         raise ArtifactError(
@@ -139,14 +143,14 @@ def load_features(path: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict
             )
         out: dict[str, Tensor] = {}
         for f in files:
-            tensors, _ = load_tensors(f)
+            tensors, _ = load_tensors(f, fix=REEXTRACT)
             if "features" not in tensors:
                 raise ArtifactError(
                     f"{f} has no tensor 'features'.", "save each encoder's (N, d) features as 'features'"
                 )
             out[f.stem] = tensors["features"].float()
         return out, {"kind": FEATURES_KIND, "source": str(p)}
-    tensors, meta = load_tensors(p)
+    tensors, meta = load_tensors(p, fix=REEXTRACT)
     if meta.get("kind") not in (None, FEATURES_KIND, BATTERY_CACHE_KIND):
         raise ArtifactError(
             f"{p} is a {meta.get('kind')!r} file, not generated features.",

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdm_core.devices import resolve_device
 from rdm_core.errors import ArtifactError, RdmError, RecipeError
+from rdm_core.recipe.persist import persisted_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -87,9 +88,21 @@ def build_generator_with(recipe: Any, checkpoint: str | None, device: str) -> Ge
 
 
 def generated_features(
-    recipe: Any, encoders: list[str], source: dict[str, Any], device: str, out_dir: Path, generator: Generator | None
+    recipe: Any,
+    encoders: list[str],
+    source: dict[str, Any],
+    device: str,
+    out_dir: Path,
+    generator: Generator | None,
+    modules: dict[str, Any] | None = None,
+    fingerprints: dict[str, str] | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Generated features for every encoder, from the chosen source; rendered ones are cached."""
+    """Generated features for every encoder, from the chosen source; rendered ones are cached.
+
+    Args:
+        modules: the built encoders (built here when ``None``).
+        fingerprints: their weights fingerprints, recorded in the cached features file.
+    """
     from rdm_core.battery import Battery
     from rdm_core.recipe.assemble import build_encoders
     from rdm_eval.banks import load_features, save_features, select_features
@@ -99,7 +112,8 @@ def generated_features(
         feats, meta = load_features(source["path"])
         return select_features(feats, encoders, source["path"]), {"features_meta": meta}
     batch = int(recipe.eval.batch_size)
-    battery = Battery(build_encoders(recipe, "all", device), chunk_size=batch, device=device)
+    modules = modules if modules is not None else build_encoders(recipe, "all", device)
+    battery = Battery(modules, chunk_size=batch, device=device)
     if source["kind"] == "images":
         files = list_images(source["path"])
         feats = battery.extract(
@@ -116,7 +130,12 @@ def generated_features(
     save_features(
         path,
         feats,
-        {**meta, "held_out": list(recipe.encoders.held_out), "dims": {k: int(v.shape[1]) for k, v in feats.items()}},
+        {
+            **meta,
+            "held_out": list(recipe.encoders.held_out),
+            "dims": {k: int(v.shape[1]) for k, v in feats.items()},
+            "encoder_fingerprints": dict(fingerprints or {}),
+        },
     )
     return feats, {**meta, "features_file": str(path)}
 
@@ -291,38 +310,33 @@ def evaluate(
             "pass --checkpoint C (or --base), or drop them from --metrics",
         )
     device = str(resolve_device(recipe.run.device))  # a string: it goes into metric args and the report
-    ckpt = Path(str(checkpoint))
-    label = {
-        "checkpoint": ckpt.parent.name if ckpt.is_file() else ckpt.name,
-        "base": "base",
-        "images": "images",
-        "features": "features",
-        "real_val": "real_val",
-    }[kind]
-    out = Path(out_dir) if out_dir else Path(recipe.run.output_dir) / recipe.run.name / "eval" / label
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir) if out_dir else default_out_dir(recipe, kind, checkpoint)
     encoders, held_out = encoder_names(recipe, "all"), list(recipe.encoders.held_out)
     source = {"kind": kind, "path": checkpoint or images or features}
+    feature_metrics = [m for m in names if m not in GENERATOR_METRICS]
+    modules, fingerprints = _checked_encoders(recipe, kind, features, device) if feature_metrics else (None, None)
     generator = build_generator_with(recipe, checkpoint, device) if kind in ("checkpoint", "base") else None
     if generator is not None:
         _check_prompt_capability(recipe, generator, names)
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to fit
     context: dict[str, Any] = {
         "input": source,
         "device": device,
-        "references": str(recipe.references.dir),
+        "references": str(persisted_value(recipe, "references.dir")),
         "encoders": encoders,
         "held_out": held_out,
         "metrics": names,
     }
     results: dict[str, MetricResult] = {}
-    feature_metrics = [m for m in names if m not in GENERATOR_METRICS]
     if feature_metrics:
         banks = load_banks(recipe.references.dir, encoders)
         if kind == "real_val":
             gen_feats, banks = real_val_split(banks, int(recipe.eval.seed))
             context["real_val_split_seed"] = int(recipe.eval.seed)
         else:
-            gen_feats, meta = generated_features(recipe, encoders, source, device, out, generator)
+            gen_feats, meta = generated_features(
+                recipe, encoders, source, device, out, generator, modules, fingerprints
+            )
             context["generated"] = meta
         for m in feature_metrics:
             args = _metric_args(recipe, m)
@@ -352,6 +366,54 @@ def _check_prompt_capability(recipe: Any, generator: Generator, names: list[str]
         require(generator, PromptConditionedGenerator, what=what, **GENEVAL_PROMPTS)
     if "pickscore" in names and _metric_args(recipe, "pickscore").get("prompts"):
         require(generator, PromptConditionedGenerator, what=what, **PICKSCORE_PROMPTS)
+
+
+def default_out_dir(recipe: Any, kind: str, checkpoint: str | None) -> Path:
+    """Where ``rdm eval`` writes without ``--out``.
+
+    A checkpoint's evaluation goes beside it, never into the recipe's run directory (which may
+    be another run): an rdm checkpoint ``RUN/checkpoints/step_N`` (or ``RUN`` itself, meaning its
+    latest checkpoint) -> ``RUN/eval/step_N``; any other weights file or folder ``X`` ->
+    ``<folder of X>/eval/<name of X>``. Other inputs go to ``<recipe run dir>/eval/<input kind>``.
+    """
+    from rdm_core.run_dir import run_directory
+
+    if kind != "checkpoint" or checkpoint is None:
+        return run_directory(recipe) / "eval" / kind
+    from rdm_core.checkpoints import rdm_model_file
+
+    model = rdm_model_file(checkpoint)
+    if model is not None and model.parent.parent.name == "checkpoints":
+        return model.parent.parent.parent / "eval" / model.parent.name
+    p = Path(checkpoint).expanduser()
+    return p.parent / "eval" / (p.stem if p.is_file() else p.name)
+
+
+def _checked_encoders(
+    recipe: Any, kind: str, features: str | None, device: str
+) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
+    """Build the battery (inputs that extract features) and refuse banks that do not fit it.
+
+    Returns:
+        ``(encoders, weights fingerprints)``; ``(None, fingerprints recorded in the features file
+        or None)`` for inputs that extract nothing.
+    """
+    from rdm_core.recipe.assemble import build_encoders
+    from rdm_references.check import check_references
+    from rdm_references.stages import encoder_fingerprint
+
+    if kind in ("checkpoint", "base", "images"):
+        modules = build_encoders(recipe, "all", device)
+        fingerprints = {n: encoder_fingerprint(m) for n, m in modules.items()}
+        check_references(recipe, fingerprints, stage="eval")  # feature dims are checked against the banks
+        return modules, fingerprints
+    recorded = None
+    if kind == "features" and features is not None and Path(features).is_file():
+        from rdm_core.artifacts import read_meta
+
+        recorded = read_meta(features).get("encoder_fingerprints") or None
+    check_references(recipe, recorded, stage="eval")
+    return None, recorded
 
 
 def _write_outputs(outcome: EvalOutcome) -> None:

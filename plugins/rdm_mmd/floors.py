@@ -60,6 +60,7 @@ def save_floors(
             "floors": {k: float(v) for k, v in floors.items()},
             **dict(extra or {}),
         },
+        checksum=True,
     )
 
 
@@ -69,7 +70,7 @@ def load_floors(path: str | Path, expect_n: int | None = None) -> dict[str, floa
     Raises:
         ArtifactError: missing/corrupt file, or ``n`` differs from ``expect_n``.
     """
-    data = read_json(path)
+    data = read_json(path, fix="delete it and recompute the floors with `rdm reference build RECIPE --split val`")
     if not isinstance(data, dict) or not isinstance(data.get("floors"), dict) or "n" not in data:
         raise ArtifactError(
             f"{path} is not an rdm floors file (needs 'n' and 'floors').",

@@ -143,6 +143,7 @@ class NystromReference(ReferenceBase):
             k_rr=k_rr,
             joint=joint,
             extra={
+                "landmarks_requested": m,  # more than the fit set: every fit row is a landmark
                 "jitter": float(jitter),
                 "kmeans_iters": int(kmeans_iters),
                 "fit_n": int(fit.shape[0]),

@@ -31,14 +31,17 @@ def _component(component: Any) -> tuple[str, dict[str, Any]]:
     return str(component.name), dict(plain(component.args) or {})
 
 
-def build_source(component: Any, resolution: int | None = None) -> Any:
+def build_source(component: Any, resolution: int | None = None, where: str = "data source") -> Any:
     """Build an image or prompt source from a ``{name, args}`` component.
 
     ``resolution`` is passed when the factory accepts it and the component does not set it,
-    so a recipe states the crop once (``references.resolution``).
+    so a recipe states the crop once (``references.resolution``). The arguments are first
+    checked exactly as ``rdm validate`` checks them (one line naming an unknown one).
     """
     name, args = _component(component)
-    factory = registry("data_sources").resolve(name)
+    sources = registry("data_sources")
+    sources.check_args(name, args, where)
+    factory = sources.resolve(name)
     if resolution is not None and "resolution" not in args and _accepts(factory, "resolution"):
         args["resolution"] = int(resolution)
     return factory(**args)
@@ -52,6 +55,7 @@ def apply_filters(source: Any, filters: Any, cache_dir: str | Path | None = None
     """
     for pos, comp in enumerate(plain(filters) or []):
         name, args = _component(comp)
+        registry("data_sources").check_args(name, args, f"references.filters[{pos}]")
         factory = registry("data_sources").resolve(name)
         if cache_dir is not None and "cache" not in args and _accepts(factory, "cache"):
             args["cache"] = str(Path(cache_dir) / f"{pos:02d}_{name}.json")

@@ -17,6 +17,7 @@ from typing import Any
 
 from rdm_core import __version__
 from rdm_core.artifacts import fingerprint_parts, read_json, write_json
+from rdm_core.errors import ArtifactError
 from rdm_references.sources.optional import stat_tokens
 
 MANIFEST = "manifest.json"
@@ -36,9 +37,17 @@ def locked(root: Path) -> Iterator[None]:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """A manifest file, or ``None`` when absent or corrupt (said once; its owner's next build rewrites it)."""
     try:
         return read_json(path) if path.is_file() else None
-    except Exception:  # a corrupt part is rebuilt by the run that owns it
+    except ArtifactError as exc:
+        from rdm_core.console import err_console
+
+        err_console.print(
+            f"warning: {exc.problem} Ignored: the next `rdm reference build` of that encoder rewrites it.",
+            style="yellow",
+            soft_wrap=True,
+        )
         return None
 
 
@@ -55,19 +64,19 @@ class ManifestStore:
         return _read(self.parts / f"{encoder}.json") or {}
 
     def write_encoder_part(self, encoder: str, data: dict[str, Any]) -> None:
-        write_json(self.parts / f"{encoder}.json", data)
+        write_json(self.parts / f"{encoder}.json", data, checksum=True)
 
     def source_part(self, split: str) -> dict[str, Any]:
         return _read(self.parts / f"sources_{split}.json") or {}
 
     def write_source_part(self, split: str, data: dict[str, Any]) -> None:
-        write_json(self.parts / f"sources_{split}.json", data)
+        write_json(self.parts / f"sources_{split}.json", data, checksum=True)
 
     def write_extra_part(self, name: str, data: dict[str, Any]) -> None:
-        write_json(self.parts / f"extra_{name}.json", data)
+        write_json(self.parts / f"extra_{name}.json", data, checksum=True)
 
     def write_floor_part(self, encoder: str, data: dict[str, Any]) -> None:
-        write_json(self.floor_parts / f"{encoder}.json", data)
+        write_json(self.floor_parts / f"{encoder}.json", data, checksum=True)
 
     def floor_part(self, encoder: str) -> dict[str, Any]:
         return _read(self.floor_parts / f"{encoder}.json") or {}
@@ -104,7 +113,7 @@ class ManifestStore:
                     floors[path.stem] = float(data["floor"])
             floor_table = {"n": int(n_rollout), "floors": floors}
             if floors:
-                write_json(self.root / FLOORS, floor_table)
+                write_json(self.root / FLOORS, floor_table, checksum=True)
             manifest = {
                 "rdm_version": __version__,
                 "settings": settings,
@@ -113,7 +122,7 @@ class ManifestStore:
                 "extras": extras,
                 "floors": floor_table if floors else None,
             }
-            write_json(self.root / MANIFEST, manifest)
+            write_json(self.root / MANIFEST, manifest, checksum=True)
             return manifest
 
 

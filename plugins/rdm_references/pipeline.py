@@ -23,7 +23,8 @@ from typing import Any
 from rdm_core.artifacts import fingerprint_parts
 from rdm_core.devices import resolve_device
 from rdm_core.errors import ArtifactError, NonFiniteError, RecipeError
-from rdm_core.recipe.assemble import build_encoder, encoder_names, plain, reference_path
+from rdm_core.recipe.assemble import build_encoder, encoder_names, reference_path
+from rdm_core.recipe.persist import persisted
 from rdm_references import stages
 from rdm_references.build_sources import apply_filters, build_source
 from rdm_references.check import check_references, rebuild_command
@@ -74,9 +75,11 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
                 "references.train names no image source.",
                 "set references.train: {name: folder, args: {root: DIR}} (or jsonl, teacher, mix)",
             )
-        sources["train"] = apply_filters(build_source(refs.train, res), refs.filters, Path(refs.dir) / "curation")
+        sources["train"] = apply_filters(
+            build_source(refs.train, res, "references.train"), refs.filters, Path(refs.dir) / "curation"
+        )
     if "val" in splits and refs.val is not None:
-        sources["val"] = build_source(refs.val, res)
+        sources["val"] = build_source(refs.val, res, "references.val")
     return sources
 
 
@@ -96,7 +99,7 @@ def settings_of(recipe: Any) -> dict[str, Any]:
             "held_out": list(recipe.encoders.held_out),
             "variant": recipe.encoders.variant,
         },
-        "joint": plain(recipe.joint),
+        "joint": persisted(recipe.joint),
     }
 
 
@@ -279,7 +282,9 @@ class _Build:
         )
         features: dict[str, Any] = {}
         for split in self.items:
-            features[split] = load_split_features(self.root, name, split, self.shards[split])
+            features[split] = load_split_features(
+                self.root, name, split, self.shards[split], rebuild=rebuild_command(self.recipe, [name])
+            )
             part.setdefault("splits", {})[split] = {
                 "n": len(self.items[split]),
                 "dim": int(features[split].shape[1]),
@@ -305,7 +310,12 @@ class _Build:
         for split, feats in features.items():
             fp = self.features_fingerprint(name, split)
             path = self.root / "eval" / f"{name}_{split}.safetensors"
-            meta = {"encoder": name, "split": split, "source_fingerprint": fp}
+            meta = {
+                "encoder": name,
+                "split": split,
+                "source_fingerprint": fp,
+                "encoder_fingerprint": self.identity[name],
+            }
             if split == "train":  # sigma = 1.0 x median of the train pool for the eval RFF bank (SPEC 11.2)
                 meta["median_bandwidth"] = (part.get("bandwidth") or {}).get("median")
             key = fingerprint_parts([fp, str(bank), str(seed), str(meta.get("median_bandwidth"))])
@@ -328,13 +338,42 @@ class _Build:
         key = fingerprint_parts(
             [source_fp, repr(sorted(stages.reference_settings(self.recipe).items())), repr(bw["sigma"])]
         )
+        enc = self.encoders[name]
         self._step(
             name,
             "reference",
             path,
             key,
-            lambda: stages.build_training_reference(self.recipe, name, feats, bw["sigma"], source_fp, path, tau),
+            lambda: stages.build_training_reference(
+                self.recipe,
+                name,
+                feats,
+                bw["sigma"],
+                source_fp,
+                path,
+                tau,
+                spec=enc.spec,
+                weights_fingerprint=self.identity[name],
+            ),
         )
+        self._note_landmarks(name, path)
+
+    def _note_landmarks(self, name: str, path: Path) -> None:
+        """More landmarks than pool rows: the reference uses every row (recorded, and said once)."""
+        from rdm_core.artifacts import read_meta
+
+        header = read_meta(path)
+        asked, used = header.get("landmarks_requested"), header.get("landmarks")
+        if asked is not None and used is not None and int(used) < int(asked):
+            note = (
+                f"{name}: distance.landmarks={asked} is more than the {used} rows k-means fits on, so every "
+                f"row is a landmark (the exact kernel mean); the header records landmarks={used}, "
+                f"landmarks_requested={asked}"
+            )
+            self.report.notes.append(note)
+            from rdm_core.console import err_console
+
+            err_console.print(f"warning: {note}", style="yellow", soft_wrap=True)
 
     def _floor(self, name: str, val_feats: Any) -> None:
         ref_path = reference_path(self.recipe, name)

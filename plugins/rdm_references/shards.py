@@ -68,22 +68,26 @@ def write_shard(path: Path, features: Tensor, meta: dict[str, Any]) -> None:
     )
 
 
-def load_split_features(root: str | Path, encoder: str, split: str, shards: list[Shard]) -> Tensor:
-    """Concatenate the shards of one split into ``(n, dim)`` float32.
+def load_split_features(
+    root: str | Path, encoder: str, split: str, shards: list[Shard], *, rebuild: str = "rdm reference build RECIPE"
+) -> Tensor:
+    """Concatenate the shards of one split into ``(n, dim)`` float32, each verified by its hash.
+
+    Args:
+        rebuild: the command that re-extracts a deleted shard (quoted in errors).
 
     Raises:
-        ArtifactError: a shard is missing or has the wrong number of rows.
+        ArtifactError: a shard is missing, corrupt (flipped bytes) or has the wrong number of rows.
     """
     import torch
 
+    fix = f"delete it and re-run `{rebuild}` (only missing shards are extracted again)"
     parts = []
     for shard in shards:
         path = shard_path(root, encoder, split, shard.index)
-        tensors, _ = load_tensors(path)
+        tensors, _ = load_tensors(path, fix=fix)
         feats = tensors.get("features")
         if feats is None or feats.shape[0] != len(shard):
-            raise ArtifactError(
-                f"{path} does not hold rows {shard.start}..{shard.stop}.", "delete it and re-run `rdm reference build`"
-            )
+            raise ArtifactError(f"{path} does not hold rows {shard.start}..{shard.stop}.", fix)
         parts.append(feats.float())
     return torch.cat(parts) if parts else torch.empty(0, 0)

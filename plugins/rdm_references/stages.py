@@ -103,19 +103,28 @@ def build_training_reference(
     source_fingerprint: str,
     path: Path,
     tau: Tensor | None = None,
+    *,
+    spec: Any = None,
+    weights_fingerprint: str | None = None,
 ) -> Any:
     """Build and save the training reference set of one encoder (kind ``distance.reference``).
 
     For joint recipes the pool is ``[phi | beta * tau]`` with ``beta = sigma_img / s_txt`` (s_txt
     from the recipe, or the median of the tau table when ``joint.s_txt`` is null), and beta and
-    s_txt go into the header.
+    s_txt go into the header. The header also records the encoder's spec and weights
+    fingerprint and the recipe's :func:`reference_settings`, which is what
+    :func:`rdm_references.check.check_references` compares with a recipe.
+
+    Args:
+        spec: the encoder's :class:`~rdm_core.interfaces.EncoderSpec` (or its dict).
+        weights_fingerprint: :func:`encoder_fingerprint` of the encoder that extracted ``features``.
     """
     d = recipe.distance
     cls = registry("references").resolve(d.reference)
     wanted: dict[str, Any] = dict(
         landmarks=int(d.landmarks),
         seed=int(d.seed),
-        encoder=encoder,
+        encoder=spec if spec is not None else encoder,
         bandwidth_scale=float(d.bandwidth_scale),
         source_fingerprint=source_fingerprint,
         bandwidth_subsample=int(d.bandwidth_subsample),
@@ -141,6 +150,7 @@ def build_training_reference(
     kwargs.update(plain(d.args) or {})
     kernel = build_kernel(recipe, sigma)
     ref = cls.build(pool, kernel, **kwargs)
+    ref.header.update(encoder=encoder, encoder_fingerprint=weights_fingerprint, settings=reference_settings(recipe))
     ref.save(str(path))
     return ref
 

@@ -180,10 +180,11 @@ def recipe_path(recipe: Any) -> Path | None:
 
 
 def to_yaml(recipe: Any) -> str:
-    """The resolved recipe as YAML (written into every run directory)."""
-    from omegaconf import OmegaConf
+    """The resolved recipe as YAML (written into every run directory); values read from the
+    environment stay ``${oc.env:...}`` text (see :mod:`rdm_core.recipe.persist`)."""
+    from rdm_core.recipe.persist import persisted_yaml
 
-    return OmegaConf.to_yaml(recipe, resolve=True)
+    return persisted_yaml(recipe)
 
 
 def recipe_from_dict(data: dict[str, Any]) -> Any:

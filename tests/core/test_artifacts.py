@@ -24,7 +24,7 @@ def test_tensors_and_meta_round_trip(tmp_path):
     save_tensors(tmp_path / "x.safetensors", t, {"encoder": "clip", "n": 3})
     back, meta = load_tensors(tmp_path / "x.safetensors")
     assert torch.equal(back["a"], t["a"]) and torch.equal(back["b"], t["b"])
-    assert meta["encoder"] == "clip" and meta["n"] == 3 and meta["format_version"] == 1
+    assert meta["encoder"] == "clip" and meta["n"] == 3 and meta["format_version"] == 2
     assert read_meta(tmp_path / "x.safetensors") == meta
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
@@ -100,7 +100,7 @@ def test_checkpoints_round_trip_and_keep(tmp_path):
     assert latest_checkpoint(tmp_path).name == "step_0000003"
     assert len(list((tmp_path / "checkpoints").iterdir())) == 2
     m, _s, j = load_checkpoint(latest_checkpoint(tmp_path))
-    assert torch.equal(m["weight"], model.weight) and j == {"step": 3, "lr": 0.1}
+    assert torch.equal(m["weight"], model.weight) and j == {"step": 3, "lr": 0.1, "finite": True}
     fresh = torch.nn.Linear(3, 2)
     load_model_weights(tmp_path, fresh)  # a run directory resolves to its latest checkpoint
     assert torch.equal(fresh.weight, model.weight)
