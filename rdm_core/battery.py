@@ -1,7 +1,7 @@
 """The battery facade: several frozen encoders called as one, for training, references and eval.
 
 One object maps images to ``{encoder name: (B, d) float32}`` in a fixed order, so reference
-building, training and evaluation can never drift apart in resolution or pooling (SPEC.md §5.2).
+building, training and evaluation can never drift apart in resolution or pooling.
 
 * ``battery(images, only=None)`` is differentiable (training; GradCache chunks outside).
 * ``battery.extract(source, cache_path=...)`` runs without gradients in chunks, shows progress,

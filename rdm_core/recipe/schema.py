@@ -98,7 +98,7 @@ class BalanceSection:
     """How per-encoder losses are combined: self-normalisation, then weights.
 
     ``uniform``: all weights 1. ``static``: ``weights``. ``controller``: the gated proportional
-    Lagrangian (SPEC 5.5) with floors from the reference build.
+    Lagrangian (docs/method.md) with floors from the reference build.
     """
 
     mode: str = "uniform"  # uniform | static | controller
