@@ -1,4 +1,4 @@
-"""GenEval protocol (SPEC 11.4): prompts, the seeded render layout, and the task-mean summary.
+"""GenEval protocol (docs/method.md): prompts, the seeded render layout, and the task-mean summary.
 
 * Prompts: the official 553-prompt file (``djghosh13/geneval``:
   ``prompts/evaluation_metadata.jsonl``; one JSON object per line with ``tag``, ``include``,

@@ -5,7 +5,7 @@ image with ``tag`` and ``correct``). Built-ins:
 
 * ``official``: runs ``djghosh13/geneval``'s ``evaluation/evaluate_images.py`` as a subprocess
   (it is not bundled: it needs mmdet 3.3.0, mmcv and the Mask2Former weights), passing the
-  canonical mmdet builtin Mask2Former Swin-S config EXPLICITLY (the reference release's wrapper
+  canonical mmdet builtin Mask2Former Swin-S config EXPLICITLY (the authors' wrapper
   left the scorer's default config in place, which shifts the colour tasks).
 * ``results``: an existing results JSONL scored elsewhere.
 

@@ -1,4 +1,4 @@
-"""PickScore (SPEC 11.3): a CLIP preference model scoring image-prompt pairs.
+"""PickScore (docs/method.md): a CLIP preference model scoring image-prompt pairs.
 
 Model ``yuvalkirstain/PickScore_v1`` with the processor of
 ``laion/CLIP-ViT-H-14-laion2B-s32B-b79K``. Images are converted to uint8 PIL first (feeding

@@ -3,7 +3,7 @@
 Features are extracted with :class:`rdm_core.battery.Battery` (the same facade reference
 building uses), so evaluation and references see every encoder the same way.
 
-Render protocol (SPEC 11.1): ONE generator seeded ``seed`` on the device draws, per batch, the
+Render protocol (SW_r14, docs/method.md): ONE generator seeded ``seed`` on the device draws, per batch, the
 noise and then the conditions, so a render is reproducible and matched across checkpoints
 (same noise and labels for model A and model B).
 """

@@ -1,4 +1,4 @@
-"""MMD_r14: a random-Fourier-feature MMD ratio (SPEC 11.2, App. D).
+"""MMD_r14: a random-Fourier-feature MMD ratio (the paper's secondary metric; docs/method.md).
 
 Per encoder::
 
@@ -7,7 +7,7 @@ Per encoder::
     r_e    = m(gen) / m(val)
 
 The RFF draw uses its own seed (99999), independent of anything used in training. sigma is the
-median pairwise distance of a SEEDED random train subsample, and mu_r averages a seeded random
+median heuristic (scale 1) of a SEEDED random train subsample, and mu_r averages a seeded random
 train subsample. The authors averaged the FIRST 50,000 train rows instead (with class-sorted
 paths, the first ~39 ImageNet classes); ``mean_rows="first"`` reproduces that rule for parity,
 and a stored (imported) map and mu_r replace the draw altogether.

@@ -1,4 +1,4 @@
-"""SW_r14: the sliced Wasserstein-2 ratio of generated vs real-val features (SPEC 11.1).
+"""SW_r14: the sliced Wasserstein-2 ratio of generated vs real-val features (docs/method.md).
 
 For every encoder e::
 
