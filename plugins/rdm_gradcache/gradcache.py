@@ -1,4 +1,4 @@
-"""Exact full-batch gradients at one-chunk activation memory (GradCache, SPEC 7.2).
+"""Exact full-batch gradients at one-chunk activation memory (GradCache; docs/method.md).
 
 The MMD repulsion couples every pair of generated samples, so the loss is not a sum of
 per-chunk terms and plain gradient accumulation would silently change the estimator. GradCache
@@ -123,7 +123,7 @@ def gradcache_backward(
         gather: concatenates every rank's rows with gradient flowing back to the local ones
             (identity in a single process).
         scale: multiplies the loss before differentiation (the trainer passes ``1/chunks`` so
-            that, after averaging over ranks, the gradient is ``(b/N) dL``; SPEC 7.3).
+            that, after averaging over ranks, the gradient is ``(b/N) dL``; docs/method.md).
         before_chunk_backward: called as ``(index, is_last)`` before each pass-2 backward (FSDP
             uses it to reduce gradients only once).
 

@@ -50,7 +50,7 @@ def resolve_layout(train: Any, world_size: int) -> Layout:
 def lr_at(train: Any, step_index: int) -> float:
     """Learning rate for the 0-based step ``step_index``: warmup, then constant or cosine.
 
-    Defaults (no warmup, constant) reproduce the reference release (SPEC 8.2, difference 23).
+    Defaults (no warmup, constant) reproduce the paper's recipes (schedules are opt-in).
     """
     base = float(train.lr)
     warmup = int(train.warmup_steps)

@@ -2,7 +2,7 @@
 
 References are paired with encoders BY NAME (``<references.dir>/<encoder>.safetensors``) and
 their headers are checked against the recipe before step 1, so a stale or mismatched reference
-stops the run with the command that rebuilds it (SPEC deliberate differences 9 and 14).
+stops the run with the command that rebuilds it (the authors' trainer paired them by position).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Objective:
                 ) from exc
             self.references[name] = ref
             if self.joint:
-                beta = ref.header.get("beta") or ref.header.get("bandwidth")  # SPEC 6.1: beta, else sigma
+                beta = ref.header.get("beta") or ref.header.get("bandwidth")  # beta, else sigma (docs/method.md)
                 if beta is None:
                     raise ReferenceMismatchError(f"joint reference {path} records no beta.", _rebuild_hint(recipe_ref))
                 self.betas[name] = float(beta)

@@ -42,7 +42,7 @@ GPUS = {
     )
 }
 
-# Encoder battery (ENCODERS.md table 1): params, tokens (or None for conv nets), width, and for
+# Encoder battery (published sizes; docs/encoders.md): params, tokens (or None for conv nets), width, and for
 # conv nets an explicit forward GFLOPs per image. Activation bytes follow the ViT rule below.
 ENCODERS: dict[str, dict[str, float]] = {
     "inception": {"params": 23.85e6, "gflops": 11.5, "act_mb": 60, "fp32": 1},
@@ -61,7 +61,7 @@ ENCODERS: dict[str, dict[str, float]] = {
     "flux_vae": {"params": 34.3e6, "gflops": 270.0, "act_mb": 400},
 }
 
-# Documented generator sizes for planning without weights (GENERATORS.md section 1 and 3).
+# Documented generator sizes for planning without weights (the published model sizes).
 KNOWN_GENERATORS: dict[str, dict[str, Any]] = {
     "flux2-klein": {
         "params": 3.8755e9,
@@ -73,7 +73,7 @@ KNOWN_GENERATORS: dict[str, dict[str, Any]] = {
     },
 }
 
-# The paper's own compute for comparison (SPEC 1, 8.2).
+# The paper's own compute for comparison (arXiv 2607.02375).
 PAPER = {
     "flux2-klein": {"gpu": "H200", "gpus": 8, "step": 180, "gpu_hours": 90.0},
     "pmf": {"gpu": "H200", "gpus": 8, "step": 4000, "gpu_hours": 80.0},  # the ImageNet run, 4000 steps at N = 5120
@@ -124,7 +124,7 @@ def generator_stats(recipe: Any) -> tuple[dict[str, Any], str]:
             "frozen_params": known["vae_params"],
             "blocks": known["blocks"],
             "width": known["width"],
-        }, "documented size (GENERATORS.md)"
+        }, "documented size (published model card)"
     try:
         from rdm_core.recipe.assemble import build_generator
 

@@ -8,7 +8,7 @@
     samples/step_N.png      sample grids from fixed seeded noise
     loss.png                per-encoder raw L_e and the pre-clip gradient norm
 
-A checkpoint holds everything an exact resume needs (SPEC difference 6): model weights, AdamW
+A checkpoint holds everything an exact resume needs (the authors' checkpoints hold weights only): model weights, AdamW
 state, controller state, every RNG state of every rank, and the step.
 """
 

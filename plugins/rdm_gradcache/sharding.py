@@ -1,6 +1,6 @@
 """Optional FSDP2 sharding of the trainable module, and full (unsharded) state dicts.
 
-Without FSDP the module is replicated on every rank (SPEC 7.3: no DDP wrapper; gradients are
+Without FSDP the module is replicated on every rank (no DDP wrapper, as in the paper; gradients are
 averaged with one all-reduce per tensor). With ``train.fsdp`` the repeated blocks and then the
 root are wrapped with ``torch.distributed.fsdp.fully_shard``; gradients are then reduce-scattered
 (averaged) by FSDP itself, and checkpoints gather full tensors on every rank.

@@ -1,4 +1,4 @@
-"""One optimizer step around :func:`gradcache_backward`: average, clip, step (SPEC 8.1).
+"""One optimizer step around :func:`gradcache_backward`: average, clip, step (docs/method.md).
 
 Kept separate from the trainer so the distributed equivalence test can run exactly the code the
 trainer runs, on tiny modules, without a recipe.

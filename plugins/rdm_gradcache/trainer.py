@@ -1,4 +1,4 @@
-"""``GradCacheTrainer``: runs a recipe with exact full-batch GradCache steps (SPEC 7-8).
+"""``GradCacheTrainer``: runs a recipe with exact full-batch GradCache steps (docs/method.md).
 
 Single process or ``torchrun`` (gloo on CPU, NCCL on GPU); no DDP wrapper: every rank holds the
 generator, computes the same loss on the gathered global batch, and gradients are averaged with

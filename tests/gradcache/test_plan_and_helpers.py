@@ -116,7 +116,7 @@ def test_plan_klein_recipe_against_paper():
         pytest.skip("klein recipe not shipped yet")
     recipe = load_recipe(path)
     stats, source = generator_stats(recipe)  # computed once (a meta-device FLOP count); reused below
-    assert source in ("plan_stats()", "documented size (GENERATORS.md)")
+    assert source in ("plan_stats()", "documented size (published model card)")
     plan = make_plan(recipe, "8xH200", mfu=0.35, stats=stats)
     assert plan.chunks == 160 and plan.paper is not None and plan.paper["step"] == 180
     # fp32 weights + grads + two AdamW moments = 16 bytes per parameter of the 3.88 B transformer
