@@ -1,4 +1,4 @@
-"""Combining per-encoder losses: self-normalisation and weights (SPEC 5.3, 5.5).
+"""Combining per-encoder losses: self-normalisation and weights (docs/method.md).
 
 ``L_total = sum_e lambda_e * L_e / (|stopgrad(L_e)| + eps)``. The weights come from one of three
 balancers with the same small interface (``weights()``, ``step(raw_scores)``, ``state_dict()``,
@@ -80,7 +80,7 @@ class StaticWeights(UniformWeights):
 
 
 class GatedLagrangianController:
-    """Gated proportional Lagrangian controller (SPEC 5.5).
+    """Gated proportional Lagrangian controller (docs/method.md).
 
     Call :meth:`step` after each optimizer step with the raw per-encoder ``L_e`` of the global
     batch; the returned weights apply to the next step. Initial weights are 1.0.

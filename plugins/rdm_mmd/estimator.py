@@ -1,4 +1,4 @@
-"""The MMD estimator pieces: exact biased repulsion, weighted cross-kernel means, k_rr (SPEC 3).
+"""The MMD estimator pieces: exact biased repulsion, weighted cross-kernel means, k_rr (docs/method.md).
 
 Two code paths compute the same numbers:
 
@@ -10,7 +10,7 @@ Two code paths compute the same numbers:
   ``torch.utils.checkpoint(use_reentrant=False)`` so autograd keeps ``O(chunk x N)``; the
   generic path for third-party kernels and the reference the fused path is tested against.
 
-Features in fp64 stay fp64 (tests); anything else is computed in fp32 (SPEC 3.7).
+Features in fp64 stay fp64 (tests); anything else is computed in fp32.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _BLOCK_BUFFERS = 3  # distance/kernel block + derivative block + elementwise tem
 
 def full_precision(x: Tensor) -> torch.autocast:
     """Disable autocast around loss math: a trainer may call the loss inside a bf16 region,
-    but kernels, sums and gradients must stay fp32 (SPEC 3.7)."""
+    but kernels, sums and gradients must stay fp32."""
     return torch.autocast(device_type=x.device.type, enabled=False)
 
 
@@ -335,7 +335,7 @@ def mmd_loss(
     memory_budget: int | None = None,
     method: str = "auto",
 ) -> Tensor:
-    """``L = k_gg - 2 * mean_i sum_m w_m k(g_i, y_m) + k_rr`` (SPEC 3.5), a raw scalar."""
+    """``L = k_gg - 2 * mean_i sum_m w_m k(g_i, y_m) + k_rr``, a raw scalar."""
     k_gg = repulsion(features, kernel, gen_chunk=gen_chunk, memory_budget=memory_budget, method=method)
     k_gr = cross_kernel_mean(features, landmarks, kernel, weights, memory_budget=memory_budget, method=method)
     return k_gg - 2.0 * k_gr + k_rr

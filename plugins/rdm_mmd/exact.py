@@ -1,4 +1,4 @@
-"""Exact-pool reference: fresh real subsample per step (SPEC 13, ``mmd_exact``).
+"""Exact-pool reference: fresh real subsample per step (a distance ablation; docs/method.md).
 
 ``distance(g) = k_gg - 2 * (1/(N N_r)) sum_{i,j} k(g_i, r_j) + k_rr`` with ``r`` a seeded
 random subsample of the stored pool, drawn anew for every call (same rows on every rank).

@@ -1,4 +1,4 @@
-"""Controller floors: the exact training loss of real held-out batches (SPEC 5.5, diff. 9).
+"""Controller floors: the exact training loss of real held-out batches (docs/method.md).
 
 A floor is only meaningful at the N it was computed for (the biased repulsion has a
 ``(1 - E k)/N`` offset), so the floors file stores N and loading checks it.

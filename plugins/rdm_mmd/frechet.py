@@ -1,4 +1,4 @@
-"""Frechet-distance reference (SPEC 13 ``fd``, 10.3), float64 eigenvalue form.
+"""Frechet-distance reference (a distance ablation of docs/method.md), float64 eigenvalue form.
 
 ``FD = ||mu_g - mu_r||^2 + Tr S_g + Tr S_r - 2 sum_k sqrt(max(lambda_k(S_r^1/2 S_g S_r^1/2), 0))``
 with ``S_g`` the unbiased covariance + eps I, symmetrised before ``eigvalsh``.

@@ -1,8 +1,8 @@
-"""The joint image-text feature ``[phi(x) | beta * tau(c)]`` (SPEC 6.1, eq. 4).
+"""The joint image-text feature ``[phi(x) | beta * tau(c)]`` (the paper's eq. 4; docs/method.md).
 
 Under one Gaussian kernel of bandwidth ``sigma_img`` the kernel of the concatenation factorises
 into an image Gaussian times a text Gaussian of bandwidth ``sigma_img / beta = s_txt``. Both
-sides are built here in fp32 (Deliberate difference 11: no bf16 text block on one side only).
+sides are built here in fp32 (the authors' code cast only the generated text block to bf16).
 """
 
 from __future__ import annotations

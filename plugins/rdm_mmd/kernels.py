@@ -134,7 +134,7 @@ class LaplaceKernel(RadialKernel):
 
 
 class MultiScaleGaussianKernel(RadialKernel):
-    """Mean of Gaussians with bandwidths ``scale_s * sigma`` (SPEC 13.1 toy kernel).
+    """Mean of Gaussians with bandwidths ``scale_s * sigma`` (the paper's toy kernel; the CPU demo uses it).
 
     The mean (rather than the sum) keeps ``k(x, x) = 1``, so the V-statistic offset and the
     floors keep the same meaning as for a single Gaussian.

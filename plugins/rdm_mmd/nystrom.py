@@ -1,4 +1,4 @@
-"""Nystrom reference set: landmarks Z, coefficients alpha, constant k_rr (SPEC 3.3-3.5, 4).
+"""Nystrom reference set: landmarks Z, coefficients alpha, constant k_rr (docs/method.md).
 
 ``distance(g) = k_gg - 2 * mean_i K(g_i, Z) @ alpha + k_rr`` with ``alpha = (K_ZZ + eps I)^-1 mu``
 and ``mu_m = mean_j k(z_m, r_j)`` over the whole pool. This is the paper's
@@ -82,7 +82,7 @@ class NystromReference(ReferenceBase):
         memory_budget: int | None = None,
         **options: Any,
     ) -> NystromReference:
-        """Build from a feature pool (SPEC 4).
+        """Build from a feature pool (the steps in docs/method.md).
 
         Args:
             features: ``(n, d)`` reference pool (any float dtype; landmarks are fit in fp32).

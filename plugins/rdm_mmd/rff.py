@@ -1,4 +1,4 @@
-"""Random-Fourier-feature reference: ``||mean_i phi(g_i) - mu_r||^2`` (SPEC 13 ``mmd_rff``, 11.2).
+"""Random-Fourier-feature reference: ``||mean_i phi(g_i) - mu_r||^2`` (a distance ablation; docs/method.md).
 
 ``phi(x) = sqrt(2/D) cos(x W + b)`` with ``W ~ N(0, sigma^-2)`` (d, D) and ``b ~ U[0, 2 pi)``
 approximates the Gaussian kernel of bandwidth ``sigma``; all three are frozen at build time.
@@ -61,7 +61,7 @@ class RFFReference(ReferenceBase):
         Args:
             num_features: D (the eval banks use 4096 with seed 99999).
             mean_subsample: rows for ``mu_r`` (None: the whole pool); drawn at random, not the
-                first rows (Deliberate difference 3).
+                first rows of a sorted pool.
             landmarks: ignored (accepted so every kind shares one call signature).
         """
         check_features(features)

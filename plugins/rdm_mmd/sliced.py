@@ -1,4 +1,4 @@
-"""Sliced-Wasserstein reference (SPEC 13 ``sw``): fresh projections and real sample per call.
+"""Sliced-Wasserstein reference (a distance ablation; docs/method.md): fresh projections and real sample per call.
 
 ``SW = (1/L) sum_l mean_j |sort(theta_l . g)_j - sort(theta_l . r)_j|^p`` with ``L`` unit
 directions drawn per call (in chunks), ``p = 2``, ``r`` a real sample of the same size as ``g``.
