@@ -327,7 +327,7 @@ def check_references(
 
 
 def _text_table_problems(recipe: Any) -> list[str]:
-    """The generator's tau table must have one row per prompt of its pool, in order (SPEC 16.18)."""
+    """The generator's tau table must have one row per prompt of its pool, in order."""
     from rdm_references.text import generator_prompts, prompts_fingerprint
 
     joint = _settings(recipe)[1]

@@ -316,7 +316,7 @@ class _Build:
                 "source_fingerprint": fp,
                 "encoder_fingerprint": self.identity[name],
             }
-            if split == "train":  # sigma = 1.0 x median of the train pool for the eval RFF bank (SPEC 11.2)
+            if split == "train":  # sigma = 1.0 x median of the train pool for the eval RFF bank (MMD_r14)
                 meta["median_bandwidth"] = (part.get("bandwidth") or {}).get("median")
             key = fingerprint_parts([fp, str(bank), str(seed), str(meta.get("median_bandwidth"))])
             self._step(

@@ -56,7 +56,7 @@ def output_record(path: Path, build_key: str, root: Path) -> dict[str, Any]:
 
 
 def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
-    """Median-heuristic bandwidth of the training pool (SPEC 3.6), seeded.
+    """Median-heuristic bandwidth of the training pool (docs/method.md), seeded.
 
     Returns:
         ``{"median": scale-1 bandwidth, "scale": recipe scale, "sigma": scale x median,
@@ -163,7 +163,7 @@ def _named_parameters(fn: Any) -> set[str]:
 
 
 def joint_scale(recipe: Any, sigma: float, tau: Tensor) -> tuple[float, float]:
-    """``(beta, s_txt)`` for the joint feature (SPEC 6.1)."""
+    """``(beta, s_txt)`` for the joint feature (docs/method.md)."""
     from rdm_mmd import joint
 
     s_txt = recipe.joint.s_txt

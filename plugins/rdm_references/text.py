@@ -1,4 +1,4 @@
-"""Tau tables: L2-normalised text embeddings row-aligned with a list of prompts (SPEC 6.1).
+"""Tau tables: L2-normalised text embeddings row-aligned with a list of prompts (the joint feature of docs/method.md).
 
 A table is a safetensors file with tensor ``tau`` ``(n, d_txt)`` float32 and a header holding
 the text encoder, ``n``, ``dim`` and the fingerprint of the prompt list, so a consumer can check

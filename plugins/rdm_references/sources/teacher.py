@@ -2,7 +2,7 @@
 
 Row ``r`` renders prompt ``r // repeats`` (each prompt gets ``repeats`` consecutive seeds) from
 noise drawn by its own generator seeded ``seed * 1_000_003 + r``, the per-image seed of the
-reference release's renderer. A row's image therefore depends only on the row, never on the
+authors' renderer. A row's image therefore depends only on the row, never on the
 batch it was rendered in or on what ran before, so a resumed or sharded build renders the
 same pixels.
 """
