@@ -54,7 +54,7 @@ def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
 def preprocess(images: Tensor, pre: Preprocessing) -> Tensor:
     """Resize ``[0,1]`` images to ``pre.resolution`` and normalise them, differentiably.
 
-    No resize happens when the images already have the target size (as in the reference release).
+    No resize happens when the images already have the target size (as in the authors' code).
     """
     r = pre.resolution
     x = images
@@ -141,7 +141,7 @@ def resolve_pretrained(variant: str, weights: str | None, pretrained: bool | Non
 def spec_for(spec: EncoderSpec, variant: str, dim: int) -> EncoderSpec:
     """The spec of a built encoder: tiny variants get their own dim; a full-size model whose
     loaded config gives another dim than the panel table keeps the real one, with a warning
-    (as the reference release does: a mismatch only warns)."""
+    (the authors' code only warned on a mismatch)."""
     if variant == "tiny":
         return spec.with_variant("tiny", dim)
     if dim != spec.dim:

@@ -17,7 +17,7 @@ from rdm_encoders import specs
 from rdm_encoders.base import FrozenEncoder, resolve_pretrained, spec_for
 from rdm_encoders.loading import pretrained_dir
 
-# -- configs (full size from ENCODERS.md; tiny stand-ins of the same classes, §3) -------------
+# -- configs (full size as published; tiny stand-ins of the same classes) -------------
 
 
 def webssl_config(variant: str = "full") -> Any:
@@ -49,7 +49,7 @@ def webssl_config(variant: str = "full") -> Any:
 
 
 def radio_config(variant: str = "full") -> Any:
-    """``RadioConfig`` of C-RADIOv3-L (cls/register counts assumed, see ENCODERS.md §2.13) or tiny."""
+    """``RadioConfig`` of C-RADIOv3-L (cls/register counts assumed, not read from a checkpoint) or tiny."""
     from transformers import RadioConfig
 
     if variant == "tiny":

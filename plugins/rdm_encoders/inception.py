@@ -1,4 +1,4 @@
-"""The FID InceptionV3 (TF 2015-12-05 graph) as used for FID and by the reference release.
+"""The FID InceptionV3 (TF 2015-12-05 graph) as used for FID and by the authors' code.
 
 Built from torchvision's ``Inception3(num_classes=1008, aux_logits=False)`` with the FID blocks
 swapped in. The FID network differs from torchvision's ImageNet Inception only in its pooling:

@@ -1,6 +1,6 @@
 """Declared specs of the 14-encoder panel (cheap: no torch, timm or transformers import).
 
-Values follow ENCODERS.md / SPEC.md §5.1. Mean/std/interpolation equal each library's own
+Values follow the paper's battery (docs/method.md, docs/encoders.md). Mean/std/interpolation equal each library's own
 pretrained config (a test compares them with timm's ``pretrained_cfg`` and the transformers /
 diffusers defaults), so the spec can be read without building anything.
 """
@@ -96,7 +96,7 @@ CLIP = _timm(
     mean=CLIP_MEAN,
     std=CLIP_STD,
     license="apache-2.0",
-    notes="256 px zero-padded to 266 (19x19 grid); plain GELU as in the reference release.",
+    notes="256 px zero-padded to 266 (19x19 grid); plain GELU as in the authors' code.",
 )
 DINOV3_L = _timm(
     "dinov3_l",

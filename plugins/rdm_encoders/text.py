@@ -1,4 +1,4 @@
-"""The text tower tau(c) of the joint image-text feature: open_clip SigLIP2 SO400M (SPEC.md §6.1).
+"""The text tower tau(c) of the joint image-text feature: open_clip SigLIP2 SO400M (docs/method.md).
 
 Only the text tower is built (open_clip's own ``TextTransformer`` from the model config), so the
 428M-parameter vision tower is never allocated. ``encode`` tokenises, runs under bf16 autocast and
@@ -127,7 +127,7 @@ def build_text_encoder(variant: str = "full", weights: str | None = None, batch_
         variant: ``full`` (1152-d) or ``tiny`` (32-d, random unless ``weights`` is given).
         weights: a local weights file (full open_clip state dict or text-only), or a directory with
             ``open_clip_model.safetensors`` and the tokenizer files; ``None`` = the HF cache (full).
-        batch_size: prompts per forward pass (512 as in the reference release).
+        batch_size: prompts per forward pass (512 as in the authors' code).
     """
     tok_source = HUB_ID
     path: Path | None = None

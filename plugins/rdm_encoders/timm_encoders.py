@@ -1,9 +1,9 @@
-"""The nine timm encoders of the panel, built and pooled exactly as the reference release does.
+"""The nine timm encoders of the panel, built and pooled exactly as the authors' code does.
 
 Models are created with ``num_classes=0, dynamic_img_size=True, dynamic_img_pad=True`` (falling back
 to a plain build on ``TypeError``, as for ConvNeXt). Weights load through timm's own pretrained path
 with ``pretrained_cfg_overlay=dict(file=...)``, so the model's checkpoint filter runs. Pooling is
-explicit per ENCODERS.md rather than ``forward_head`` (which adds ConvNeXt's head norm, returns
+explicit per encoder rather than ``forward_head`` (which adds ConvNeXt's head norm, returns
 MAE's CLS and DINOv3's token average).
 """
 
@@ -21,7 +21,7 @@ from rdm_encoders.loading import weight_file
 
 VIT_TINY: dict[str, Any] = dict(embed_dim=64, depth=2, num_heads=2)
 
-# ENCODERS.md §3: tiny configs of the same classes (init_values=1.0 avoids the layerscale trap
+# Tiny configs of the same classes (init_values=1.0 avoids the layerscale trap
 # where a random DINO CLS barely depends on the input).
 TINY_KWARGS: dict[str, dict[str, Any]] = {
     "convnext": dict(depths=(1, 1, 1, 1), dims=(16, 32, 64, 128)),
@@ -37,7 +37,7 @@ TINY_KWARGS: dict[str, dict[str, Any]] = {
 
 
 def create_timm(model_id: str, *, file: str | None = None, **kwargs: Any) -> nn.Module:
-    """``timm.create_model`` with the reference release's flags.
+    """``timm.create_model`` with the authors' flags.
 
     Args:
         model_id: tagged timm name (the tag selects mean/std and the checkpoint filter).
