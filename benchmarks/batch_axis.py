@@ -5,7 +5,7 @@ Arms: rollout N in {64, 256, 1024, 2048}, everything else from ``recipes/digits-
 
 * layout: ``micro_batch = min(N, 256)``, ``chunks = N / micro_batch`` (GradCache: the gradient is
   the exact full-batch one whatever the split);
-* learning rate by SPEC 8.2's sweep rule, ``lr_N = lr_1024 * sqrt(N / 1024)`` with the recipe's
+* learning rate by the paper's square-root sweep rule, ``lr_N = lr_1024 * sqrt(N / 1024)`` with the recipe's
   ``lr_1024 = 1e-2``;
 * ``grad_clip`` rescaled by ``(micro_batch / N) / (256 / 1024)``: the trainer's gradient is
   ``(micro_batch / N) dL/dtheta`` (docs/training.md), so this clips the same true-gradient norm
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
             "budget_cpu_seconds": budget,
             "recipe": str(RECIPE.relative_to(RECIPE.parents[1])),
             "reference_build_s": refs_s,
-            "lr_rule": "lr_N = 1e-2 * sqrt(N / 1024) (SPEC 8.2 sweep rule)",
+            "lr_rule": "lr_N = 1e-2 * sqrt(N / 1024) (the paper's sweep rule)",
             "grad_clip_rule": "2.0 * (micro_batch / N) / (256 / 1024)",
             "when_finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             "arms": rows,

@@ -54,7 +54,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
             raise ArtifactError(
                 f"{p} is not a state dict nor {{'model': state_dict}}.",
-                "pass the reference release's checkpoint or a safetensors file",
+                "pass the authors' released checkpoint or a safetensors file",
             )
         return dict(obj)
     from rdm_core.artifacts import load_tensors

@@ -42,7 +42,7 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             in-code random-weight build (tiny).
         hub_id: hub repository used when ``model_dir`` is ``None`` and ``variant="full"``.
         revision: hub revision.
-        variant: ``full`` or ``tiny`` (the GENERATORS.md section 3 configs, seeded random weights).
+        variant: ``full`` or ``tiny`` (the tiny configs of ``rdm_flux2.configs``, seeded random weights).
         resolution: output side in pixels (multiple of 16).
         ctx_len: context length (48 in training and GenEval; 232 for PickScore-pa).
         context_pool: ``.npy`` context pool (``rdm context build``) for :meth:`sample_conditions`.
