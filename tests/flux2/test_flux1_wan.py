@@ -11,20 +11,6 @@ from rdm_core.interfaces import Conditions, Generator, TeacherSampler, as_image_
 PROMPTS = ["a red cube", "two dogs in the snow"]
 
 
-@pytest.fixture(scope="module")
-def flux1_dir(tmp_path_factory):
-    from rdm_flux1.tiny import save_tiny_pipeline
-
-    return save_tiny_pipeline(tmp_path_factory.mktemp("flux1") / "tiny-flux1")
-
-
-@pytest.fixture(scope="module")
-def wan_dir(tmp_path_factory):
-    from rdm_wan.tiny import save_tiny_pipeline
-
-    return save_tiny_pipeline(tmp_path_factory.mktemp("wan") / "tiny-wan")
-
-
 def _all_grads(module):
     return [n for n, p in module.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
 
