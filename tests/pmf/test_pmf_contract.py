@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import pytest
-
 from rdm_core.capabilities import ClassConditionedGenerator, GradientCheckpointing, PlanStatsProvider
 from rdm_core.testing import GeneratorContract
+from rdm_testing.pmf import make_generator
 
 
 class TestPMFContract(GeneratorContract):
     capabilities = (ClassConditionedGenerator, GradientCheckpointing, PlanStatsProvider)
     plan_stats_args: ClassVar[dict[str, Any]] = {"variant": "tiny"}
 
-    @pytest.fixture
-    def generator(self, micro):
-        return micro
+    def make_generator(self):
+        return make_generator()  # the micro pMF with non-trivial random weights
