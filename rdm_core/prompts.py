@@ -3,6 +3,10 @@
 ``.txt``: one prompt per non-empty line. ``.jsonl``: one JSON row per line, a string or an object
 with a ``prompt``, ``caption`` or ``text`` field (or the field named by ``key``). ``.json``: a
 list of such rows, or ``{"prompts": [...]}``.
+
+A path spelled ``pkg:<package>/<file>`` names a file shipped inside an installed package (e.g.
+``pkg:rdm_eval/assets/geneval_prompts.jsonl``, the official GenEval prompts), so recipes can
+point at shipped prompt sets wherever rdm is installed.
 """
 
 from __future__ import annotations
@@ -16,6 +20,27 @@ from rdm_core.artifacts import read_jsonl
 from rdm_core.errors import ArtifactError
 
 PROMPT_KEYS = ("prompt", "caption", "text")
+PACKAGE_PREFIX = "pkg:"
+
+
+def resolve_path(path: str | os.PathLike[str]) -> Path:
+    """A filesystem path for ``path``; ``pkg:<package>/<file>`` resolves inside the installed package.
+
+    Raises:
+        ArtifactError: a ``pkg:`` path whose package is not installed.
+    """
+    text = os.fspath(path)
+    if not text.startswith(PACKAGE_PREFIX):
+        return Path(text).expanduser()
+    package, _, rest = text[len(PACKAGE_PREFIX) :].partition("/")
+    import importlib.util
+
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is None or not spec.submodule_search_locations:
+        raise ArtifactError(
+            f"{text}: package {package!r} is not installed.", "write pkg:<installed package>/<file>, or a plain path"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / rest
 
 
 def read_prompts(path: str | os.PathLike[str], key: str | None = None) -> list[str]:
@@ -24,7 +49,7 @@ def read_prompts(path: str | os.PathLike[str], key: str | None = None) -> list[s
     Raises:
         ArtifactError: a missing file, an unknown suffix, a bad row (named ``file:line``), or no prompts.
     """
-    p = Path(path).expanduser()
+    p = resolve_path(path)
     if not p.is_file():
         raise ArtifactError(
             f"prompts file {p} does not exist.", "pass a .txt (one prompt per line), .jsonl or .json file"

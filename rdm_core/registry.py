@@ -11,7 +11,7 @@ import importlib
 import inspect
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from rdm_core.errors import DuplicateNameError, RecipeError, UnknownNameError
 
@@ -46,6 +46,34 @@ class Entry(Generic[T]):
         if self._resolved is None:
             self._resolved = import_object(self.factory) if isinstance(self.factory, str) else self.factory
         return self._resolved
+
+
+@runtime_checkable
+class ArgsChecker(Protocol):
+    """A factory that checks its recipe arguments further than its signature can, without building
+    anything: nested components (a ``mix``'s parts, a filter's scorer), required files, option
+    combinations. ``rdm validate`` calls it after binding the arguments to the signature."""
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None: ...
+
+
+def missing_required(factory: Any, args: dict[str, Any], provided: tuple[str, ...] = ()) -> list[str]:
+    """Parameters of ``factory`` without a default that ``args`` (and ``provided``) leave unset."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        params = list(inspect.signature(target).parameters.values())
+    except (TypeError, ValueError):
+        return []
+    return [
+        p.name
+        for p in params
+        if p.name != "self"
+        and p.default is p.empty
+        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in args
+        and p.name not in provided
+    ]
 
 
 @dataclass
@@ -132,19 +160,20 @@ class Registry(Generic[T]):
         except (TypeError, ValueError):  # builtins without signatures: nothing to check
             return
         params = [p for p in sig.parameters.values() if p.name != "self"]
-        if any(p.kind is p.VAR_KEYWORD for p in params):
-            return
-        accepted = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        for key in args:
-            if key not in accepted:
-                from rdm_core.errors import close_matches
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            accepted = [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            for key in args:
+                if key not in accepted:
+                    from rdm_core.errors import close_matches
 
-                guess = close_matches(key, accepted)
-                did = f" Did you mean {guess[0]!r}?" if guess else ""
-                raise RecipeError(
-                    f"{where}: {self.kind} {name!r} has no argument {key!r}.{did}",
-                    f"use one of: {', '.join(accepted) or '(none)'}",
-                )
+                    guess = close_matches(key, accepted)
+                    did = f" Did you mean {guess[0]!r}?" if guess else ""
+                    raise RecipeError(
+                        f"{where}: {self.kind} {name!r} has no argument {key!r}.{did}",
+                        f"use one of: {', '.join(accepted) or '(none)'}",
+                    )
+        if isinstance(factory, ArgsChecker):
+            factory.check_recipe_args(dict(args), where)
 
     # -- used by the plugin host ------------------------------------------------------------
     def _registering(self, plugin: str) -> None:

@@ -123,7 +123,10 @@ def generated_features(
     else:
         assert generator is not None
         n, seed = int(recipe.eval.num_samples), int(recipe.eval.seed)
-        renders = (imgs for imgs, _ in render_batches(generator, n, batch, seed=seed, device=device))
+        precision = str(recipe.train.precision)
+        renders = (
+            imgs for imgs, _ in render_batches(generator, n, batch, seed=seed, device=device, precision=precision)
+        )
         feats = battery.extract(renders, description=f"render + encode {n} samples")
         meta = {"source": source["kind"], "checkpoint": source.get("path"), "n": n, "seed": seed}
     path = out_dir / "features.safetensors"
@@ -154,13 +157,15 @@ def _prompts_for(cond: Any, class_names: list[str]) -> list[str]:
     )
 
 
-def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str) -> Tensor:
+def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str, precision: str = "fp32") -> Tensor:
     """PickScores of one seeded render: class-conditional (noise then labels per batch, seed 1)
-    or, with a prompt file, one sample per prompt with all noise drawn at once (seed 0)."""
+    or, with a prompt file, one sample per prompt with all noise drawn at once (seed 0); the
+    generator runs under the autocast of ``precision`` as in training."""
     import torch
 
     from rdm_core.capabilities import PromptConditionedGenerator, require
     from rdm_core.interfaces import as_image_batch
+    from rdm_core.precision import generator_autocast
     from rdm_eval.render import render_batches
 
     scores = []
@@ -173,14 +178,15 @@ def pickscore_scores(generator: Generator, metric: Any, batch: int, device: str)
         noise = torch.randn((len(prompts), *generator.noise_shape()), generator=rng, device=device)
         for start in range(0, len(prompts), batch):
             cond = prompted.conditions_from_prompts(prompts[start : start + batch]).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), generator_autocast(precision, device):
                 images = as_image_batch(generator.generate(noise[start : start + batch], cond)).float()
             scores.append(metric.score(images, prompts[start : start + batch]))
         return torch.cat(scores)
     from rdm_eval.pickscore import class_prompts
 
     names = class_prompts(metric.template)
-    for images, cond in render_batches(generator, metric.num_samples, batch, seed=metric.seed, device=device):
+    renders = render_batches(generator, metric.num_samples, batch, seed=metric.seed, device=device, precision=precision)
+    for images, cond in renders:
         scores.append(metric.score(images, _prompts_for(cond, names)))
     return torch.cat(scores)
 
@@ -195,20 +201,30 @@ def load_baseline(recipe: Any, generator: Generator, path: str) -> None:
     load_generator_weights(path, generator, format=str(section.weights_format) if same else "auto")
 
 
-def run_pickscore(recipe: Any, generator: Generator, device: str) -> MetricResult:
+def run_pickscore(recipe: Any, generator: Generator, device: str, checkpoint: str | None = None) -> MetricResult:
     """Mean PickScore of the render; with ``baseline``, the matched-pair win rate (the same seeded
-    stream re-rendered with the baseline weights, which stay loaded afterwards)."""
+    stream re-rendered with the baseline weights, which stay loaded afterwards).
+
+    ``eval.args.pickscore.generator_args`` (only ``ctx_len``: the FLUX.2 headline encodes the
+    Pick-a-Pic prompts at 232 tokens, not the training 48) renders with a generator rebuilt with
+    those arguments and the same weights.
+    """
     from rdm_core.plugins import registry
 
     args = _metric_args(recipe, "pickscore")
     args.setdefault("device", device)
     metric = registry("metrics").create("pickscore", **args)
-    batch = int(recipe.eval.batch_size)
-    scores = pickscore_scores(generator, metric, batch, device)
+    if metric.generator_args:
+        from omegaconf import OmegaConf
+
+        recipe = OmegaConf.merge(recipe, {"generator": {"args": dict(metric.generator_args)}})
+        generator = build_generator_with(recipe, checkpoint, device)
+    batch, precision = int(recipe.eval.batch_size), str(recipe.train.precision)
+    scores = pickscore_scores(generator, metric, batch, device, precision)
     baseline = None
     if metric.baseline:
         load_baseline(recipe, generator, str(metric.baseline))
-        baseline = pickscore_scores(generator, metric, batch, device)
+        baseline = pickscore_scores(generator, metric, batch, device, precision)
     result = metric.evaluate(scores=scores, baseline_scores=baseline)
     result.extra.update(metric.render_settings())
     return result
@@ -252,6 +268,7 @@ def run_geneval(recipe: Any, generator: Generator | None, device: str, out_dir: 
         samples_per_prompt=metric.samples_per_prompt,
         device=device,
         resume=metric.resume,
+        precision=str(recipe.train.precision),
     )
     result = metric.evaluate(image_dir=image_dir)
     result.extra["prompt_set"] = geneval.prompt_set_report(prompts)
@@ -351,7 +368,7 @@ def evaluate(
         results["class_accuracy"] = run_class_accuracy(recipe, generator, device)
     if "pickscore" in names:  # last: a baseline pass leaves the baseline weights loaded
         assert generator is not None
-        results["pickscore"] = run_pickscore(recipe, generator, device)
+        results["pickscore"] = run_pickscore(recipe, generator, device, checkpoint)
     outcome = EvalOutcome(results, encoders, held_out, out, context)
     _write_outputs(outcome)
     return outcome

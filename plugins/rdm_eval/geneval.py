@@ -1,9 +1,9 @@
 """GenEval protocol (docs/method.md): prompts, the seeded render layout, and the task-mean summary.
 
 * Prompts: the official 553-prompt file (``djghosh13/geneval``:
-  ``prompts/evaluation_metadata.jsonl``; one JSON object per line with ``tag``, ``include``,
-  ``prompt`` and, for some tasks, ``exclude``). It is not redistributed with rdm: put it at
-  ``plugins/rdm_eval/assets/geneval_prompts.jsonl`` or pass ``eval.args.geneval.prompts=PATH``.
+  ``prompts/evaluation_metadata.jsonl``, MIT; one JSON object per line with ``tag``, ``include``,
+  ``prompt`` and, for some tasks, ``exclude``), shipped as ``assets/geneval_prompts.jsonl``
+  (``pkg:rdm_eval/assets/geneval_prompts.jsonl``); ``eval.args.geneval.prompts=PATH`` picks another.
 * Render: sample ``j`` of prompt ``i`` uses its OWN generator seeded
   ``46_000_000 + i * 100 + j`` (a per-prompt stream changes the score by ~0.01).
 * Layout: ``<out>/geneval/<i:05d>/metadata.jsonl`` + ``samples/<j:04d>.png`` (uint8 round(x*255)),
@@ -40,6 +40,7 @@ OFFICIAL_PROMPT_COUNT = 553
 SEED_BASE = 46_000_000
 MAX_SAMPLES_PER_PROMPT = 100
 ASSET_PROMPTS = Path(__file__).resolve().parent / "assets" / "geneval_prompts.jsonl"
+PACKAGED_PROMPTS = "pkg:rdm_eval/assets/geneval_prompts.jsonl"
 
 
 @dataclass(frozen=True)
@@ -65,17 +66,18 @@ def load_prompts(path: str | os.PathLike[str] | None = None) -> list[GenEvalProm
     """Read a GenEval prompt file in the official JSONL format.
 
     Args:
-        path: the JSONL file; ``None`` -> the asset ``assets/geneval_prompts.jsonl`` if present.
+        path: the JSONL file (``pkg:`` paths allowed); ``None`` -> the shipped official 553 prompts.
 
     Raises:
         ArtifactError: missing file, bad JSON, or a row without ``tag``/``prompt``/``include``.
     """
-    p = Path(path) if path else ASSET_PROMPTS
+    from rdm_core.prompts import resolve_path
+
+    p = resolve_path(path) if path else ASSET_PROMPTS
     if not p.is_file():
         raise ArtifactError(
-            f"GenEval prompt file {p} not found (rdm does not redistribute the 553 official prompts).",
-            "download prompts/evaluation_metadata.jsonl from github.com/djghosh13/geneval and pass "
-            "`--set eval.args.geneval.prompts=PATH` (or copy it to plugins/rdm_eval/assets/geneval_prompts.jsonl)",
+            f"GenEval prompt file {p} not found.",
+            "omit eval.args.geneval.prompts to use the shipped official 553 prompts, or pass an existing file",
         )
     prompts: list[GenEvalPrompt] = []
     for lineno, row in read_jsonl(p, fix="use the official evaluation_metadata.jsonl"):
@@ -121,12 +123,14 @@ def render(
     samples_per_prompt: int = 4,
     device: Any = "cpu",
     resume: bool = True,
+    precision: str = "fp32",
 ) -> Path:
     """Render the GenEval images in the official layout; returns the image directory.
 
     Each sample has its own noise generator (:func:`sample_seed`); the conditions come from
     ``generator.conditions_from_prompts`` (text-to-image generators provide it). Prompt folders
-    that are already complete are skipped when ``resume``.
+    that are already complete are skipped when ``resume``. The generator runs under the
+    autocast of ``precision`` (the recipe's ``train.precision``), as in training.
     """
     import torch
 
@@ -135,6 +139,7 @@ def render(
     from rdm_core.console import progress
     from rdm_core.images import save_png
     from rdm_core.interfaces import as_image_batch
+    from rdm_core.precision import generator_autocast
 
     prompted = require(
         generator,
@@ -166,7 +171,7 @@ def render(
                         ]
                     )
                     cond = prompted.conditions_from_prompts([pr.prompt] * samples_per_prompt).to(device)
-                    with torch.no_grad():
+                    with torch.no_grad(), generator_autocast(precision, device):
                         images = as_image_batch(generator.generate(noise, cond)).float()
                     for j in range(samples_per_prompt):
                         save_png(images[j], folder / "samples" / f"{j:04d}.png")

@@ -14,6 +14,7 @@ Any other ``"module:Class"`` satisfying :class:`GenEvalScorer` can be named inst
 
 from __future__ import annotations
 
+import inspect
 import os
 import subprocess
 import sys
@@ -162,18 +163,49 @@ class ResultsFileScorer:
 BUILTIN_SCORERS: dict[str, Any] = {"official": OfficialScorer, "results": ResultsFileScorer}
 
 
-def make_scorer(name: str, **args: Any) -> GenEvalScorer:
-    """A built-in scorer by name, or any ``"module:Class"`` implementing :class:`GenEvalScorer`."""
+def scorer_class(name: str) -> Any:
+    """The class of a built-in scorer name or a ``"module:Class"`` path."""
     from rdm_core.registry import import_object
 
     if name in BUILTIN_SCORERS:
-        cls = BUILTIN_SCORERS[name]
-    elif ":" in name:
-        cls = import_object(name)
-    else:
-        raise RdmError(
-            f"unknown GenEval scorer {name!r}.", f"use one of {', '.join(BUILTIN_SCORERS)} or a 'module:Class' path"
+        return BUILTIN_SCORERS[name]
+    if ":" in name:
+        try:
+            return import_object(name)
+        except (ImportError, AttributeError) as exc:
+            raise RdmError(
+                f"GenEval scorer {name!r} cannot be imported ({exc}).", "fix the module:Class path"
+            ) from None
+    raise RdmError(
+        f"unknown GenEval scorer {name!r}.", f"use one of {', '.join(BUILTIN_SCORERS)} or a 'module:Class' path"
+    )
+
+
+def check_scorer_args(name: str, args: dict[str, Any], where: str = "eval.args.geneval") -> None:
+    """The scorer's arguments bind to its class and none it requires is missing (nothing built or run)."""
+    from rdm_core.errors import RecipeError
+    from rdm_core.registry import missing_required
+
+    cls = scorer_class(name)
+    missing = missing_required(cls, args)
+    if missing:
+        raise RecipeError(
+            f"{where}: the {name!r} GenEval scorer needs {', '.join(missing)}.",
+            "set " + ", ".join(f"{where}.{m}" for m in missing) + " (see docs/evaluation.md, GenEval)",
         )
+    params = inspect.signature(cls.__init__).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        unknown = [k for k in args if k not in params or k == "self"]
+        if unknown:
+            raise RecipeError(
+                f"{where}: the {name!r} GenEval scorer has no argument {unknown[0]!r}.",
+                f"use one of: {', '.join(k for k in params if k != 'self')}",
+            )
+
+
+def make_scorer(name: str, **args: Any) -> GenEvalScorer:
+    """A built-in scorer by name, or any ``"module:Class"`` implementing :class:`GenEvalScorer`."""
+    cls = scorer_class(name)
     try:
         scorer = cls(**args)
     except TypeError as exc:
@@ -202,8 +234,7 @@ class GenEvalMetric:
 
     Args:
         scorer: ``official``, ``results`` or ``"module:Class"``.
-        prompts: GenEval prompt file (official JSONL); ``None`` -> the asset location
-            ``plugins/rdm_eval/assets/geneval_prompts.jsonl``.
+        prompts: GenEval prompt file (official JSONL); ``None`` -> the shipped official 553 prompts.
         samples_per_prompt: images per prompt (4 in the protocol).
         resume: skip prompt folders that are already complete when rendering.
         scorer_args: keyword arguments of the scorer (``repo``, ``detector_dir``,
@@ -220,26 +251,64 @@ class GenEvalMetric:
         resume: bool = True,
         **scorer_args: Any,
     ) -> None:
+        check_scorer_args(scorer, scorer_args)  # a missing repo/detector_dir fails here, before any render
         self.scorer_name = scorer
         self.prompts = prompts
         self.samples_per_prompt = int(samples_per_prompt)
         self.resume = bool(resume)
         self.scorer_args = scorer_args
 
-    def score(self, images: Any, prompts: Sequence[str]) -> list[float]:
-        """Per-image correctness (1.0 / 0.0) of ``images`` for GenEval ``prompts``.
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the scorer's required arguments and the prompt file, nothing run."""
+        from rdm_core.recipe.validate import require_file
 
-        Writes the images in the official layout (one folder per image) to a temporary directory,
-        runs the scorer once and maps the results back by folder. Used by reference curation.
-        """
-        import json
+        own = ("scorer", "prompts", "samples_per_prompt", "resume")
+        try:
+            check_scorer_args(args.get("scorer", "official"), {k: v for k, v in args.items() if k not in own}, where)
+        except RdmError as exc:
+            from rdm_core.errors import RecipeError
+
+            raise RecipeError(
+                exc.problem if exc.problem.startswith(where) else f"{where}: {exc.problem}", exc.fix
+            ) from None
+        require_file(args.get("prompts"), f"{where} prompts", "omit it for the shipped official 553 prompts")
+        if args.get("scorer", "official") == "official":
+            script = Path(str(args["repo"])) / str(args.get("script", "evaluation/evaluate_images.py"))
+            require_file(script, f"{where} repo", "clone github.com/djghosh13/geneval there (or set repo)")
+            require_file(
+                args["detector_dir"],
+                f"{where} detector_dir",
+                "download the Mask2Former weights with the geneval repo's script there (or set detector_dir)",
+                directory=True,
+            )
+
+    def score(self, images: Any, prompts: Sequence[str]) -> list[float]:
+        """Per-image correctness (1.0 / 0.0) of ``images`` for GenEval ``prompts`` (one scorer run)."""
         import tempfile
 
         from rdm_core.images import save_png
-        from rdm_eval.geneval import load_prompts, read_results
 
         if len(prompts) != images.shape[0]:
             raise RdmError(f"{images.shape[0]} images but {len(prompts)} prompts.", "pass one prompt per image")
+        with tempfile.TemporaryDirectory(prefix="rdm_geneval_") as tmp:
+            files = [save_png(images[i], Path(tmp) / "in" / f"{i:06d}.png") for i in range(len(prompts))]
+            return self.score_files(files, prompts, Path(tmp) / "work")
+
+    def score_files(self, files: Sequence[Path], prompts: Sequence[str], workdir: Path) -> list[float]:
+        """Per-image correctness of saved images, all scored in ONE scorer run.
+
+        The files are linked (or copied) into the official layout, one prompt folder per image,
+        under ``workdir``; the scorer runs once and its rows are mapped back by folder. Reference
+        curation calls this once per filter, however many renders there are.
+        """
+        import json
+        import shutil
+
+        from rdm_eval.geneval import load_prompts, read_results
+
+        if len(files) != len(prompts):
+            raise RdmError(f"{len(files)} images but {len(prompts)} prompts.", "pass one prompt per image")
         by_text = {p.prompt: p.metadata for p in load_prompts(self.prompts)}
         unknown = [t for t in prompts if t not in by_text]
         if unknown:
@@ -247,14 +316,20 @@ class GenEvalMetric:
                 f"prompt {unknown[0]!r} is not in the GenEval prompt file.",
                 "score only GenEval prompts, or pass the matching prompts file",
             )
+        root = Path(workdir) / "images"
+        if root.exists():
+            shutil.rmtree(root)
+        for i, (src, text) in enumerate(zip(files, prompts, strict=True)):
+            folder = root / f"{i:06d}"
+            (folder / "samples").mkdir(parents=True)
+            target = folder / "samples" / "0000.png"
+            try:
+                os.link(src, target)
+            except OSError:  # another filesystem: copy
+                shutil.copyfile(src, target)
+            (folder / "metadata.jsonl").write_text(json.dumps(by_text[text]) + "\n")
         scorer = make_scorer(self.scorer_name, **self.scorer_args)
-        with tempfile.TemporaryDirectory(prefix="rdm_geneval_") as tmp:
-            root = Path(tmp) / "images"
-            for i, text in enumerate(prompts):
-                folder = root / f"{i:05d}"
-                save_png(images[i], folder / "samples" / "0000.png")
-                (folder / "metadata.jsonl").write_text(json.dumps(by_text[text]) + "\n")
-            rows = read_results(scorer.score(root, Path(tmp) / "results.jsonl"))
+        rows = read_results(scorer.score(root, Path(workdir) / "results.jsonl"))
         flags = [0.0] * len(prompts)
         for row in rows:
             idx = _folder_index(str(row.get("filename", "")))

@@ -152,9 +152,13 @@ class PickScoreMetric:
         prompts: prompt file (JSONL ``prompt`` rows or text lines): one sample per prompt.
         baseline: checkpoint of model B for the matched-pair win rate (same noise and conditions).
         template: class-name prompt template for class-conditional generators.
+        generator_args: generator arguments of this render only. ``ctx_len`` is the one allowed:
+            the FLUX.2 headline encodes the Pick-a-Pic prompts at 232 tokens (48 truncates ~53 of
+            them); every other render keeps the training pool's length.
     """
 
     name = "pickscore"
+    RENDER_OVERRIDES = ("ctx_len",)
 
     def __init__(
         self,
@@ -167,12 +171,38 @@ class PickScoreMetric:
         prompts: str | None = None,
         baseline: str | None = None,
         template: str = "a photo of a {}",
+        generator_args: dict[str, Any] | None = None,
     ) -> None:
+        self._check_overrides(generator_args or {}, "pickscore generator_args")
+        self.generator_args = dict(generator_args or {})
         self._args = dict(model=model, processor=processor, device=device, batch_size=batch_size)
         self._scorer: PickScorer | None = None
         self.num_samples = int(num_samples)
         self.seed = int(seed) if seed is not None else (0 if prompts else 1)
         self.prompts, self.baseline, self.template = prompts, baseline, template
+
+    @classmethod
+    def _check_overrides(cls, generator_args: dict[str, Any], where: str) -> None:
+        from rdm_core.errors import RecipeError
+
+        other = sorted(set(generator_args) - set(cls.RENDER_OVERRIDES))
+        if other:
+            raise RecipeError(
+                f"{where}: {other} would evaluate another generator than the one trained.",
+                f"only {', '.join(cls.RENDER_OVERRIDES)} may differ for the PickScore render",
+            )
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the prompt file exists, only ``ctx_len`` is overridden (nothing loaded)."""
+        from rdm_core.recipe.validate import require_file
+
+        cls._check_overrides(dict(args.get("generator_args") or {}), f"{where} generator_args")
+        require_file(
+            args.get("prompts"),
+            f"{where} prompts",
+            "export the Pick-a-Pic test prompts (see docs/evaluation.md) and point eval.args.pickscore.prompts at them",
+        )
 
     def render_settings(self) -> dict[str, Any]:
         """The render protocol options (recorded in reports)."""
@@ -182,6 +212,7 @@ class PickScoreMetric:
             "prompts": self.prompts,
             "baseline": self.baseline,
             "template": self.template,
+            "generator_args": self.generator_args,
             "model": self._args["model"],
             "processor": self._args["processor"],
         }

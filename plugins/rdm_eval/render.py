@@ -26,16 +26,24 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def render_batches(
-    generator: Generator, num_samples: int, batch_size: int, *, seed: int = 0, device: Any = "cpu"
+    generator: Generator,
+    num_samples: int,
+    batch_size: int,
+    *,
+    seed: int = 0,
+    device: Any = "cpu",
+    precision: str = "fp32",
 ) -> Iterator[tuple[Tensor, Conditions]]:
     """Yield ``([0,1] images, conditions)`` batches of a seeded one-step render, without grad.
 
     Per batch the single seeded generator draws noise ``(b, *noise_shape)`` first, then the
-    conditions through ``generator.sample_conditions(b, rng)``.
+    conditions through ``generator.sample_conditions(b, rng)``. The generator runs under the
+    autocast of ``precision`` (the recipe's ``train.precision``), as in training.
     """
     import torch
 
     from rdm_core.interfaces import as_image_batch, iter_chunks
+    from rdm_core.precision import generator_autocast
 
     if num_samples <= 0 or batch_size <= 0:
         raise ValueError(f"num_samples and batch_size must be positive (got {num_samples}, {batch_size})")
@@ -48,7 +56,7 @@ def render_batches(
             b = stop - start
             noise = torch.randn((b, *generator.noise_shape()), generator=rng, device=device)
             cond = generator.sample_conditions(b, rng).to(device)
-            with torch.no_grad():
+            with torch.no_grad(), generator_autocast(precision, device):
                 images = as_image_batch(generator.generate(noise, cond)).float()
             yield images, cond
     finally:

@@ -31,12 +31,31 @@ def _component(component: Any) -> tuple[str, dict[str, Any]]:
     return str(component.name), dict(plain(component.args) or {})
 
 
-def build_source(component: Any, resolution: int | None = None, where: str = "data source") -> Any:
+def _declares(factory: Any, name: str) -> bool:
+    """Whether the factory names ``name`` as a parameter (``**kwargs`` does not count)."""
+    target = factory.__init__ if inspect.isclass(factory) else factory
+    try:
+        return name in inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def build_source(
+    component: Any,
+    resolution: int | None = None,
+    *,
+    device: str | None = None,
+    work_dir: str | Path | None = None,
+    precision: str | None = None,
+    where: str = "data source",
+) -> Any:
     """Build an image or prompt source from a ``{name, args}`` component.
 
-    ``resolution`` is passed when the factory accepts it and the component does not set it,
-    so a recipe states the crop once (``references.resolution``). The arguments are first
-    checked exactly as ``rdm validate`` checks them (one line naming an unknown one).
+    What the recipe states once is passed to every factory that takes it and is not given it
+    explicitly: ``resolution`` (``references.resolution``), ``device`` (``run.device``, so
+    renders and scorers run where the recipe says), ``precision`` (``train.precision``: teacher
+    renders run under the training autocast), and for filters the ``cache`` file of their
+    scores (``<work_dir>/<name>.json``); a ``mix`` and a filter pass them on to their parts.
     """
     name, args = _component(component)
     sources = registry("data_sources")
@@ -44,14 +63,23 @@ def build_source(component: Any, resolution: int | None = None, where: str = "da
     factory = sources.resolve(name)
     if resolution is not None and "resolution" not in args and _accepts(factory, "resolution"):
         args["resolution"] = int(resolution)
+    for key, value in (("device", device), ("precision", precision)):
+        if value is not None and key not in args and _declares(factory, key):
+            args[key] = value
+    if work_dir is not None:
+        if "cache" not in args and _declares(factory, "cache"):
+            args["cache"] = str(Path(work_dir) / f"{name}.json")
+        if "work_dir" not in args and _declares(factory, "work_dir"):
+            args["work_dir"] = str(work_dir)
     return factory(**args)
 
 
-def apply_filters(source: Any, filters: Any, cache_dir: str | Path | None = None) -> Any:
+def apply_filters(source: Any, filters: Any, cache_dir: str | Path | None = None, device: str | None = None) -> Any:
     """Wrap ``source`` in each curation filter in turn.
 
     Each filter component gets ``source=`` and, when it accepts one and none is set, a
-    ``cache`` file under ``cache_dir`` so a resumed build does not re-score everything.
+    ``cache`` file under ``cache_dir`` so a resumed build does not re-score everything, and
+    the recipe's ``device``.
     """
     for pos, comp in enumerate(plain(filters) or []):
         name, args = _component(comp)
@@ -59,5 +87,7 @@ def apply_filters(source: Any, filters: Any, cache_dir: str | Path | None = None
         factory = registry("data_sources").resolve(name)
         if cache_dir is not None and "cache" not in args and _accepts(factory, "cache"):
             args["cache"] = str(Path(cache_dir) / f"{pos:02d}_{name}.json")
+        if device is not None and "device" not in args and _declares(factory, "device"):
+            args["device"] = device
         source = factory(source=source, **args)
     return source

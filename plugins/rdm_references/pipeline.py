@@ -65,9 +65,13 @@ def select_encoders(recipe: Any, subset: str | list[str] | None) -> list[str]:
 
 
 def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
-    """The image sources of the requested splits (train with the curation filters applied)."""
+    """The image sources of the requested splits (train with the curation filters applied).
+
+    Every source gets the recipe's device; curation files live under ``<references.dir>/curation``.
+    """
     refs = recipe.references
-    res = int(refs.resolution)
+    res, device, precision = int(refs.resolution), str(_device(recipe)), str(recipe.train.precision)
+    work = Path(refs.dir) / "curation"
     sources: dict[str, Any] = {}
     if "train" in splits:
         if refs.train.name in ("???", None):
@@ -75,11 +79,14 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
                 "references.train names no image source.",
                 "set references.train: {name: folder, args: {root: DIR}} (or jsonl, teacher, mix)",
             )
-        sources["train"] = apply_filters(
-            build_source(refs.train, res, "references.train"), refs.filters, Path(refs.dir) / "curation"
+        train = build_source(
+            refs.train, res, device=device, precision=precision, work_dir=work / "train", where="references.train"
         )
+        sources["train"] = apply_filters(train, refs.filters, work, device)
     if "val" in splits and refs.val is not None:
-        sources["val"] = build_source(refs.val, res, "references.val")
+        sources["val"] = build_source(
+            refs.val, res, device=device, precision=precision, work_dir=work / "val", where="references.val"
+        )
     return sources
 
 

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         def conditions_for(start: int, stop: int) -> Any:
             return _slice_conditions(cond_all, start, stop)
 
-    autocast = device.type == "cuda" and recipe.train.precision == "bf16"
+    autocast = recipe.train.precision == "bf16"  # the training autocast, on any device
     images = generate_samples(
         gen,
         conditions_for,

@@ -6,6 +6,7 @@ it) and binds the recipe's arguments to its signature.
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from rdm_core.errors import RecipeError, UnknownNameError
@@ -19,6 +20,34 @@ CHOICES = {
     "train.schedule": ("constant", "cosine"),
     "run.device": ("auto", "cpu", "cuda"),
 }
+
+
+_CHECK_FILES: ContextVar[bool] = ContextVar("rdm_validate_check_files", default=True)
+
+
+def require_file(path: Any, where: str, fix: str, *, directory: bool = False) -> None:
+    """One-line :class:`RecipeError` when an input file the recipe names does not exist.
+
+    ``pkg:<package>/<file>`` paths are resolved inside the installed package. Skipped inside
+    ``validate_recipe(..., files=False)``.
+    """
+    from rdm_core.prompts import resolve_path
+
+    if path is None or not _CHECK_FILES.get():
+        return
+    found = resolve_path(str(path))
+    if not (found.is_dir() if directory else found.is_file()):
+        raise RecipeError(f"{where}: {'directory' if directory else 'file'} {path} does not exist.", fix)
+
+
+def check_component(kind: str, component: Any, where: str) -> None:
+    """Check a nested ``{name, args}`` component (a ``mix`` part, a filter's source) like a top-level one."""
+    comp = plain(component)
+    if not isinstance(comp, dict) or not comp.get("name"):
+        raise RecipeError(
+            f"{where}: expected {{name: ..., args: {{...}}}}, got {comp!r}.", "name a registered component"
+        )
+    _component(kind, str(comp["name"]), comp.get("args") or {}, where)
 
 
 def _choice(recipe: Any, dotted: str) -> None:
@@ -40,12 +69,26 @@ def _component(kind: str, name: str, args: Any, where: str) -> None:
     registry(kind).check_args(name, plain(args) or {}, where)
 
 
-def validate_recipe(recipe: Any) -> list[str]:
+def validate_recipe(recipe: Any, *, files: bool = True) -> list[str]:
     """Run every check; return a description of each check that passed.
+
+    Args:
+        recipe: a loaded recipe.
+        files: also require every input file the recipe names (prompt sets, ...) to exist.
+            ``False`` checks names and arguments only (a full-size recipe on a machine without
+            its data).
 
     Raises:
         RecipeError: on the first problem, naming it and the fix.
     """
+    token = _CHECK_FILES.set(files)
+    try:
+        return _validate(recipe)
+    finally:
+        _CHECK_FILES.reset(token)
+
+
+def _validate(recipe: Any) -> list[str]:
     done: list[str] = []
     for dotted in CHOICES:
         _choice(recipe, dotted)

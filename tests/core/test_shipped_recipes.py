@@ -25,4 +25,6 @@ def test_recipe_validates_and_documents_its_command(path):
     assert head, "a recipe starts with a comment giving the command that runs it"
     # `rdm train recipes/x.yaml`, `torchrun ... -m rdm_core train recipes/x.yaml` or `rdm run ...`
     assert re.search(rf"\b(rdm|rdm_core) (train|run) \S*{re.escape(path.name)}\b", head), head
-    assert validate_recipe(load_recipe(path))
+    # full-size recipes name user data (caption files, prompt pools) absent here: names and arguments only
+    full_size = path.stem in {"flux2-klein-1step", "flux1-schnell-1step", "wan-t2v-1step"}
+    assert validate_recipe(load_recipe(path), files=not full_size)

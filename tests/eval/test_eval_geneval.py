@@ -240,16 +240,28 @@ def test_prompt_metrics_refuse_a_generator_without_prompt_encoding(eval_env, tmp
     assert not list((tmp_path / "ev").glob("**/*.png"))  # refused before rendering
 
 
-def test_metric_args_are_checked_like_rdm_validate(host):
+def test_metric_args_are_checked_like_rdm_validate(host, tmp_path):
     from rdm_core.errors import RecipeError
     from rdm_core.interfaces import Metric
     from rdm_core.plugins import registry
 
     metrics = registry("metrics")
-    for name in ("sw_r14", "mmd_r14", "pickscore", "geneval"):
-        built = metrics.create(name)
+    official = {"repo": "geneval", "detector_dir": "models"}
+    for name, args in (("sw_r14", {}), ("mmd_r14", {}), ("pickscore", {}), ("geneval", official)):
+        built = metrics.create(name, **args)
         assert isinstance(built, Metric) and built.name == name
-    metrics.check_args("pickscore", {"model": "m", "num_samples": 4000, "baseline": "c", "prompts": "p"}, "eval")
+    prompts = write_prompts(tmp_path / "p.jsonl")
+    metrics.check_args("pickscore", {"model": "m", "num_samples": 4000, "baseline": "c", "prompts": prompts}, "eval")
+    with pytest.raises(RecipeError, match=r"^eval prompts: file .*nope.jsonl does not exist"):
+        metrics.check_args("pickscore", {"prompts": str(tmp_path / "nope.jsonl")}, "eval")
+    # the official detector needs its repo and weights: refused when checked and when built
+    with pytest.raises(RecipeError, match="'official' GenEval scorer needs repo, detector_dir"):
+        metrics.check_args("geneval", {}, "eval.args.geneval")
+    with pytest.raises(RecipeError, match="needs detector_dir"):
+        metrics.create("geneval", repo="geneval")
+    with pytest.raises(RecipeError, match="no argument 'detector'"):
+        metrics.check_args("geneval", {**official, "detector": "x"}, "eval.args.geneval")
+    metrics.check_args("geneval", {"scorer": "results", "results": "r.jsonl"}, "eval.args.geneval")
     metrics.check_args("sw_r14", {"num_projections": 1024, "n": 16384}, "eval")
     metrics.check_args("mmd_r14", {"features": 4096, "n": 50000, "mean_subsample": 50000}, "eval")
     with pytest.raises(RecipeError, match="num_sample"):

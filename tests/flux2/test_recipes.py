@@ -18,7 +18,7 @@ def test_recipe_validates(name):
     from rdm_core.recipe.validate import validate_recipe
 
     recipe = load_recipe(RECIPES / f"{name}.yaml")
-    assert validate_recipe(recipe)
+    assert validate_recipe(recipe, files=name.endswith("-tiny"))  # full-size ones name user data absent here
     header = (RECIPES / f"{name}.yaml").read_text().splitlines()[0]
     assert header.startswith("#")
 

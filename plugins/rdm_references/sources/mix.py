@@ -17,14 +17,37 @@ class MixSource:
     Args:
         sources: list of ``{"name": registry name, "args": {...}}`` or already built sources.
         resolution: passed to every part whose factory accepts it and does not set it.
+        device: passed on the same way (renders and scorers of the parts).
+        precision: passed on the same way (teacher renders under the training autocast).
+        work_dir: part ``j`` keeps its files (e.g. a curation filter's scores) under ``<work_dir>/part<j>``.
     """
 
-    def __init__(self, sources: Sequence[Any], resolution: int | None = None) -> None:
+    def __init__(
+        self,
+        sources: Sequence[Any],
+        resolution: int | None = None,
+        device: str | None = None,
+        work_dir: str | None = None,
+        precision: str | None = None,
+    ) -> None:
+        from pathlib import Path
+
         from rdm_references.build_sources import build_source
 
         if not sources:
             raise RecipeError("the mix source has no parts.", "list at least one source under `sources`")
-        self.parts = [build_source(s, resolution) if isinstance(s, dict) else s for s in sources]
+        self.parts = [
+            build_source(
+                s,
+                resolution,
+                device=device,
+                precision=precision,
+                work_dir=Path(work_dir) / f"part{j}" if work_dir else None,
+            )
+            if isinstance(s, dict)
+            else s
+            for j, s in enumerate(sources)
+        ]
         self._starts: list[int] = []
         total = 0
         for part in self.parts:
@@ -33,6 +56,17 @@ class MixSource:
         self._n = total
         self._captioned: list[bool] | None = None
         self._stat_tokens = [stat_tokens(part) for part in self.parts]
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """Every part is checked like a top-level source (``rdm validate``)."""
+        from rdm_core.recipe.validate import check_component
+
+        parts = args.get("sources") or []
+        if not parts:
+            raise RecipeError(f"{where}: the mix source has no parts.", "list at least one source under `sources`")
+        for j, part in enumerate(parts):
+            check_component("data_sources", part, f"{where} part {j}")
 
     def __len__(self) -> int:
         return self._n

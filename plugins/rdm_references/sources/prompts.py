@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rdm_core.errors import RecipeError
 from rdm_core.prompts import read_prompts
 
@@ -20,7 +18,7 @@ class PromptFile:
     def __init__(self, path: str, key: str | None = None, repeat: int = 1) -> None:
         if repeat < 1:
             raise RecipeError(f"prompts repeat must be >= 1, got {repeat}.", "use repeat: 1 or more")
-        self.path = Path(path).expanduser()
+        self.path = path
         self._prompts = read_prompts(self.path, key) * int(repeat)
 
     def prompts(self) -> list[str]:

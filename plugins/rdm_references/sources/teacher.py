@@ -50,6 +50,8 @@ class TeacherSource:
             a cache, images are always the quantised PNGs, whether rendered now or read back.
         frames: frames per render for video generators: every frame is one row (image encoders
             see frames), rows ``r * frames ... r * frames + frames - 1`` come from render ``r``.
+        precision: ``bf16`` renders under bf16 autocast, as training runs the generator (a recipe
+            passes its ``train.precision``); ``fp32`` without autocast.
     """
 
     def __init__(
@@ -68,6 +70,7 @@ class TeacherSource:
         device: str = "auto",
         cache_dir: str | None = None,
         frames: int = 1,
+        precision: str = "fp32",
     ) -> None:
         if steps < 1:
             raise RecipeError(f"teacher steps must be >= 1, got {steps}.", "use e.g. steps: 4")
@@ -76,6 +79,7 @@ class TeacherSource:
         if frames < 1:
             raise RecipeError(f"teacher frames must be >= 1, got {frames}.", "use frames: 1 for images")
         self.frames = int(frames)
+        self.precision = precision
         self.generator_name = generator
         self.generator_args = dict(generator_args or {})
         self.weights, self.weights_format = weights, weights_format
@@ -103,8 +107,28 @@ class TeacherSource:
                 _weights_token(weights),
                 str(self.steps),
                 str(resolution),
+                *([precision] if precision != "fp32" else []),  # fp32 keeps the fingerprints of earlier builds
             ]
         )
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the generator and its arguments, and the prompt file, nothing built."""
+        from rdm_core.recipe.validate import check_component, require_file
+
+        if "generator" not in args:
+            raise RecipeError(
+                f"{where}: the teacher source needs `generator`.", "name a generator plugin, e.g. flux2-klein"
+            )
+        check_component(
+            "generators", {"name": args["generator"], "args": args.get("generator_args") or {}}, f"{where} generator"
+        )
+        if args.get("prompts") is None and not args.get("count"):
+            raise RecipeError(
+                f"{where}: the teacher source needs `prompts` or a positive `count`.",
+                "set prompts: <file> for text-to-image teachers, or count: N otherwise",
+            )
+        require_file(args.get("prompts"), f"{where} prompts", "write the prompt file, or point `prompts` at it")
 
     # -- ImageSource -------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -234,6 +258,8 @@ class TeacherSource:
         """One render per row in ``rows`` (their seeds and prompts); video flattened to frames."""
         import torch
 
+        from rdm_core.precision import generator_autocast
+
         gen = self.generator()
         shape = tuple(gen.noise_shape())
         noise = torch.stack(
@@ -241,7 +267,7 @@ class TeacherSource:
         )
         device = self._device()
         cond = self._conditions(gen, rows).to(device)
-        with torch.no_grad():
+        with torch.no_grad(), generator_autocast(self.precision, device):
             images = gen.teacher_sample(noise.to(device), cond, self.steps)
         images = as_image_batch(images).float().clamp(0, 1).cpu()
         if self.resolution:
