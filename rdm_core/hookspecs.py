@@ -68,6 +68,13 @@ def rdm_register_data_sources(registry: Registry) -> None:
 
 
 @hookspec
+def rdm_register_stages(registry: Registry) -> None:
+    """Register stages of ``rdm run``: ``factory()`` returns a :class:`rdm_core.run.stage.Stage`
+    (a name, its place in the run, whether a recipe needs it, what its outputs depend on, and
+    how to produce them)."""
+
+
+@hookspec
 def rdm_register_commands(registry: Registry) -> None:
     """Register CLI command groups: ``registry.add(name, "pkg.cli:configure", spec=CommandSpec(help))``.
 

@@ -71,7 +71,7 @@ def missing_required(factory: Any, args: dict[str, Any], provided: tuple[str, ..
         if p.name != "self"
         and p.default is p.empty
         and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.name not in args
+        and args.get(p.name) is None
         and p.name not in provided
     ]
 
@@ -189,5 +189,6 @@ REGISTRY_KINDS: dict[str, str] = {
     "trainers": "trainer",
     "metrics": "metric",
     "data_sources": "data source",
+    "stages": "run stage",
     "commands": "command",
 }

@@ -283,6 +283,28 @@ class GenEvalMetric:
                 directory=True,
             )
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the official scorer's command line run on the detector stand-in
+        (``rdm_eval/standin``: same layout and results format, no detection), the first prompt of
+        every task, <= 2 samples per prompt."""
+        from rdm_eval.geneval import PACKAGED_PROMPTS
+
+        standin = Path(__file__).resolve().parent / "standin"
+        detector = Path(rehearsal.root) / "geneval_detector"
+        detector.mkdir(parents=True, exist_ok=True)
+        out = {k: v for k, v in args.items() if k in ("samples_per_prompt", "resume")}
+        out.update(
+            scorer="official",
+            repo=str(standin),
+            detector_dir=str(detector),
+            detector_config=str(standin / "mask2former_standin.py"),
+            python=sys.executable,
+            prompts=rehearsal.prompts(args.get("prompts") or PACKAGED_PROMPTS),
+        )
+        out["samples_per_prompt"] = min(int(args.get("samples_per_prompt", 4)), 2)
+        return out
+
     def score(self, images: Any, prompts: Sequence[str]) -> list[float]:
         """Per-image correctness (1.0 / 0.0) of ``images`` for GenEval ``prompts`` (one scorer run)."""
         import tempfile

@@ -40,6 +40,11 @@ def rdm_register_metrics(registry: Registry) -> None:
 
 
 @hookimpl
+def rdm_register_stages(registry: Registry) -> None:
+    registry.add("eval", "rdm_eval.run_stage:EvalStage", help="every metric of eval.metrics on the latest checkpoint")
+
+
+@hookimpl
 def rdm_register_commands(registry: Registry) -> None:
     registry.add(
         "eval",

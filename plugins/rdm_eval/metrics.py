@@ -58,6 +58,8 @@ class SlicedWassersteinRatio:
             the train bank is). The reference draws the directions on the GPU.
     """
 
+    bank_splits = ("train", "val")  # scored against the real train and val banks of the reference build
+
     name = "sw_r14"
 
     def __init__(
@@ -116,6 +118,8 @@ class RffMmdRatio:
         stored: ``auto`` uses a bank's stored RFF map (``eval/<encoder>_rff.safetensors``, e.g. an
             imported authors' bank) when it has one, ``never`` always draws from the train bank.
     """
+
+    bank_splits = ("train", "val")  # scored against the real train and val banks of the reference build
 
     name = "mmd_r14"
 

@@ -40,6 +40,10 @@ def _resolve(source: str, what: str) -> tuple[str, bool]:
 
 
 def _load(loader: Any, source: str, what: str) -> Any:
+    if source == "tiny":  # the random-weight stand-in of rehearsals, through the same loading code
+        from rdm_eval.tiny_pickscore import tiny_pickscore_dir
+
+        source = str(tiny_pickscore_dir())
     path, local_only = _resolve(source, what)
     try:
         return loader.from_pretrained(path, local_files_only=local_only)
@@ -72,7 +76,8 @@ class PickScorer:
     """Scores (image, prompt) pairs with a CLIP preference model.
 
     Args:
-        model: local directory or hub id of a transformers ``CLIPModel`` (PickScore_v1).
+        model: local directory or hub id of a transformers ``CLIPModel`` (PickScore_v1); ``tiny``:
+            a random-weight stand-in built locally (rehearsals).
         processor: local directory or hub id of the processor (CLIP-H); defaults to ``model``.
         device: where the model runs.
         batch_size: pairs per forward (64).
@@ -180,6 +185,16 @@ class PickScoreMetric:
         self.num_samples = int(num_samples)
         self.seed = int(seed) if seed is not None else (0 if prompts else 1)
         self.prompts, self.baseline, self.template = prompts, baseline, template
+
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the tiny CLIP stand-in, the first prompts, <= 8 class renders, no baseline."""
+        out = dict(args, model="tiny", processor="tiny", baseline=None)
+        out["num_samples"] = min(int(args.get("num_samples", 4000)), 8)
+        out["batch_size"] = min(int(args.get("batch_size", 64)), 8)
+        if args.get("prompts"):
+            out["prompts"] = rehearsal.prompts(args["prompts"])
+        return out
 
     @classmethod
     def _check_overrides(cls, generator_args: dict[str, Any], where: str) -> None:

@@ -72,6 +72,16 @@ class Flux1Generator(DiffusersOneStepGenerator):
     weight_formats = ("auto", "diffusers", "bfl")
     weights_fix = "use FLUX.1 weights of the same flavor"
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the tiny FLUX.1 at 64 px with 32 T5 tokens; prompts in the rehearsal dir."""
+        out = dict(args, variant="tiny", model_dir=None, resolution=min(int(args.get("resolution", 512)), 64))
+        out.update(ctx_len=min(int(args.get("ctx_len", 256)), 32), vae_dtype="fp32")
+        out["teacher_steps"] = min(int(args.get("teacher_steps", 4)), 2)
+        if args.get("prompts"):
+            out["prompts"] = rehearsal.prompts(args["prompts"])
+        return out
+
     def __init__(
         self,
         model_dir: str | None = None,

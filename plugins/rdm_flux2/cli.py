@@ -10,6 +10,7 @@ prints its metadata.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rdm_core.cli.options import add_overrides
 
@@ -47,22 +48,37 @@ def run(args: argparse.Namespace) -> int:
         print_json({"path": str(pool.path), **pool.meta})
         return 0
 
-    from rdm_core.capabilities import ContextEncoder, require
     from rdm_core.devices import resolve_device
+    from rdm_core.recipe.load import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    out, n, gen = build_recipe_pool(recipe, args.prompts, args.out, args.batch_size, resolve_device(args.device))
+    console.print(f"[green]ok[/] {n} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}")
+    return 0
+
+
+def build_recipe_pool(recipe: Any, prompts_file: str, out: str, batch_size: int = 16, device: Any = "cpu") -> Any:
+    """Encode ``prompts_file`` with the recipe generator's text encoder into the pool ``out`` (resumable).
+
+    Returns:
+        ``(pool path, number of prompts, generator)``.
+    """
+    from omegaconf import OmegaConf
+
+    from rdm_core.capabilities import ContextEncoder, require
     from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
-    from rdm_core.recipe.load import load_recipe
     from rdm_diffusers.base import DiffusersOneStepGenerator
     from rdm_flux2.configs import TEXT_LAYERS
     from rdm_flux2.context_pool import build_context_pool
 
-    recipe = load_recipe(args.recipe, args.overrides)
+    recipe = OmegaConf.create(OmegaConf.to_container(recipe))  # a copy: the caller's recipe keeps its pool
     # the pool is what we are building: the generator must not try to open it
     if "context_pool" in recipe.generator.args:
         recipe.generator.args.context_pool = None
     recipe.generator.weights = None
     gen = require(
-        build_generator(recipe, device=resolve_device(args.device)),
+        build_generator(recipe, device=device),
         ContextEncoder,
         what=f"generator {recipe.generator.name!r}",
         needed_by="rdm context build (pools of precomputed text contexts)",
@@ -70,21 +86,20 @@ def run(args: argparse.Namespace) -> int:
     )
     # where the contexts come from, recorded in the pool (diffusers generators know their folder)
     diffusers = isinstance(gen, DiffusersOneStepGenerator)
-    prompts = read_prompts(args.prompts)
-    out = build_context_pool(
+    prompts = read_prompts(prompts_file)
+    path = build_context_pool(
         prompts,
         gen.encode_prompts,
-        args.out,
+        out,
         ctx_len=gen.ctx_len,
         dim=gen.ctx_dim,
         variant=gen.variant if diffusers else "unknown",
-        batch_size=args.batch_size,
+        batch_size=batch_size,
         info={
             "generator": recipe.generator.name,
             "model_dir": str(gen.model_dir) if diffusers and gen.model_dir else None,
             "text_layers": list(TEXT_LAYERS),
-            "prompts_file": str(args.prompts),
+            "prompts_file": str(prompts_file),
         },
     )
-    console.print(f"[green]ok[/] {len(prompts)} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}")
-    return 0
+    return path, len(prompts), gen

@@ -68,6 +68,17 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
     #: latent positions decoded together by :meth:`teacher_sample` (64 latents at 512 px)
     decode_tokens: int = 64 * 1024
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the tiny klein at 64 px; its prompts and context pool in the rehearsal dir."""
+        out = dict(args, variant="tiny", model_dir=None, resolution=min(int(args.get("resolution", 512)), 64))
+        out.update(vae_dtype="fp32", teacher_steps=min(int(args.get("teacher_steps", 4)), 2))
+        if args.get("prompts"):
+            out["prompts"] = rehearsal.prompts(args["prompts"])
+        if args.get("context_pool"):
+            out["context_pool"] = rehearsal.output(args["context_pool"])
+        return out
+
     def __init__(
         self,
         model_dir: str | None = None,

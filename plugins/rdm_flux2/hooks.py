@@ -22,3 +22,8 @@ def rdm_register_commands(registry) -> None:
         "rdm_flux2.cli:configure",
         spec=CommandSpec(help="Text-context pools: `build RECIPE --prompts FILE -o POOL.npy`, `info POOL`."),
     )
+
+
+@hookimpl
+def rdm_register_stages(registry) -> None:
+    registry.add("context", "rdm_flux2.run_stage:ContextStage", help="the generator's text-context pool")

@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from rdm_core.recipe.validate import validate_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    validate_recipe(recipe)
+    validate_recipe(recipe, files=False)  # input data of other stages (eval prompts, ...) is not needed here
     trainer = build_trainer(recipe)
     # Factories receive only the recipe; give ours the user's spelling for rebuild hints.
     if hasattr(trainer, "recipe_ref"):

@@ -274,6 +274,19 @@ class _ScoredFilter(SubsetSource):
             except UnknownNameError as exc:
                 raise RecipeError(f"{where}: {exc.problem}", exc.fix) from None
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the nested source and a registry scorer rewritten by their rules."""
+        out = dict(args)
+        if isinstance(args.get("source"), dict):
+            out["source"] = rehearsal.component("data_sources", args["source"])
+        scorer = args.get("scorer", inspect.signature(cls.__init__).parameters["scorer"].default)
+        if isinstance(scorer, str) and ":" not in scorer:
+            out["scorer_args"] = rehearsal.args("metrics", scorer, dict(args.get("scorer_args") or {}))
+        if args.get("resolution"):
+            out["resolution"] = min(int(args["resolution"]), 64)
+        return out
+
     # -- scoring -----------------------------------------------------------------------------
     def scorer(self) -> Any:
         if self._scorer is None:

@@ -43,3 +43,12 @@ def rdm_register_data_sources(registry) -> None:  # type: ignore[no-untyped-def]
         "rdm_references.curation:GenevalCorrect",
         help="curation filter: keep renders the GenEval scorer marks correct",
     )
+
+
+@hookimpl
+def rdm_register_stages(registry) -> None:  # type: ignore[no-untyped-def]
+    registry.add(
+        "references",
+        "rdm_references.run_stage:ReferencesStage",
+        help="reference build: sources, curation, features, training references, banks, floors",
+    )

@@ -40,6 +40,16 @@ class WanGenerator(DiffusersOneStepGenerator):
     generator_name = "wan"
     weights_fix = "use diffusers-named weights of the same Wan size (convert others with diffusers' Wan script)"
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the tiny Wan, 5 frames of 32x32, 16 text tokens; prompts in the rehearsal dir."""
+        out = dict(args, variant="tiny", model_dir=None, height=32, width=32, num_frames=5)
+        out.update(ctx_len=min(int(args.get("ctx_len", 512)), 16), vae_dtype="fp32")
+        out["teacher_steps"] = min(int(args.get("teacher_steps", 4)), 2)
+        if args.get("prompts"):
+            out["prompts"] = rehearsal.prompts(args["prompts"])
+        return out
+
     def __init__(
         self,
         model_dir: str | None = None,

@@ -112,33 +112,73 @@ def generate_samples(
 
 
 def run(args: argparse.Namespace) -> int:
+    from rdm_core.console import console
+    from rdm_core.errors import RdmError
+    from rdm_core.prompts import read_prompts
+    from rdm_core.recipe.load import load_recipe
+
+    if args.batch_size <= 0 or args.per_prompt <= 0 or (args.num is not None and args.num <= 0):
+        raise RdmError("--num, --per-prompt and --batch-size must be positive.", "pass e.g. --num 16")
+    recipe = load_recipe(args.recipe, args.overrides)
+    prompts = args.prompt or (read_prompts(args.prompts) if args.prompts else None)
+    out = write_samples(
+        recipe,
+        args.out,
+        checkpoint=args.checkpoint,
+        weights=args.weights,
+        weights_format=args.weights_format,
+        prompts=prompts,
+        num=args.num,
+        per_prompt=args.per_prompt,
+        seed=args.seed,
+        teacher_steps=args.teacher_steps,
+        batch_size=args.batch_size,
+        recipe_ref=str(args.recipe),
+    )
+    console.print(f"[green]ok[/] samples + grid.png -> {out}")
+    return 0
+
+
+def write_samples(
+    recipe: Any,
+    out: str | Path,
+    *,
+    checkpoint: str | None = None,
+    weights: str | None = None,
+    weights_format: str = "auto",
+    prompts: list[str] | None = None,
+    num: int | None = None,
+    per_prompt: int = 1,
+    seed: int = 0,
+    teacher_steps: int = 0,
+    batch_size: int = 16,
+    recipe_ref: str = "",
+) -> Path:
+    """Write samples as ``<out>/<i:05d>.png``, ``grid.png`` and ``samples.json`` (seeds, prompts).
+
+    With ``prompts``, ``per_prompt`` samples of each (encoded from their own text); otherwise
+    ``num`` samples whose conditions the generator draws (``sample_conditions``, seeded ``seed``);
+    their captions, when the generator has them, are recorded too.
+    """
     import numpy as np
     import torch
 
     from rdm_core.artifacts import write_json
     from rdm_core.capabilities import PromptConditionedGenerator, require
     from rdm_core.checkpoints import load_generator_weights
-    from rdm_core.console import console
     from rdm_core.devices import resolve_device
-    from rdm_core.errors import RdmError
     from rdm_core.images import save_grid, save_png
-    from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import build_generator
-    from rdm_core.recipe.load import load_recipe
 
-    if args.batch_size <= 0 or args.per_prompt <= 0 or (args.num is not None and args.num <= 0):
-        raise RdmError("--num, --per-prompt and --batch-size must be positive.", "pass e.g. --num 16")
-    recipe = load_recipe(args.recipe, args.overrides)
     device = resolve_device(recipe.run.device)
     gen = build_generator(recipe, device=device)
-    if args.checkpoint:
-        load_generator_weights(args.checkpoint, gen)
-    elif args.weights:
-        gen.load_weights(args.weights, format=args.weights_format)
+    if checkpoint:
+        load_generator_weights(checkpoint, gen)
+    elif weights:
+        gen.load_weights(weights, format=weights_format)
     label = f"generator {recipe.generator.name!r}"
     gen.trainable_module().eval()
 
-    prompts = args.prompt or (read_prompts(args.prompts) if args.prompts else None)
     if prompts is not None:
         prompted = require(
             gen,
@@ -147,17 +187,16 @@ def run(args: argparse.Namespace) -> int:
             needed_by="rdm generate --prompt/--prompts",
             fix="use --num K (conditions drawn by the generator) instead",
         )
-        per = args.per_prompt
-        expanded = [p for p in prompts for _ in range(per)]
-        total = len(expanded)
+        captions: list[str] | None = [p for p in prompts for _ in range(per_prompt)]
+        total = len(captions)
 
         def conditions_for(start: int, stop: int) -> Any:
-            return prompted.conditions_from_prompts(expanded[start:stop])
+            return prompted.conditions_from_prompts(captions[start:stop])
     else:
-        expanded = None
-        total = int(args.num)
-        rng = torch.Generator().manual_seed(args.seed)
+        total = int(num or 0)
+        rng = torch.Generator().manual_seed(seed)
         cond_all = gen.sample_conditions(total, rng)  # drawn once, so batching does not change them
+        captions = list(cond_all.captions) if cond_all.captions is not None else None
 
         def conditions_for(start: int, stop: int) -> Any:
             return _slice_conditions(cond_all, start, stop)
@@ -167,35 +206,34 @@ def run(args: argparse.Namespace) -> int:
         gen,
         conditions_for,
         total,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        teacher_steps=args.teacher_steps,
+        seed=seed,
+        batch_size=batch_size,
+        teacher_steps=teacher_steps,
         device=device,
         autocast=autocast,
         generator_label=label,
     )
-    out = Path(args.out)
+    out = Path(out)
     index = []
     for i, img in enumerate(images):
         name = f"{i:05d}.png"
         save_png(img, out / name)
-        row: dict[str, Any] = {"file": name, "noise_seed": args.seed * SEED_STRIDE + i}
-        if expanded is not None:
-            row["prompt"] = expanded[i]
+        row: dict[str, Any] = {"file": name, "noise_seed": seed * SEED_STRIDE + i}
+        if captions is not None:
+            row["prompt"] = captions[i]
         index.append(row)
     save_grid(np.stack(images), out / "grid.png", min_side=0)  # 1:1 pixels, like the PNGs
     write_json(
         out / "samples.json",
         {
-            "recipe": str(args.recipe),
-            "checkpoint": args.checkpoint or args.weights,
-            "seed": args.seed,
-            "teacher_steps": args.teacher_steps,
+            "recipe": recipe_ref,
+            "checkpoint": checkpoint or weights,
+            "seed": seed,
+            "teacher_steps": teacher_steps,
             "samples": index,
         },
     )
-    console.print(f"[green]ok[/] {len(images)} samples + grid.png -> {out}")
-    return 0
+    return out
 
 
 def _slice_conditions(cond: Any, start: int, stop: int) -> Any:

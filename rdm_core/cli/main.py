@@ -22,6 +22,10 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
     "recipes": ("rdm_core.cli.listing:configure_recipes", "List the shipped recipes."),
     "validate": ("rdm_core.cli.validate_cmd:configure", "Check a recipe's keys, names and arguments (no weights)."),
     "generate": ("rdm_core.cli.generate_cmd:configure", "Write samples (PNGs + a grid) from a recipe's generator."),
+    "run": (
+        "rdm_core.cli.run_cmd:configure",
+        "Every stage of a recipe (references, train, generate, eval), resumable; --rehearse on tiny models.",
+    ),
     "env": ("rdm_core.cli.env_cmd:configure", "Versions, device, caches and offline flags."),
 }
 

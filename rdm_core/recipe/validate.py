@@ -7,7 +7,7 @@ it) and binds the recipe's arguments to its signature.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from rdm_core.errors import RecipeError, UnknownNameError
 from rdm_core.plugins import registry
@@ -20,6 +20,13 @@ CHOICES = {
     "train.schedule": ("constant", "cosine"),
     "run.device": ("auto", "cpu", "cuda"),
 }
+
+
+@runtime_checkable
+class BankMetric(Protocol):
+    """A metric scored against evaluation banks of the reference build (``train`` and/or ``val``)."""
+
+    bank_splits: tuple[str, ...]
 
 
 _CHECK_FILES: ContextVar[bool] = ContextVar("rdm_validate_check_files", default=True)
@@ -160,5 +167,12 @@ def _validate(recipe: Any) -> list[str]:
 
     for metric in recipe.eval.metrics:
         _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), f"eval.metrics ({metric})")
+        factory = registry("metrics").resolve(metric)
+        if isinstance(factory, BankMetric) and "val" in factory.bank_splits and refs.val is None:
+            raise RecipeError(
+                f"eval.metrics ({metric}) compares against real val banks, but references.val is not set "
+                "(the reference build makes no val banks).",
+                "set references.val to held-out images (or renders), or drop the metric",
+            )
     done.append(f"metrics {list(recipe.eval.metrics)}")
     return done

@@ -68,6 +68,15 @@ class MixSource:
         for j, part in enumerate(parts):
             check_component("data_sources", part, f"{where} part {j}")
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: every part rewritten by its own rules."""
+        out = dict(args)
+        out["sources"] = [rehearsal.component("data_sources", part) for part in args.get("sources") or []]
+        if args.get("resolution"):
+            out["resolution"] = min(int(args["resolution"]), 64)
+        return out
+
     def __len__(self) -> int:
         return self._n
 

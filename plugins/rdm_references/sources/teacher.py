@@ -130,6 +130,26 @@ class TeacherSource:
             )
         require_file(args.get("prompts"), f"{where} prompts", "write the prompt file, or point `prompts` at it")
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the generator's tiny arguments, <= 2 repeats, the first prompts,
+        2 steps, frames following the tiny generator's, no weights, batches of 8."""
+        out = dict(args)
+        gen_args = dict(args.get("generator_args") or {})
+        out["generator_args"] = rehearsal.args("generators", str(args["generator"]), gen_args)
+        out.update(weights=None, repeats=min(int(args.get("repeats", 1)), 2), steps=min(int(args.get("steps", 4)), 2))
+        out["batch_size"] = min(int(args.get("batch_size", 8)), 8)
+        if args.get("prompts"):
+            out["prompts"] = rehearsal.prompts(args["prompts"])
+        if args.get("count"):
+            out["count"] = min(int(args["count"]), 8)
+        if int(args.get("frames", 1)) > 1:
+            out["frames"] = int(out["generator_args"].get("num_frames", args["frames"]))
+        if args.get("resolution"):
+            out["resolution"] = min(int(args["resolution"]), 64)
+        out.pop("cache_dir", None)
+        return out
+
     # -- ImageSource -------------------------------------------------------------------------
     def __len__(self) -> int:
         return self._n

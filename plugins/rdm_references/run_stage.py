@@ -1,0 +1,51 @@
+"""The ``references`` stage of ``rdm run``: ``rdm reference build`` for the whole battery and both splits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rdm_core.run.stage import StageContext, StageResult
+
+
+class ReferencesStage:
+    """Sources (with curation), features, training references, evaluation banks, floors, tau tables.
+
+    The build resumes shard by shard and skips every step whose inputs did not change.
+    """
+
+    name = "references"
+    order = 20
+
+    def applies(self, recipe: Any) -> bool:
+        from omegaconf import OmegaConf
+
+        return not OmegaConf.is_missing(recipe.references.train, "name")
+
+    def key(self, recipe: Any) -> Any:
+        from rdm_core.recipe.assemble import plain
+
+        data = plain(recipe)
+        # what a reference build reads: the training N (floors), the render autocast, not the optimiser
+        data["train"] = {"rollout": data["train"]["rollout"], "precision": data["train"]["precision"]}
+        for section in ("description", "extends", "eval", "balance", "run"):
+            data.pop(section, None)
+        data["device"] = recipe.run.device
+        return data
+
+    def outputs(self, recipe: Any, ctx: StageContext) -> list[Path]:
+        out = [Path(recipe.references.dir)]
+        table = Path(str(recipe.joint.text_table)) if recipe.joint.enabled and recipe.joint.text_table else None
+        if table is not None and not table.is_relative_to(out[0]):
+            out.append(table)
+        return out
+
+    def run(self, recipe: Any, ctx: StageContext) -> StageResult:
+        from rdm_references.pipeline import build_references
+        from rdm_references.report import print_report
+
+        report = build_references(recipe)
+        print_report(report)
+        root = Path(recipe.references.dir)
+        shown = [root / "manifest.json", *self.outputs(recipe, ctx)[1:]]
+        return StageResult(outputs=[str(p) for p in shown])

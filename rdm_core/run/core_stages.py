@@ -1,0 +1,94 @@
+"""The stages every recipe has: ``train`` (the recipe's trainer) and ``generate`` (samples of the
+trained generator). Plugins add the others (context pools, reference build, evaluation)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rdm_core.errors import RecipeError
+from rdm_core.recipe.assemble import plain
+from rdm_core.run.stage import StageContext, StageResult
+
+
+def recipe_without(recipe: Any, *sections: str) -> dict[str, Any]:
+    """The recipe as plain data without ``sections`` (and its description): a stage key."""
+    data = plain(recipe)
+    for name in ("description", "extends", *sections):
+        data.pop(name, None)
+    return data
+
+
+class TrainStage:
+    """Train with the recipe's trainer; an interrupted run resumes from its latest checkpoint.
+
+    A run directory holding checkpoints of another recipe is refused (never silently continued
+    or overwritten).
+    """
+
+    name = "train"
+    order = 30
+
+    def applies(self, recipe: Any) -> bool:
+        return True
+
+    def key(self, recipe: Any) -> Any:
+        return recipe_without(recipe, "eval")
+
+    def outputs(self, recipe: Any, ctx: StageContext) -> list[Path]:
+        return [ctx.run_dir / "checkpoints"]
+
+    def run(self, recipe: Any, ctx: StageContext) -> StageResult:
+        from rdm_core.checkpoints import latest_checkpoint
+        from rdm_core.recipe.assemble import build_trainer
+        from rdm_core.recipe.load import to_yaml
+
+        resume = latest_checkpoint(ctx.run_dir) is not None
+        saved = ctx.run_dir / "recipe.yaml"
+        if resume and saved.is_file() and saved.read_text() != to_yaml(recipe):
+            raise RecipeError(
+                f"{ctx.run_dir} holds checkpoints of a run with another recipe.",
+                "delete that run directory, or give this run another run.name / --workdir",
+            )
+        trainer = build_trainer(recipe)
+        trainer.run(resume=resume)
+        latest = latest_checkpoint(ctx.run_dir)
+        return StageResult(outputs=[str(latest)] if latest else [])
+
+
+class GenerateStage:
+    """A sample grid of the trained generator: ``train.sample_count`` samples, seed 0, with the
+    prompts the generator drew recorded in ``samples.json``."""
+
+    name = "generate"
+    order = 40
+
+    def applies(self, recipe: Any) -> bool:
+        return True
+
+    def key(self, recipe: Any) -> Any:
+        return recipe_without(recipe, "eval")
+
+    def outputs(self, recipe: Any, ctx: StageContext) -> list[Path]:
+        return [ctx.run_dir / "generated"]
+
+    def run(self, recipe: Any, ctx: StageContext) -> StageResult:
+        from rdm_core.checkpoints import latest_checkpoint
+        from rdm_core.cli.generate_cmd import write_samples
+
+        checkpoint = latest_checkpoint(ctx.run_dir)
+        if checkpoint is None:
+            raise RecipeError(f"{ctx.run_dir} has no checkpoint to sample from.", "run the train stage first")
+        out = write_samples(
+            recipe,
+            ctx.run_dir / "generated",
+            checkpoint=str(checkpoint),
+            num=max(1, int(recipe.train.sample_count)),
+            seed=0,
+            batch_size=max(1, int(recipe.eval.batch_size)),
+            recipe_ref=str(recipe.run.name),
+        )
+        return StageResult(outputs=[str(out / "grid.png"), str(out / "samples.json")])
+
+
+CORE_STAGES = (TrainStage, GenerateStage)

@@ -1,0 +1,207 @@
+"""``rdm run --rehearse``: the same recipe and stage graph on tiny stand-ins, scaled-down counts.
+
+The rules (also in docs/recipes.md):
+
+* every model becomes its tiny variant: ``encoders.variant: tiny`` (the text tower follows), and
+  every component whose factory implements :class:`Rehearsable` rewrites its own arguments
+  (generators: ``variant: tiny``, small resolution and frame counts; teacher sources: their
+  generator's tiny arguments; PickScore: a tiny CLIP built on the spot; GenEval: a detector
+  stand-in with the official folder layout and results format);
+* counts: ``train.steps`` 2, ``micro_batch`` <= 2, ``chunks`` 2 (rollout = their product),
+  a checkpoint every step; ``distance.landmarks`` <= 16, ``bandwidth_subsample`` <= 256;
+  ``references``: ``batch_size`` <= 8, ``shard_size`` 32, ``eval_bank_size`` 32,
+  ``floor_draws`` 2, ``resolution`` <= 64; ``eval.num_samples`` <= 16, ``batch_size`` <= 8;
+  teacher ``repeats`` <= 2; prompt files: their first 8 prompts (GenEval-format files: the first
+  prompt of every task), copied into the rehearsal directory;
+* files: every output (run directory, references, context pool, tau table) goes under the
+  rehearsal directory; an input prompt file that does not exist here is replaced by a stand-in
+  of a few prompts, and the report lists it (the full run needs the real one);
+* ``run.device: cpu``; no weights are read and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from rdm_core.recipe.assemble import plain
+
+PROMPT_ROWS = 8
+STAND_IN_PROMPTS = (
+    "a red cube on a wooden table",
+    "a photo of a dog running on the beach",
+    "two green apples and a blue cup",
+    "a city street at night in the rain",
+    "an astronaut riding a horse",
+    "a bowl of soup with steam rising",
+    "a yellow bicycle leaning against a wall",
+    "a mountain lake at sunrise",
+)
+
+
+@runtime_checkable
+class Rehearsable(Protocol):
+    """A factory that knows its tiny, fast arguments for ``rdm run --rehearse``."""
+
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Rehearsal) -> dict[str, Any]:
+        """The arguments to use in a rehearsal (``args`` are the recipe's, already plain)."""
+        ...
+
+
+@dataclass
+class Rehearsal:
+    """The rehearsal directory and what the transform did (recorded in ``report.json``).
+
+    Attributes:
+        root: where every output and every rewritten input goes.
+        stand_ins: input files that do not exist here, replaced by stand-ins: ``{path: note}``.
+    """
+
+    root: Path
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+    def prompts(self, path: str | None, rows: int = PROMPT_ROWS) -> str | None:
+        """A copy of the first ``rows`` prompts of ``path`` (GenEval-format files: the first
+        prompt of every task) in the rehearsal directory; a stand-in when ``path`` is missing."""
+        from rdm_core.prompts import resolve_path
+
+        if path is None:
+            return None
+        source = resolve_path(str(path))
+        name = source.name if source.suffix else f"{source.name}.txt"
+        out = self.root / "inputs" / name
+        if not source.is_file():
+            self.stand_ins[str(path)] = f"missing here: rehearsed with {len(STAND_IN_PROMPTS)} stand-in prompts"
+            out = out.with_suffix(".txt") if out.suffix != ".jsonl" else out
+            lines = [json.dumps({"prompt": p}) if out.suffix == ".jsonl" else p for p in STAND_IN_PROMPTS]
+        else:
+            lines = _first_prompts(source, rows)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.is_file() or out.read_text().splitlines() != lines:  # unchanged copies keep their mtime
+            out.write_text("".join(f"{line}\n" for line in lines))
+        return str(out)
+
+    def output(self, path: str | None, folder: str = "data") -> str | None:
+        """``path`` relocated into the rehearsal directory (same file name)."""
+        if path is None:
+            return None
+        return str(self.root / folder / Path(str(path)).name)
+
+    def component(self, kind: str, comp: Any) -> Any:
+        """A nested ``{name, args}`` component rewritten by its factory's rules."""
+        comp = plain(comp)
+        if not isinstance(comp, dict) or "name" not in comp:
+            return comp
+        return {"name": comp["name"], "args": self.args(kind, str(comp["name"]), dict(comp.get("args") or {}))}
+
+    def args(self, kind: str, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` of registry entry ``kind/name`` after its factory's rehearsal rules."""
+        from rdm_core.plugins import registry
+
+        factory = registry(kind).resolve(name)
+        if isinstance(factory, Rehearsable):
+            return dict(factory.rehearsal_args(dict(args), self))
+        return args
+
+
+def _first_prompts(path: Path, rows: int) -> list[str]:
+    """The first ``rows`` lines of a prompt file; for GenEval rows (``tag`` + ``include``) the first per tag."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if path.suffix == ".jsonl":
+        first = json.loads(lines[0]) if lines else {}
+        if isinstance(first, dict) and "tag" in first and "include" in first:
+            seen: dict[str, str] = {}
+            for line in lines:
+                seen.setdefault(str(json.loads(line)["tag"]), line)
+            return list(seen.values())
+    if path.suffix == ".json":
+        from rdm_core.prompts import read_prompts
+
+        return read_prompts(path)[:rows]
+    return lines[:rows]
+
+
+def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:
+    """The rehearsal of ``recipe`` (a new recipe object) and what was replaced.
+
+    Args:
+        recipe: a loaded recipe.
+        root: the rehearsal directory (outputs and rewritten inputs go there).
+    """
+    from rdm_core.recipe.load import recipe_from_dict
+
+    reh = Rehearsal(Path(root))
+    data = plain(recipe)
+    data.pop("extends", None)
+    run, gen, enc, refs, dist, tr, ev = (
+        data["run"],
+        data["generator"],
+        data["encoders"],
+        data["references"],
+        data["distance"],
+        data["train"],
+        data["eval"],
+    )
+    run.update(device="cpu", output_dir=str(reh.root / "runs"))
+    gen["args"] = reh.args("generators", gen["name"], dict(gen.get("args") or {}))
+    gen["weights"] = None
+    enc.update(variant="tiny", weights={}, batch_size=min(int(enc["batch_size"]), 8))
+    if data["joint"].get("enabled"):
+        data["joint"]["text_table"] = reh.output(data["joint"].get("text_table"))
+    for key, cap in (("landmarks", 16), ("bandwidth_subsample", 256)):
+        if key in dist:
+            dist[key] = min(int(dist[key]), cap)
+    refs.update(
+        dir=str(reh.root / "refs" / Path(str(refs["dir"])).name),
+        batch_size=min(int(refs["batch_size"]), 8),
+        shard_size=32,
+        eval_bank_size=32,
+        floor_draws=2,
+        resolution=min(int(refs["resolution"]), 64),
+    )
+    for split in ("train", "val"):
+        if refs.get(split) and refs[split].get("name") not in (None, "???"):
+            refs[split] = reh.component("data_sources", refs[split])
+    refs["filters"] = [reh.component("data_sources", f) for f in refs.get("filters") or []]
+    micro = min(int(tr["micro_batch"]), 2)
+    tr.update(
+        steps=2,
+        micro_batch=micro,
+        chunks=2,
+        rollout=2 * micro,
+        checkpoint_every=1,
+        keep_checkpoints=2,
+        sample_every=0,
+        sample_count=min(int(tr["sample_count"]), 4),
+        log_every=1,
+        max_seconds=None,
+        fsdp=False,
+    )
+    ev.update(num_samples=min(int(ev["num_samples"]), 16), batch_size=min(int(ev["batch_size"]), 8))
+    ev["args"] = {m: reh.args("metrics", m, dict(a or {})) for m, a in (ev.get("args") or {}).items()}
+    for metric in ev.get("metrics") or []:  # metrics without args get their rehearsal rules too
+        if metric not in ev["args"]:
+            rehearsed = reh.args("metrics", metric, {})
+            if rehearsed:
+                ev["args"][metric] = rehearsed
+    return recipe_from_dict(data), reh
+
+
+def relocate_outputs(recipe: Any, workdir: Path) -> Any:
+    """``recipe`` with its core outputs under ``workdir``: ``run.output_dir``, ``references.dir``
+    and ``joint.text_table`` (relative paths are taken relative to ``workdir``, absolute ones kept)."""
+    from rdm_core.recipe.load import recipe_from_dict
+
+    data = plain(recipe)
+    data.pop("extends", None)
+
+    def under(path: Any) -> Any:
+        return path if path is None or Path(str(path)).is_absolute() else str(workdir / str(path))
+
+    data["run"]["output_dir"] = under(data["run"]["output_dir"])
+    data["references"]["dir"] = under(data["references"]["dir"])
+    data["joint"]["text_table"] = under(data["joint"].get("text_table"))
+    return recipe_from_dict(data)
