@@ -363,11 +363,15 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
         Takes the generator's own arguments (extra ones are ignored). FLOPs are counted exactly with
         ``torch.utils.flop_counter`` on meta-device models (no memory; ~2 s at 4B):
         ``flops_per_sample`` is one transformer forward at ``resolution``/``ctx_len``,
-        ``frozen_flops_per_sample`` one VAE decode (the frozen part gradients flow through).
+        ``frozen_flops_per_sample`` one VAE decode (the frozen part gradients flow through),
+        ``frozen_activation_bytes_per_sample`` what autograd keeps of that decode under the training
+        autocast (CUDA policy, emulated on the meta device), ``condition_bytes_per_sample`` one
+        sample's fp32 context.
         """
         from diffusers import AutoencoderKLFlux2, Flux2Transformer2DModel
         from torch.utils.flop_counter import FlopCounterMode
 
+        from rdm_flux2.autocast_count import saved_bytes
         from rdm_flux2.configs import FLUX2_VAE, KLEIN_4B_TRANSFORMER, TINY_TRANSFORMER, TINY_VAE
 
         if model_dir:
@@ -401,21 +405,16 @@ class Flux2KleinGenerator(DiffusersOneStepGenerator):
             raw = torch.empty(
                 1, vae.config.latent_channels, 2 * side, 2 * side, dtype=torch.bfloat16, requires_grad=True
             )
-            kept = 0
-
-            def count(t: Tensor) -> Tensor:
-                nonlocal kept
-                kept += t.numel() * t.element_size()
-                return t
-
-            with torch.autograd.graph.saved_tensors_hooks(count, lambda t: t):
-                vae.decode(raw)
+            # training decodes under bf16 autocast: norms and what follows them are kept in fp32
+            kept = saved_bytes(lambda: vae.decode(raw), autocast=True)
         return {
             "params": sum(p.numel() for p in dit.parameters()),
             "flops_per_sample": float(dit_count.get_total_flops()),
             "frozen_flops_per_sample": float(vae_count.get_total_flops()),
             "frozen_params": sum(p.numel() for p in vae.parameters()),
             "frozen_activation_bytes_per_sample": float(kept),
+            # the step's contexts are drawn up front for every chunk, in fp32
+            "condition_bytes_per_sample": float(int(ctx_len) * c.joint_attention_dim * 4),
             "tokens": side * side + int(ctx_len),
             "blocks": c.num_layers + c.num_single_layers,
             "width": c.num_attention_heads * c.attention_head_dim,

@@ -157,7 +157,7 @@ def encoder_stats(name: str, dim: int | None) -> dict[str, float]:
         "act": act,
         "dim": float(dim or 0),
         "known": 1.0,
-        "bytes_per_param": 4.0 if info.get("fp32") else 2.0,
+        "bytes_per_param": 4.0,  # encoders are built in fp32; bf16 comes from autocast, not from the weights
     }
 
 
@@ -223,7 +223,10 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
     unknown = [e for e, s in encs.items() if not s["known"]]
     if unknown:
         plan.notes.append(f"no size table for encoders {unknown}: their weights/FLOPs are not counted")
-    plan.memory["frozen encoders"] = sum(s["params"] * s.get("bytes_per_param", 2.0) for s in encs.values())
+    plan.memory["frozen encoders (fp32)"] = sum(s["params"] * s.get("bytes_per_param", 4.0) for s in encs.values())
+    cond = float(stats.get("condition_bytes_per_sample", 0.0))
+    if cond:  # a step draws the conditions of all its chunks up front
+        plan.memory["conditions of all chunks (fp32)"] = cond * b * k
 
     # Activations of one chunk (pass 2 holds exactly one chunk's graph).
     tokens, blocks, width = stats.get("tokens"), stats.get("blocks"), stats.get("width")

@@ -39,10 +39,14 @@ def configure(parser: argparse.ArgumentParser):
 def prepare(recipe_ref: str, overrides: list[str], rehearse: bool, workdir: str | None) -> tuple[Any, Any]:
     """The recipe as it will run (relocated and/or rehearsed) and the rehearsal record (or ``None``)."""
     from rdm_core.recipe.load import find_recipe, load_recipe
+    from rdm_core.recipe.validate import validate_recipe
     from rdm_core.run.rehearse import rehearsal_recipe, relocate_outputs
 
     recipe = load_recipe(recipe_ref, overrides)
     if rehearse:
+        # the full recipe's names and arguments first: a rehearsal swaps models, never hides a
+        # missing argument (its input files are checked after, as the rehearsal reads them)
+        validate_recipe(recipe, files=False)
         root = Path(workdir) if workdir else Path("rehearse") / find_recipe(recipe_ref).stem
         return rehearsal_recipe(recipe, root)
     if workdir:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from rdm_core.errors import RecipeError
+from rdm_core.prompts import PACKAGE_PREFIX
 from rdm_core.recipe.assemble import plain
 
 PROMPT_ROWS = 8
@@ -73,6 +75,8 @@ class Rehearsal:
         source = resolve_path(str(path))
         name = source.name if source.suffix else f"{source.name}.txt"
         out = self.root / "inputs" / name
+        if not source.is_file() and str(path).startswith(PACKAGE_PREFIX):
+            raise RecipeError(f"{path} is not a file shipped in that package.", "fix the pkg: path")
         if not source.is_file():
             self.stand_ins[str(path)] = f"missing here: rehearsed with {len(STAND_IN_PROMPTS)} stand-in prompts"
             out = out.with_suffix(".txt") if out.suffix != ".jsonl" else out

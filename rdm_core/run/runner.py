@@ -50,9 +50,10 @@ def all_stages() -> list[Stage]:
     return sorted(stages, key=lambda s: s.order)
 
 
-def select_stages(recipe: Any, wanted: list[str] | None) -> list[Stage]:
+def select_stages(recipe: Any, wanted: list[str] | None, available: list[Stage] | None = None) -> list[Stage]:
     """The stages the recipe declares, optionally restricted to ``wanted`` (``--stages a,b``)."""
-    declared = [s for s in all_stages() if s.applies(recipe)]
+    pool = all_stages() if available is None else sorted(available, key=lambda s: s.order)
+    declared = [s for s in pool if s.applies(recipe)]
     if wanted is None:
         return declared
     names = [s.name for s in declared]
@@ -70,6 +71,7 @@ def run_stages(
     rehearse: bool = False,
     on_stage: Any = None,
     extra: dict[str, Any] | None = None,
+    available: list[Stage] | None = None,
 ) -> tuple[list[StageReport], dict[str, Any], Path]:
     """Run (or skip) every selected stage; write ``report.json``.
 
@@ -81,18 +83,19 @@ def run_stages(
         rehearse: recorded in the report and passed to the stages.
         on_stage: called with ``(stage name, "start" | StageReport)`` for progress output.
         extra: more top-level keys of ``report.json`` (a rehearsal's stand-ins).
+        available: the stages to choose from (default: core and plugin stages).
 
     Returns:
         ``(rows, metrics, report path)``. A failed stage ends the run after writing the report.
     """
     run_dir = Path(recipe.run.output_dir) / recipe.run.name
     ctx = StageContext(run_dir=run_dir, rehearse=rehearse)
-    chosen = {s.name for s in select_stages(recipe, stages)}
+    chosen = {s.name for s in select_stages(recipe, stages, available)}
     rows: list[StageReport] = []
     upstream: list[dict[str, Any]] = []
     metrics: dict[str, Any] = {}
     failure: BaseException | None = None
-    for stage in select_stages(recipe, None):
+    for stage in select_stages(recipe, None, available):
         outputs = stage.outputs(recipe, ctx)
         fp = fingerprint_key(stage.key(recipe), upstream)
         record = read_record(run_dir, stage.name)

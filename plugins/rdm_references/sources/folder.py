@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rdm_core.artifacts import fingerprint_file
 from rdm_core.errors import RecipeError
@@ -34,6 +35,13 @@ class FolderSource:
             classes still gets the right indices; ``folders``: the position of the top-level
             folder among the sorted top-level folders (torchvision's ``ImageFolder`` rule).
     """
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the image folder exists."""
+        from rdm_core.recipe.validate import require_file
+
+        require_file(args.get("root"), f"{where} root", "point `root` at a directory of images", directory=True)
 
     def __init__(self, root: str, resolution: int = 256, workers: int = 4, labels: str | None = None) -> None:
         self.root = Path(root).expanduser()

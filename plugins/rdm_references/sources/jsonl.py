@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rdm_core.artifacts import fingerprint_file, fingerprint_parts, read_jsonl
 from rdm_core.errors import ArtifactError, RecipeError
@@ -21,6 +22,13 @@ class JsonlSource:
         caption_key: the field holding the caption (``None``: no captions).
         workers: decoding threads per batch.
     """
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the JSONL file exists."""
+        from rdm_core.recipe.validate import require_file
+
+        require_file(args.get("path"), f"{where} path", 'point `path` at a file of {"image": ..., "caption": ...} rows')
 
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rdm_core.errors import RecipeError
 from rdm_core.prompts import read_prompts
 
@@ -14,6 +16,13 @@ class PromptFile:
         key: field of JSON rows holding the prompt (default: prompt, caption or text).
         repeat: tile the list this many times (e.g. GenEval prompts x 32 in a generator pool).
     """
+
+    @classmethod
+    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None:
+        """``rdm validate``: the prompt file exists."""
+        from rdm_core.recipe.validate import require_file
+
+        require_file(args.get("path"), f"{where} path", "point `path` at a .txt, .json or .jsonl prompt file")
 
     def __init__(self, path: str, key: str | None = None, repeat: int = 1) -> None:
         if repeat < 1:
