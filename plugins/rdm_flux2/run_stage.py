@@ -40,8 +40,8 @@ class ContextStage:
         return [files["array"], files["meta"]]
 
     def run(self, recipe: Any, ctx: StageContext) -> StageResult:
-        from rdm_core.errors import RecipeError
         from rdm_core.devices import resolve_device
+        from rdm_core.errors import RecipeError
         from rdm_flux2.cli import build_recipe_pool
 
         args = recipe.generator.args

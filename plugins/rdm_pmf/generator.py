@@ -54,6 +54,11 @@ class PMFGenerator:
 
     name = "pmf"
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: the tiny variant of the same preset (no weights are read)."""
+        return dict(args, variant="tiny")
+
     def __init__(
         self,
         preset: str = "pmf-h",

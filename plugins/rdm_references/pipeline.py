@@ -70,7 +70,7 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
     Every source gets the recipe's device; curation files live under ``<references.dir>/curation``.
     """
     refs = recipe.references
-    res, device, precision = int(refs.resolution), str(_device(recipe)), str(recipe.train.precision)
+    res, device, precision = int(refs.resolution), str(resolve_device(recipe.run.device)), str(recipe.train.precision)
     work = Path(refs.dir) / "curation"
     sources: dict[str, Any] = {}
     if "train" in splits:

@@ -26,5 +26,5 @@ def test_recipe_validates_and_documents_its_command(path):
     # `rdm train recipes/x.yaml`, `torchrun ... -m rdm_core train recipes/x.yaml` or `rdm run ...`
     assert re.search(rf"\b(rdm|rdm_core) (train|run) \S*{re.escape(path.name)}\b", head), head
     # full-size recipes name user data (caption files, prompt pools) absent here: names and arguments only
-    full_size = path.stem in {"flux2-klein-1step", "flux1-schnell-1step", "wan-t2v-1step"}
+    full_size = path.stem in {"flux2-klein-1step", "flux1-schnell-1step", "wan-t2v-1step", "imagenet-irdm"}
     assert validate_recipe(load_recipe(path), files=not full_size)

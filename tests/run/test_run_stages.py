@@ -52,7 +52,7 @@ def _statuses(report: Path) -> dict[str, str]:
 def test_stages_run_in_order_then_skip_until_something_changes(tmp_path):
     first, second = FileStage("first", 20, "steps"), FileStage("second", 10, "lr")
     stages = [first, second]
-    rows, metrics, report = run_stages(_recipe(tmp_path, steps=3, lr=0.1), "r.yaml", available=stages)
+    rows, _, report = run_stages(_recipe(tmp_path, steps=3, lr=0.1), "r.yaml", available=stages)
     assert [r.name for r in rows] == ["second", "first"] and (first.runs, second.runs) == (1, 1)
     assert (tmp_path / "r" / "first.txt").read_text() == "3 after ['second']"
     body = json.loads(report.read_text())

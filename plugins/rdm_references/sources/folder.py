@@ -43,6 +43,28 @@ class FolderSource:
 
         require_file(args.get("root"), f"{where} root", "point `root` at a directory of images", directory=True)
 
+    @classmethod
+    def rehearsal_args(cls, args: dict[str, Any], rehearsal: Any) -> dict[str, Any]:
+        """``rdm run --rehearse``: an image folder that does not exist here becomes 16 seeded noise
+        images in two class folders (ImageNet synset names when ``labels: synsets``), listed as a stand-in."""
+        root = Path(str(args.get("root", ""))).expanduser()
+        out = dict(args, resolution=min(int(args.get("resolution", 256)), 64))
+        if root.is_dir():
+            return out
+        stand_in = rehearsal.root / "inputs" / (root.name or "images")
+        rehearsal.stand_ins[str(args.get("root"))] = "missing here: rehearsed with 16 seeded noise images"
+        if not stand_in.is_dir():
+            import numpy as np
+            from PIL import Image
+
+            rng = np.random.default_rng(0)
+            for i in range(16):
+                folder = stand_in / ("n01440764" if i % 2 == 0 else "n01443537")
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+        out["root"] = str(stand_in)
+        return out
+
     def __init__(self, root: str, resolution: int = 256, workers: int = 4, labels: str | None = None) -> None:
         self.root = Path(root).expanduser()
         if not self.root.is_dir():
