@@ -83,6 +83,8 @@ class Rehearsal:
             lines = [json.dumps({"prompt": p}) if out.suffix == ".jsonl" else p for p in STAND_IN_PROMPTS]
         else:
             lines = _first_prompts(source, rows)
+            if source.suffix == ".json":  # the first prompts, one per line
+                out = out.with_suffix(".txt")
         out.parent.mkdir(parents=True, exist_ok=True)
         if not out.is_file() or out.read_text().splitlines() != lines:  # unchanged copies keep their mtime
             out.write_text("".join(f"{line}\n" for line in lines))

@@ -59,6 +59,7 @@ def _recipe(tmp_path, part, device="cpu"):
         {
             "run": {"device": device},
             "generator": {"name": "tiny_teacher"},
+            "eval": {"metrics": []},
             "encoders": {"train": ["tiny_a"], "variant": "tiny"},
             "distance": {"landmarks": 4},
             "references": {

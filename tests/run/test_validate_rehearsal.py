@@ -67,9 +67,9 @@ CASES = {
         lambda d: _geneval_part(d)["source"]["args"].update(prompts="pkg:rdm_eval/assets/nope.jsonl"),
         r"nope.jsonl",
     ),
-    "val folder that does not exist": (
-        _set(["references", "val"], {"name": "folder", "args": {"root": "/nonexistent/val"}}),
-        r"references.val root: directory /nonexistent/val does not exist",
+    "val jsonl that does not exist": (
+        _set(["references", "val"], {"name": "jsonl", "args": {"path": "/nonexistent/val.jsonl"}}),
+        r"references.val path: file /nonexistent/val.jsonl does not exist",
     ),
     "curation filter argument misspelled": (
         lambda d: _geneval_part(d).update(max_per_promt=3),
