@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from eval_tiny import TinyGenerator
 
 from rdm_core.errors import RecipeError
+from rdm_testing.eval.eval_tiny import TinyGenerator
 
 ROOT = Path(__file__).resolve().parents[2]
 PICKAPIC = ROOT.parent / "shared" / "data" / "prompts" / "pickapic_test_prompts.jsonl"

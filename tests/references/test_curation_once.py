@@ -259,9 +259,8 @@ def test_validate_checks_a_curated_pool_down_to_the_scorer(tmp_path, geneval_set
 
 
 def test_teacher_renders_run_under_the_training_autocast(tmp_path, monkeypatch):
-    import refplugin
-
     from rdm_references.pipeline import open_sources
+    from rdm_testing.references import refplugin
 
     seen = []
     real = refplugin.TinyTeacher.teacher_sample
