@@ -53,13 +53,13 @@ def rdm(*args: str, log: Path) -> None:
 
 
 def derived_recipe(path: Path, distance: dict[str, Any]) -> Path:
-    """The demo recipe with whole ``distance`` keys replaced (``--set`` merges mappings, so e.g.
-    ``kernel_args`` cannot be emptied by an override)."""
+    """The demo recipe with whole ``objective.distance`` keys replaced (``--set`` merges mappings,
+    so e.g. ``kernel_args`` cannot be emptied by an override)."""
     from rdm_core.recipe.load import load_recipe, to_yaml
 
     recipe = load_recipe(RECIPE)
     for key, value in distance.items():
-        recipe.distance[key] = value
+        recipe.objective.distance[key] = value
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(to_yaml(recipe))
     return path

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             kind, distance = ARMS[name]
             recipe = derived_recipe(work / f"recipe-{name}.yaml", distance) if distance else RECIPE
             o = {
-                "distance.reference": kind,
+                "objective.distance.reference": kind,
                 "references.dir": str(work / "refs" / name),
                 "run.output_dir": str(work / "runs" / name),
             }

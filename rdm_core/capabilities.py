@@ -17,12 +17,14 @@ every shipped component that declares a capability against them.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from rdm_core.errors import RdmError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from pathlib import Path
+
     from torch import Tensor
 
     from rdm_core.interfaces import Conditions, ReferenceSet
@@ -33,13 +35,17 @@ __all__ = [
     "ConfigurableReferenceSet",
     "ContextEncoder",
     "DescribedSource",
+    "FeatureCoupling",
     "GradientCheckpointing",
     "MissingCapabilityError",
     "PlanStatsProvider",
+    "PlottingObjective",
     "PromptConditionedGenerator",
     "RadialKernel",
     "Scorer",
     "StatTokenSource",
+    "StatefulObjective",
+    "SteppedObjective",
     "SteppedReferenceSet",
     "TeacherSampler",
     "capability_members",
@@ -269,6 +275,66 @@ class ConfigurableReferenceSet(Protocol):
 
     def configure(self, **options: Any) -> ReferenceSet:
         """Set options (names from ``runtime_options``; others raise ``RecipeError``); returns self."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# Objectives
+# --------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class SteppedObjective(Protocol):
+    """An objective told where it is in training.
+
+    The ``mmd`` objective sets its stepped references' step and updates its controller. Without
+    it the objective sees only the features of each step.
+    """
+
+    def begin_step(self, step: int) -> None:
+        """Called before optimizer step ``step`` (1-based) on every rank, also after a resume."""
+        ...
+
+    def after_step(self, logs: Mapping[str, Any]) -> None:
+        """Called after an optimizer step that was taken (not on skipped steps), with the logs of
+        that step's ``Objective.loss``."""
+        ...
+
+
+@runtime_checkable
+class StatefulObjective(Protocol):
+    """An objective whose state (a controller's, say) is saved in every checkpoint and restored
+    on resume. Without it checkpoints hold no objective state."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nested dicts/lists of tensors and JSON scalars."""
+        ...
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned."""
+        ...
+
+
+@runtime_checkable
+class FeatureCoupling(Protocol):
+    """An objective that extends each chunk's features before the loss sees them (the joint
+    image-text feature appends a text block chosen by the samples' conditions). Without it the
+    loss sees the encoders' features as they are."""
+
+    def couple(self, features: dict[str, Tensor], conditions: Any, frames: int = 1) -> dict[str, Tensor]:
+        """``features`` of one chunk (rows = samples x ``frames``) and the chunk's conditions ->
+        the features the loss is computed on; differentiable in ``features``."""
+        ...
+
+
+@runtime_checkable
+class PlottingObjective(Protocol):
+    """An objective that draws its own figures from the run's metrics log (the ``mmd`` controller's
+    weights against its floors). The trainer calls it on rank 0 whenever it redraws ``loss.png``.
+    Without it the run directory has only the trainer's figures."""
+
+    def save_plots(self, metrics: Path, run_dir: Path) -> list[Path]:
+        """Write PNGs into ``run_dir`` from the ``metrics.jsonl`` rows; returns the files written."""
         ...
 
 

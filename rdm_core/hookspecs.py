@@ -47,13 +47,24 @@ def rdm_register_references(registry: Registry) -> None:
 
 
 @hookspec
+def rdm_register_objectives(registry: Registry) -> None:
+    """Register training objectives: ``registry.add(name, factory, spec=ObjectiveSpec(settings=...))``.
+
+    ``factory(context)`` receives an :class:`rdm_core.interfaces.ObjectiveContext` and returns an
+    :class:`rdm_core.interfaces.Objective` (global features -> scalar loss and logs). The spec's
+    ``settings`` dataclass is the schema of the recipe's ``objective:`` section.
+    """
+
+
+@hookspec
 def rdm_register_generators(registry: Registry) -> None:
     """Register generators: ``factory(**args)`` returns an :class:`rdm_core.interfaces.Generator`."""
 
 
 @hookspec
 def rdm_register_trainers(registry: Registry) -> None:
-    """Register trainers: ``factory(recipe)`` returns an :class:`rdm_core.interfaces.Trainer`."""
+    """Register trainers: ``factory(recipe, options)`` (options: :class:`rdm_core.interfaces.TrainerOptions`)
+    returns an :class:`rdm_core.interfaces.Trainer`; ``rdm train`` dispatches on ``train.trainer``."""
 
 
 @hookspec

@@ -114,7 +114,7 @@ def median_bandwidth(features: Tensor, scale: float = 1.0, subsample: int = 1000
     """
     if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
         raise RecipeError(
-            f"bandwidth scale must be a positive number, got {scale!r}.", "set distance.bandwidth_scale > 0"
+            f"bandwidth scale must be a positive number, got {scale!r}.", "set objective.distance.bandwidth_scale > 0"
         )
     med = median_sq_distance(features, subsample=subsample, seed=seed)
     return float(scale) * max(math.sqrt(max(med, 0.0)), BANDWIDTH_FLOOR)

@@ -185,6 +185,7 @@ REGISTRY_KINDS: dict[str, str] = {
     "encoders": "encoder",
     "kernels": "kernel",
     "references": "reference set",
+    "objectives": "objective",
     "generators": "generator",
     "trainers": "trainer",
     "metrics": "metric",

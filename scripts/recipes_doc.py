@@ -1,10 +1,12 @@
-"""Regenerate docs/recipes.md from rdm_core/recipe/schema.py (tests/core/test_docs.py keeps them in sync)."""
+"""Regenerate docs/recipes.md from rdm_core/recipe/schema.py and the settings every installed objective
+declares (tests/core/test_docs.py keeps them in sync)."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
 from pathlib import Path
+from typing import Any
 
 from rdm_core.recipe import schema
 
@@ -39,7 +41,7 @@ first problem), then runs every stage the recipe declares, in this order:
 | stage | when | what (the command it is) | outputs |
 |---|---|---|---|
 | `context` | the generator reads a context pool (`generator.args.context_pool`, klein) | `rdm context build` of `generator.args.prompts` | the pool `.npy` + `_meta.json` |
-| `references` | `references.train` is set | `rdm reference build`: sources and curation filters, features, training references, eval banks, floors, tau tables | `references.dir` (and `joint.text_table`) |
+| `references` | `references.train` is set | `rdm reference build`: sources and curation filters, features, training references, eval banks, floors, tau tables | `references.dir` (and `objective.joint.text_table`) |
 | `train` | always | `rdm train` (resumes from the latest checkpoint) | `<run dir>/checkpoints` |
 | `generate` | always | `rdm generate`: `train.sample_count` samples of the last checkpoint, seed 0, prompts recorded | `<run dir>/generated` (PNGs, `grid.png`, `samples.json`) |
 | `eval` | `eval.metrics` is not empty | `rdm eval` of the last checkpoint with every listed metric | `<run dir>/eval` |
@@ -51,7 +53,8 @@ and a signature (size, modification time) of every output file. A changed recipe
 re-run upstream stage, or a deleted or modified output runs the stage again. A `train` stage
 never continues checkpoints written with another recipe; it stops with one line instead.
 `--stages a,b` runs only those (the others count as done when their records are current).
-`--workdir DIR` puts `run.output_dir`, `references.dir` and `joint.text_table` under `DIR`.
+`--workdir DIR` puts `run.output_dir`, `references.dir` and the objective's output files
+(`objective.joint.text_table`) under `DIR`.
 
 The run ends with a table (stage, status, seconds, outputs) and `<run dir>/report.json`:
 
@@ -86,8 +89,8 @@ never hides a missing argument), then rewrites it by these rules:
 | GenEval | the official scorer's command line run on a detector **stand-in** (below), the first prompt of each of the six tasks, `samples_per_prompt` <= 2 |
 | prompt files | a copy of their first 8 prompts (GenEval-format files: the first prompt of each task) in the rehearsal directory; a file that does not exist here is replaced by 8 stand-in prompts and listed in `stand_ins` (the full run needs the real one) |
 | `train` | `steps` 2, `micro_batch` <= 2, `chunks` 2, `rollout` = their product, a checkpoint every step, `sample_count` <= 4, no `max_seconds`, no FSDP |
-| `distance` | `landmarks` <= 16, `bandwidth_subsample` <= 256 |
-| `references` | `batch_size` <= 8, `shard_size` 32, `eval_bank_size` 32, `floor_draws` 2, `resolution` <= 64 |
+| `objective` | its own rule (`rehearsal_args` of the objective's class): `mmd` caps `distance.landmarks` at 16 and `distance.bandwidth_subsample` at 256, sets `balance.floor_draws` 2 and moves `joint.text_table` into the rehearsal directory |
+| `references` | `batch_size` <= 8, `shard_size` 32, `eval_bank_size` 32, `resolution` <= 64 |
 | `eval` | `num_samples` <= 16, `batch_size` <= 8 |
 | files | `run.device: cpu`; every output (run directory, references, context pool, tau table) under `--workdir` (default `rehearse/<recipe>`) |
 
@@ -112,28 +115,79 @@ checkout, image folders) exist.
 Defaults are the schema's; `???` means required when the section is used.
 """
 
+OBJECTIVE = """### `objective`
+
+The training objective: `name` picks a registered objective (`rdm plugins`, default `mmd`);
+every other key of the section belongs to that objective, which declares their schema with its
+registration. They are validated exactly like the core keys (struct mode: a misspelled key fails
+in one line naming the valid ones), and `rdm validate` runs the objective's own checks. A
+recipe layer (or `--set objective.name=...`) that names another objective starts its settings
+afresh. The settings of every installed objective are listed below.
+
+| key | default |
+|---|---|
+| `name` | `'mmd'` |
+"""
+
+
+def _table(cls: type, *, nested_below: bool = False) -> list[str]:
+    """One section's docstring and key table; dataclass-typed keys are shown inline as a dict, or
+    (``nested_below``) documented in their own table after this one."""
+    lines = [(inspect.getdoc(cls) or "").replace("\n", " "), "", "| key | default |", "|---|---|"]
+    instance = cls()
+    for key in dataclasses.fields(cls):
+        value = getattr(instance, key.name)
+        if dataclasses.is_dataclass(value) and nested_below:
+            lines.append(f"| `{key.name}` | see below |")
+            continue
+        if dataclasses.is_dataclass(value):
+            value = dataclasses.asdict(value)
+        lines.append(f"| `{key.name}` | `{value!r}` |")
+    return [*lines, ""]
+
+
+def _nested(prefix: str, cls: type) -> list[str]:
+    """Tables of the dataclass-typed fields of ``cls``, depth first."""
+    lines: list[str] = []
+    instance = cls()
+    for key in dataclasses.fields(cls):
+        value = getattr(instance, key.name)
+        if dataclasses.is_dataclass(value):
+            section = f"{prefix}.{key.name}"
+            lines += [f"#### `{section}`", "", *_table(type(value), nested_below=True), *_nested(section, type(value))]
+    return lines
+
+
+def objective_settings() -> list[tuple[str, str, Any]]:
+    """``(objective name, plugin, settings dataclass or None)`` of every installed objective."""
+    from rdm_core.interfaces import ObjectiveSpec
+    from rdm_core.plugins import PluginHost
+    from rdm_core.recipe.objective import resolve_declared
+
+    out = []
+    for entry in PluginHost().registry("objectives").entries():
+        spec = entry.spec if isinstance(entry.spec, ObjectiveSpec) else ObjectiveSpec()
+        out.append((entry.name, entry.plugin, resolve_declared(spec.settings) if spec.settings else None))
+    return out
+
 
 def render() -> str:
     lines = [HEADER]
     for section in dataclasses.fields(schema.Recipe):
         if section.name in ("extends", "description"):
             continue
+        if section.name == "objective":
+            lines.append(OBJECTIVE)
+            continue
         cls = type(section.default_factory())
-        lines += [
-            f"### `{section.name}`",
-            "",
-            (inspect.getdoc(cls) or "").replace("\n", " "),
-            "",
-            "| key | default |",
-            "|---|---|",
-        ]
-        instance = cls()
-        for key in dataclasses.fields(cls):
-            value = getattr(instance, key.name)
-            if dataclasses.is_dataclass(value):
-                value = dataclasses.asdict(value)
-            lines.append(f"| `{key.name}` | `{value!r}` |")
-        lines.append("")
+        lines += [f"### `{section.name}`", "", *_table(cls)]
+    lines += ["## Objective settings", ""]
+    for name, plugin, settings in objective_settings():
+        lines += [f"### `objective` with `name: {name}` (plugin `{plugin}`)", ""]
+        if settings is None:
+            lines += ["No settings.", ""]
+            continue
+        lines += _table(settings, nested_below=True) + _nested("objective", settings)
     return "\n".join(lines)
 
 

@@ -18,11 +18,6 @@ def rdm_register_trainers(registry) -> None:
 @hookimpl
 def rdm_register_commands(registry) -> None:
     registry.add(
-        "train",
-        "rdm_gradcache.train_cmd:configure",
-        spec=CommandSpec(help="Train a recipe with GradCache (`--resume` continues exactly)."),
-    )
-    registry.add(
         "plan",
         "rdm_gradcache.plan_cmd:configure",
         spec=CommandSpec(help="Per-GPU memory and time per step of a recipe on N GPUs (no weights)."),

@@ -14,7 +14,7 @@ from typing import Any
 
 from rdm_core.capabilities import PlanStatsProvider
 from rdm_core.errors import RdmError, RecipeError
-from rdm_core.interfaces import EncoderSpec
+from rdm_core.interfaces import EncoderSpec, ObjectiveCost
 from rdm_core.recipe.assemble import encoder_names, plain
 
 GB = 1e9
@@ -78,6 +78,18 @@ PAPER = {
     "flux2-klein": {"gpu": "H200", "gpus": 8, "step": 180, "gpu_hours": 90.0},
     "pmf": {"gpu": "H200", "gpus": 8, "step": 4000, "gpu_hours": 80.0},  # the ImageNet run, 4000 steps at N = 5120
 }
+
+
+def objective_cost(recipe: Any, encoder_dims: dict[str, int], notes: list[str]) -> ObjectiveCost:
+    """The objective's own estimate (its spec's ``plan``), or the bare features when it has none."""
+    from rdm_core.recipe.objective import objective_name, objective_spec, resolve_declared
+
+    name = objective_name(recipe.objective)
+    spec = objective_spec(name)
+    if spec is None or spec.plan is None:
+        notes.append(f"objective {name!r} gives no cost estimate: its loss memory and FLOPs are not counted")
+        return ObjectiveCost(feature_dims=dict(encoder_dims))
+    return resolve_declared(spec.plan)(recipe, encoder_dims)
 
 
 def parse_gpus(text: str) -> tuple[int, Gpu]:
@@ -260,14 +272,10 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
         + plan.activations.get("frozen decoder (backward through it)", 0.0)
     )
 
-    d = recipe.distance
-    tau = 1152 if recipe.joint.enabled else 0
-    dims = sum(s["dim"] + tau for s in encs.values())
-    m = int(d.landmarks) if d.reference == "nystrom" else n
+    cost = objective_cost(recipe, {name: int(s["dim"]) for name, s in encs.items()}, plan.notes)
+    dims = sum(cost.feature_dims.values())
     plan.memory["cached features (local + G + global, fp32)"] = 4 * dims * (2 * b * k + n)
-    plan.memory["loss graph (N x M per encoder + one repulsion block)"] = 4 * n * m * len(encs) + 8 * n * min(
-        n, int(d.gen_chunk)
-    )
+    plan.memory.update(cost.memory)
 
     # FLOPs per GPU per step: pass 1 forward, pass 2 forward + backward (+ recompute).
     per_sample_gen = float(stats.get("flops_per_sample", 2 * p))
@@ -275,8 +283,7 @@ def make_plan(recipe: Any, gpus: str, *, mfu: float = 0.35, stats: dict[str, Any
     per_image_enc = sum(s["flops"] for s in encs.values())
     gen_factor = 4 + (1 if ckpt else 0)  # fwd, fwd, 2x bwd (+1 fwd recompute)
     per_sample = gen_factor * per_sample_gen + 3 * (per_sample_frozen + per_image_enc)  # frozen: input grads only
-    loss = 6 * len(encs) * (n * n + n * m) * (dims / max(1, len(encs)))
-    plan.flops_per_step = per_sample * b * k + loss
+    plan.flops_per_step = per_sample * b * k + cost.flops
     plan.seconds_per_step = plan.flops_per_step / (gpu.bf16_tflops * 1e12 * mfu)
     plan.gpu_hours = plan.seconds_per_step * plan.steps * count / 3600
     if not per_sample_frozen and "vae" in str(stats).lower():

@@ -49,10 +49,6 @@ class RunDir:
     def loss_png(self) -> Path:
         return self.root / "loss.png"
 
-    @property
-    def controller_png(self) -> Path:
-        return self.root / "controller.png"
-
     def write_recipe(self, text: str) -> None:
         with atomic_path(self.recipe) as tmp:
             tmp.write_text(text)

@@ -8,29 +8,35 @@ one all-reduce per tensor (or reduce-scattered by FSDP2 when ``train.fsdp``).
 from __future__ import annotations
 
 import contextlib
-import os
 import random
 import shutil
-import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rdm_core.capabilities import (
+    FeatureCoupling,
+    GradientCheckpointing,
+    PlottingObjective,
+    StatefulObjective,
+    SteppedObjective,
+    require,
+)
 from rdm_core.console import err_console, progress
 from rdm_core.distributed import DistContext, all_reduce_mean_, barrier, init_from_env
 from rdm_core.errors import RecipeError
 from rdm_core.images import save_grid
-from rdm_core.interfaces import Conditions, as_image_batch
-from rdm_core.recipe.assemble import build_encoders, build_generator, plain
+from rdm_core.interfaces import Conditions, ObjectiveContext, TrainerOptions, as_image_batch
+from rdm_core.recipe.assemble import build_encoders, build_generator, build_objective, plain
 from rdm_core.recipe.load import to_yaml
+from rdm_gradcache.budget import CpuBudget
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
-from rdm_gradcache.objective import Objective
-from rdm_gradcache.plots import save_controller_plot, save_loss_curve
+from rdm_gradcache.plots import save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
 from rdm_gradcache.sharding import (
     full_model_state,
@@ -41,29 +47,40 @@ from rdm_gradcache.sharding import (
     shard,
 )
 from rdm_gradcache.state import capture_rng, restore_rng
-from rdm_gradcache.step import gradcache_step
+from rdm_gradcache.step import StepResult, gradcache_step
 
 # Conditions get their own stream: seeding it like the noise stream would tie class/prompt
 # choices to the noise values drawn from the same Mersenne-Twister sequence.
 CONDITION_SEED_OFFSET = 1_000_003
 SAMPLE_SEED_OFFSET = 7_919
-# Fault injection for crash-safety tests and drills: SIGKILL this process right after step k.
-KILL_ENV = "RDM_DEBUG_KILL_AFTER_STEP"
-DTYPES = {"bf16": torch.float32, "fp32": torch.float32, "fp64": torch.float64}
+# The dtype of the trained weights (and of the optimizer state) per train.precision: bf16 keeps
+# fp32 master weights and computes the forward passes under bf16 autocast.
+MASTER_WEIGHTS_DTYPE = {"bf16": torch.float32, "fp32": torch.float32, "fp64": torch.float64}
+
+
+@runtime_checkable
+class LibraryCheckpointing(Protocol):
+    """A library model's own checkpointing switch (diffusers and transformers models have one)."""
+
+    def enable_gradient_checkpointing(self) -> None: ...
 
 
 def enable_gradient_checkpointing(generator: Any) -> None:
-    """Generator-level switch if it has one, else the diffusers-style module method."""
-    if hasattr(generator, "set_gradient_checkpointing"):
+    """The generator's :class:`GradientCheckpointing` switch if it has one, else the switch of its
+    trainable module when that is a library model (diffusers style); refused otherwise."""
+    if isinstance(generator, GradientCheckpointing):
         generator.set_gradient_checkpointing(True)
         return
     module = generator.trainable_module()
-    if hasattr(module, "enable_gradient_checkpointing"):
+    if isinstance(module, LibraryCheckpointing):
         module.enable_gradient_checkpointing()
         return
-    raise RecipeError(
-        f"generator.gradient_checkpointing is on but {type(generator).__name__} supports none.",
-        "set generator.gradient_checkpointing: false (or add set_gradient_checkpointing to the generator)",
+    require(
+        generator,
+        GradientCheckpointing,
+        what=f"generator {type(generator).__name__}",
+        needed_by="generator.gradient_checkpointing: true",
+        fix="set generator.gradient_checkpointing: false (or add set_gradient_checkpointing to the generator)",
     )
 
 
@@ -81,22 +98,21 @@ class GradCacheTrainer:
 
     Args:
         recipe: a loaded recipe (``rdm_core.recipe.load.load_recipe``).
-        recipe_ref: how the user named the recipe, quoted in "rebuild with ..." hints.
-        show_progress: draw the rich progress bar on rank 0.
+        options: how ``rdm train`` was invoked (recipe spelling for hints, progress bar, step
+            callbacks).
     """
 
-    def __init__(self, recipe: Any, recipe_ref: str | None = None, show_progress: bool = True) -> None:
+    def __init__(self, recipe: Any, options: TrainerOptions | None = None) -> None:
         self.recipe = recipe
-        self.recipe_ref = recipe_ref or "RECIPE"
-        self.show_progress = show_progress
+        self.options = options or TrainerOptions()
 
     # -- set-up ---------------------------------------------------------------------------------
     def _setup(self, ctx: DistContext) -> None:
         recipe, train = self.recipe, self.recipe.train
-        if train.precision not in DTYPES:
+        if train.precision not in MASTER_WEIGHTS_DTYPE:
             raise RecipeError(f"train.precision {train.precision!r} is unknown.", "use bf16, fp32 or fp64")
         self.layout: Layout = resolve_layout(train, ctx.world_size)
-        self.dtype = DTYPES[train.precision]
+        self.dtype = MASTER_WEIGHTS_DTYPE[train.precision]
         self.autocast = train.precision == "bf16"
         # Build with the same global seed on every rank so replicas start identical even if a
         # plugin initialises from the global RNG; per-rank streams are seeded afterwards.
@@ -112,7 +128,9 @@ class GradCacheTrainer:
             enc.eval()
             if self.dtype == torch.float64:
                 enc.to(torch.float64)
-        self.objective = Objective(recipe, self.encoders, ctx.device, self.layout.rollout, self.recipe_ref)
+        self.objective = build_objective(
+            ObjectiveContext(recipe, self.encoders, ctx.device, self.layout.rollout, self.options.recipe_ref)
+        )
         if train.fsdp:
             shard(self.module, ctx.world_size)
         if train.compile or recipe.generator.compile:
@@ -159,18 +177,21 @@ class GradCacheTrainer:
         return torch.autocast(device.type, dtype=torch.bfloat16)
 
     def encode(self, chunk: Chunk) -> dict[str, Tensor]:
-        """generator -> [0,1] images (video frames flattened) -> encoders -> joint coupling."""
+        """generator -> [0,1] images (video frames flattened) -> encoders (-> the objective's coupling)."""
         device = chunk.noise.device
         with self._autocast(device):
             out = self.generator.generate(chunk.noise, chunk.conditions)
             frames = out.shape[2] if out.dim() == 5 else 1
             images = as_image_batch(out)
             feats = {name: enc(images) for name, enc in self.encoders.items()}
-        ids = chunk.conditions.caption_ids if isinstance(chunk.conditions, Conditions) else None
-        return self.objective.couple(feats, ids, frames)
+        if isinstance(self.objective, FeatureCoupling):
+            feats = self.objective.couple(feats, chunk.conditions, frames)
+        return feats
 
     def _sync_hook(self):  # FSDP: reduce-scatter gradients once, after the last chunk
-        if not is_sharded(self.module) or not hasattr(self.module, "set_requires_gradient_sync"):
+        from torch.distributed.fsdp import FSDPModule
+
+        if not isinstance(self.module, FSDPModule):  # replicated: gradients are all-reduced after pass 2
             return None
 
         def hook(index: int, is_last: bool) -> None:
@@ -232,7 +253,7 @@ class GradCacheTrainer:
                 step,
                 model,
                 optim,
-                self.objective.state_dict(),
+                self.objective.state_dict() if isinstance(self.objective, StatefulObjective) else {},
                 rngs,
                 {"layout": vars(self.layout), "samples_seen": step * self.layout.rollout},
                 meta=meta,
@@ -249,7 +270,8 @@ class GradCacheTrainer:
         state = RunDir.load(path, ctx.rank, ctx.world_size)
         load_full_model_state(self.module, {k: v.to(ctx.device) for k, v in state["model"].items()})
         load_full_optimizer_state(self.module, self.optimizer, state["optimizer"])
-        self.objective.load_state_dict(state["objective"])
+        if isinstance(self.objective, StatefulObjective):
+            self.objective.load_state_dict(state["objective"])
         restore_rng(state["rng"], self.rngs)
         if ctx.is_main:
             run.truncate_metrics(state["step"])
@@ -258,7 +280,7 @@ class GradCacheTrainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, *, resume: bool = False) -> dict[str, Any]:
-        """Train for ``train.steps`` steps; returns a summary (run dir, final step, last raw L_e)."""
+        """Train for ``train.steps`` steps; returns a summary (run dir, final step, last metrics row)."""
         recipe, train = self.recipe, self.recipe.train
         ctx = init_from_env(str(recipe.run.device))
         run = RunDir(Path(recipe.run.output_dir) / recipe.run.name)
@@ -267,79 +289,42 @@ class GradCacheTrainer:
                 f"run directory {run.root} already has checkpoints.",
                 "pass --resume to continue it, or choose another run.name / run.output_dir",
             )
+        budget = CpuBudget.from_recipe(train)
         self._setup(ctx)
         start = self._resume(run, ctx) if resume else 0
-        if ctx.is_main:
-            run.root.mkdir(parents=True, exist_ok=True)
-            run.write_recipe(to_yaml(recipe))
-            if start == 0 and run.metrics.exists():
-                run.metrics.unlink()  # a run that died before its first checkpoint
-        barrier()
-        kill_after = int(os.environ.get(KILL_ENV, "0") or 0)
-        steps, n = int(train.steps), self.layout.rollout
-        sync_hook = self._sync_hook()
-        average = None if is_sharded(self.module) else all_reduce_mean_  # FSDP already averages
+        self._open_run_dir(run, start, ctx)
+        steps = int(train.steps)
         last: dict[str, Any] = {}
-        # Compute budget: process CPU seconds of the training steps of this segment only (a resumed
-        # run starts from 0), so load from other jobs on a shared machine does not shrink it.
-        budget = None if train.get("max_seconds") is None else float(train.max_seconds)
-        if budget is not None and not budget > 0:
-            raise RecipeError(
-                f"train.max_seconds must be positive, got {budget}.",
-                "set train.max_seconds to a positive number of CPU seconds, or null for no budget",
-            )
-        cpu_used = 0.0
-        bar = progress() if (ctx.is_main and self.show_progress) else None
+        bar = progress() if (ctx.is_main and self.options.show_progress) else None
         with bar if bar is not None else contextlib.nullcontext():
             task = bar.add_task("train", total=steps, completed=start, status="") if bar is not None else None
             for step in range(start + 1, steps + 1):
+                # Schedule: this step's learning rate.
                 lr = lr_at(train, step - 1)
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
-                t0, c0 = time.perf_counter(), time.process_time()
-                chunks = self.draw_chunks(ctx.device)
-                self.objective.begin_step(step)
-                result = gradcache_step(
-                    self.params,
-                    self.optimizer,
-                    chunks,
-                    self.encode,
-                    self.objective.loss_fn,
-                    grad_clip=float(train.grad_clip),
-                    average=average,
-                    before_chunk_backward=sync_hook,
-                )
-                raw = result.logs.get("raw", {})
-                if not result.skipped:
-                    self.objective.after_step(raw)
+
+                # Step: draw the chunks, exact GradCache gradient of the global loss, AdamW.
+                wall = time.perf_counter()
+                budget.start_step()
+                result = self.train_step(step, ctx)
                 if ctx.device.type == "cuda":
                     torch.cuda.synchronize(ctx.device)
-                seconds = time.perf_counter() - t0
-                cpu_used += time.process_time() - c0
-                # Every rank stops at the same step: rank 0's verdict is broadcast.
-                out_of_budget = budget is not None and _agree(cpu_used > budget, ctx)
-                last = {
-                    "step": step,
-                    "raw": raw,
-                    "weights": result.logs.get("weights", {}),
-                    "loss": result.loss,
-                    "grad_norm": result.grad_norm,
-                    "lr": lr,
-                    "samples_per_s": n / seconds,
-                    "step_seconds": seconds,
-                    "peak_memory_gb": peak_memory_gb(ctx.device),
-                    "skipped": result.skipped,
-                }
-                if budget is not None:
-                    last["train_cpu_seconds"] = cpu_used
+                seconds = time.perf_counter() - wall
+                out_of_budget = budget.end_step(ctx)  # every rank stops at the same step
                 final = step == steps or out_of_budget
+
+                # Logging: one metrics row (rank 0), the progress bar.
+                last = self._metrics_row(step, lr, result, seconds, ctx, budget)
                 if ctx.is_main and (step % max(1, int(train.log_every)) == 0 or result.skipped or final):
                     run.log(last)
                 if result.skipped and ctx.is_main:
                     err_console.print(f"[yellow]step {step}: non-finite loss or gradient, optimizer step skipped[/]")
                 if bar is not None:
-                    losses = " ".join(f"{k}={v:.3g}" for k, v in raw.items())
-                    bar.update(task, completed=step, status=f"{losses} | {n / seconds:.0f} samples/s")
+                    terms = " ".join(f"{k}={v:.3g}" for k, v in (last.get("raw") or {}).items())
+                    bar.update(task, completed=step, status=f"{terms} | {last['samples_per_s']:.0f} samples/s")
+
+                # Cadence: checkpoints (every checkpoint_every steps and at the end), sample grids.
                 at_checkpoint = step % max(1, int(train.checkpoint_every)) == 0 or final
                 if at_checkpoint:
                     self.save_checkpoint(run, step, ctx)
@@ -348,38 +333,80 @@ class GradCacheTrainer:
                     self.save_samples(run.sample_path(step), ctx)
                     if ctx.is_main:
                         save_loss_curve(run.metrics, run.loss_png)
-                        floors = self.objective.floors()
-                        if floors is not None:
-                            save_controller_plot(run.metrics, floors, run.controller_png)
-                if kill_after and step == kill_after:
-                    os.kill(os.getpid(), signal.SIGKILL)
+                        if isinstance(self.objective, PlottingObjective):
+                            self.objective.save_plots(run.metrics, run.root)
+                for callback in self.options.step_callbacks:
+                    callback(step)
+
+                # Budget: stop after the first step over train.max_seconds.
                 if out_of_budget:
                     if ctx.is_main:
                         err_console.print(
-                            f"train.max_seconds {budget:g} reached after step {step} "
-                            f"({cpu_used:.1f} CPU s of training steps)"
+                            f"train.max_seconds {budget.limit:g} reached after step {step} "
+                            f"({budget.used:.1f} CPU s of training steps)"
                         )
                     break
         if start >= steps and ctx.is_main:
             err_console.print(f"run {run.root} is already at step {start} >= train.steps {steps}; nothing to do")
         done = int(last["step"]) if last else max(start, steps)
         summary = {"run_dir": str(run.root), "step": done, "last": last, "layout": vars(self.layout)}
-        if budget is not None:
-            summary["train_cpu_seconds"] = cpu_used
+        if budget.enabled:
+            summary["train_cpu_seconds"] = budget.used
         return summary
 
+    def _open_run_dir(self, run: RunDir, start: int, ctx: DistContext) -> None:
+        """The resolved recipe beside the checkpoints; a metrics log without a checkpoint is stale."""
+        if ctx.is_main:
+            run.root.mkdir(parents=True, exist_ok=True)
+            run.write_recipe(to_yaml(self.recipe))
+            if start == 0 and run.metrics.exists():
+                run.metrics.unlink()  # a run that died before its first checkpoint
+        barrier()
 
-def _agree(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's ``flag`` on every rank (CPU clocks differ between processes)."""
-    if not ctx.distributed:
-        return flag
-    import torch.distributed as dist
+    def train_step(self, step: int, ctx: DistContext) -> StepResult:
+        """Optimizer step ``step``: chunks -> GradCache (pass 1, global loss, pass 2) -> average,
+        clip, AdamW; the objective hears about the step before and (if it was taken) after."""
+        chunks = self.draw_chunks(ctx.device)
+        if isinstance(self.objective, SteppedObjective):
+            self.objective.begin_step(step)
+        result = gradcache_step(
+            self.params,
+            self.optimizer,
+            chunks,
+            self.encode,
+            self.objective.loss,
+            grad_clip=float(self.recipe.train.grad_clip),
+            average=None if is_sharded(self.module) else all_reduce_mean_,  # FSDP already averages
+            before_chunk_backward=self._sync_hook(),
+        )
+        if not result.skipped and isinstance(self.objective, SteppedObjective):
+            self.objective.after_step(self.objective_logs(result))
+        return result
 
-    t = torch.tensor([1.0 if flag else 0.0], device=ctx.device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+    @staticmethod
+    def objective_logs(result: StepResult) -> dict[str, Any]:
+        """What the objective's ``loss`` logged (GradCache's own ``finite`` flag removed)."""
+        return {k: v for k, v in result.logs.items() if k != "finite"}
+
+    def _metrics_row(
+        self, step: int, lr: float, result: StepResult, seconds: float, ctx: DistContext, budget: CpuBudget
+    ) -> dict[str, Any]:
+        row = {
+            "step": step,
+            **self.objective_logs(result),
+            "loss": result.loss,
+            "grad_norm": result.grad_norm,
+            "lr": lr,
+            "samples_per_s": self.layout.rollout / seconds,
+            "step_seconds": seconds,
+            "peak_memory_gb": peak_memory_gb(ctx.device),
+            "skipped": result.skipped,
+        }
+        if budget.enabled:
+            row["train_cpu_seconds"] = budget.used
+        return row
 
 
-def gradcache_trainer(recipe: Any, recipe_ref: str | None = None, show_progress: bool = True) -> GradCacheTrainer:
-    """Factory registered as trainer ``gradcache`` (``factory(recipe)``)."""
-    return GradCacheTrainer(recipe, recipe_ref=recipe_ref, show_progress=show_progress)
+def gradcache_trainer(recipe: Any, options: TrainerOptions | None = None) -> GradCacheTrainer:
+    """Factory registered as trainer ``gradcache`` (``factory(recipe, options)``)."""
+    return GradCacheTrainer(recipe, options)

@@ -89,7 +89,7 @@ def add_context_import(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tau", help="the authors' tau table .npy ((N, 1152), row-aligned with the pool)")
     p.add_argument("--prompts", help="the pool's prompts, one per row (default: generator.args.prompts)")
     p.add_argument("--pool-out", help="where to put the pool (default: generator.args.context_pool)")
-    p.add_argument("--tau-out", help="where to write the text table (default: joint.text_table)")
+    p.add_argument("--tau-out", help="where to write the text table (default: objective.joint.text_table)")
     add_overrides(p)
 
 
@@ -100,6 +100,7 @@ def run_context_import(args: argparse.Namespace) -> int:
     from rdm_core.recipe.assemble import plain
     from rdm_core.recipe.load import load_recipe
     from rdm_import.context import expected_ctx_dim, import_context_pool, import_tau_table
+    from rdm_mmd.config import mmd_settings
 
     recipe = load_recipe(args.recipe, args.overrides)
     gen_args = plain(recipe.generator.args) or {}
@@ -130,15 +131,16 @@ def run_context_import(args: argparse.Namespace) -> int:
             )
         )
     if args.tau:
-        out = args.tau_out or recipe.joint.text_table
+        joint = mmd_settings(recipe, "importing a tau table").joint
+        out = args.tau_out or joint.text_table
         if not out:
-            raise RecipeError("the recipe has no joint.text_table to write to.", "pass --tau-out TABLE.safetensors")
+            raise RecipeError(
+                "the recipe has no objective.joint.text_table to write to.", "pass --tau-out TABLE.safetensors"
+            )
         done.append(
             (
                 "tau table",
-                import_tau_table(
-                    Path(args.tau), Path(out), text_encoder=str(recipe.joint.text_encoder), prompts=prompts
-                ),
+                import_tau_table(Path(args.tau), Path(out), text_encoder=str(joint.text_encoder), prompts=prompts),
                 args.tau,
             )
         )

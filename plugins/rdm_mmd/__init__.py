@@ -1,4 +1,5 @@
-"""rdm_mmd: kernels, reference sets, the MMD estimator, balancing and the joint feature.
+"""rdm_mmd: kernels, reference sets, the MMD estimator, balancing, the joint feature, and the
+``mmd`` objective that combines them (registered in the ``objectives`` registry).
 
 Importing the package is cheap (the entry point ``rdm_mmd.hooks`` imports it); the public names
 below load their module (and torch) on first access.
@@ -38,6 +39,10 @@ _EXPORTS = {
     "expected_header": "recipe_glue",
     "load_training_reference": "recipe_glue",
     "build_reference_from_recipe": "recipe_glue",
+    "build_kernel": "recipe_glue",
+    "MMDObjective": "objective",
+    "MMDSettings": "config",
+    "mmd_settings": "config",
 }
 
 __all__ = sorted(_EXPORTS)

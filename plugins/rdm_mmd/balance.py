@@ -34,7 +34,7 @@ def combine(raw: Mapping[str, Tensor], weights: Mapping[str, float], eps: float 
     if missing:
         raise RecipeError(
             f"no weight for encoder(s) {', '.join(missing)}.",
-            "give every training encoder a weight (balance.weights) or use balance.mode: uniform",
+            "give every training encoder a weight (objective.balance.weights) or use objective.balance.mode: uniform",
         )
     total = None
     for name, value in raw.items():
@@ -70,7 +70,7 @@ class StaticWeights(UniformWeights):
         unknown = [k for k in weights if k not in self.names]
         if unknown:
             raise RecipeError(
-                f"balance.weights names encoder(s) {', '.join(unknown)} that are not training encoders.",
+                f"objective.balance.weights names encoder(s) {', '.join(unknown)} that are not training encoders.",
                 f"use names from encoders.train: {', '.join(self.names)}",
             )
         self._weights = {n: float(weights.get(n, 1.0)) for n in self.names}
@@ -126,10 +126,10 @@ class GatedLagrangianController:
         self.floors = {n: float(floors[n]) for n in self.names}
         if normalized and any(b == 0 for b in self.floors.values()):
             raise RecipeError(
-                "normalized errors divide by the floor, and a floor is 0.", "set balance.normalized: false"
+                "normalized errors divide by the floor, and a floor is 0.", "set objective.balance.normalized: false"
             )
         if not 0 < ema_beta <= 1:
-            raise RecipeError(f"ema_beta must be in (0, 1], got {ema_beta}.", "use balance.ema_beta: 0.5")
+            raise RecipeError(f"ema_beta must be in (0, 1], got {ema_beta}.", "use objective.balance.ema_beta: 0.5")
         self.kp, self.ki, self.kd = float(kp), float(ki), float(kd)
         self.ema_beta, self.temperature, self.cost_clip = float(ema_beta), float(temperature), float(cost_clip)
         self.lambda_max, self.softmax, self.normalized = float(lambda_max), bool(softmax), bool(normalized)
@@ -219,15 +219,17 @@ class GatedLagrangianController:
 
 
 def balance_from_recipe(recipe: Any, floors: Mapping[str, float] | str | None = None) -> Any:
-    """The balancer a recipe's ``balance`` section asks for.
+    """The balancer a recipe's ``objective.balance`` section asks for.
 
     Args:
-        recipe: a loaded recipe.
+        recipe: a loaded recipe whose objective is ``mmd``.
         floors: for ``controller`` mode: ``{encoder: b_e}``, a floors JSON path, or None to read
-            ``balance.floors`` (default ``<references.dir>/floors.json``); the file's N must equal
-            ``train.rollout`` (floors are tied to N).
+            ``objective.balance.floors`` (default ``<references.dir>/floors.json``); the file's N
+            must equal ``train.rollout`` (floors are tied to N).
     """
-    section = recipe.balance
+    from rdm_mmd.config import mmd_settings
+
+    section = mmd_settings(recipe, "the balance of per-encoder losses").balance
     names = list(recipe.encoders.train)
     mode = str(section.mode)
     if mode == "uniform":
@@ -237,7 +239,7 @@ def balance_from_recipe(recipe: Any, floors: Mapping[str, float] | str | None = 
 
         return StaticWeights(names, plain(section.weights) or {})
     if mode != "controller":
-        raise RecipeError(f"unknown balance.mode {mode!r}.", "use uniform, static or controller")
+        raise RecipeError(f"unknown objective.balance.mode {mode!r}.", "use uniform, static or controller")
     if floors is None or isinstance(floors, str):
         from pathlib import Path
 

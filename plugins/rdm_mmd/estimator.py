@@ -164,7 +164,7 @@ def repulsion(
     Args:
         features: ``(N, d)`` generated features of the GLOBAL batch (gradient flows to them).
         kernel: a kernel; radial kernels use the fused path.
-        gen_chunk: maximum rows per block (the recipe's ``distance.gen_chunk``).
+        gen_chunk: maximum rows per block (the recipe's ``objective.distance.gen_chunk``).
         memory_budget: bytes of block scratch; caps the rows per block (default 512 MiB).
         method: ``auto`` | ``fused`` | ``checkpoint``.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rdm_core import hookimpl
+from rdm_core.interfaces import ObjectiveSpec
 from rdm_core.registry import CommandSpec
 
 
@@ -24,6 +25,20 @@ def rdm_register_references(registry) -> None:
         "sliced_wasserstein",
         "rdm_mmd.sliced:SlicedWassersteinReference",
         help="sliced Wasserstein, fresh projections per step (ablation)",
+    )
+
+
+@hookimpl
+def rdm_register_objectives(registry) -> None:
+    registry.add(
+        "mmd",
+        "rdm_mmd.objective:MMDObjective",
+        spec=ObjectiveSpec(
+            settings="rdm_mmd.config:MMDSettings",
+            check="rdm_mmd.config:check_recipe",
+            plan="rdm_mmd.config:plan_cost",
+        ),
+        help="squared MMD per encoder against frozen references, self-normalised and weighted",
     )
 
 

@@ -44,7 +44,7 @@ def joint_beta(sigma_img: float, s_txt: float) -> float:
     if not (math.isfinite(s_txt) and s_txt > 0):
         raise RecipeError(
             f"s_txt must be a positive number, got {s_txt!r}.",
-            "set joint.s_txt (1.0 for the headline recipe) or null for the median heuristic",
+            "set objective.joint.s_txt (1.0 for the headline recipe) or null for the median heuristic",
         )
     if not (math.isfinite(sigma_img) and sigma_img > 0):
         raise RecipeError(f"sigma_img must be positive, got {sigma_img!r}.", "check the image bandwidth")

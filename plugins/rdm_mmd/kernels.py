@@ -28,7 +28,7 @@ def _check_bandwidth(bandwidth: float) -> float:
     if not math.isfinite(value) or value <= 0:
         raise RecipeError(
             f"kernel bandwidth must be a positive finite number, got {bandwidth!r}.",
-            "use median_bandwidth(features) or set distance.bandwidth_scale > 0",
+            "use median_bandwidth(features) or set objective.distance.bandwidth_scale > 0",
         )
     return value
 

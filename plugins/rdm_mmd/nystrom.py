@@ -119,7 +119,9 @@ class NystromReference(ReferenceBase):
         fit = features.index_select(0, fit_idx.to(features.device)).float()
         m = int(landmarks)
         if m < 1:
-            raise RecipeError(f"landmarks must be >= 1, got {landmarks!r}.", "set distance.landmarks (e.g. 4096)")
+            raise RecipeError(
+                f"landmarks must be >= 1, got {landmarks!r}.", "set objective.distance.landmarks (e.g. 4096)"
+            )
         with progress(transient=True) as bar:
             if m >= fit.shape[0]:
                 z = fit

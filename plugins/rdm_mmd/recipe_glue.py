@@ -1,4 +1,5 @@
-"""Recipe-driven building and loading of training references (used by the pipeline and trainer)."""
+"""Recipe-driven building and loading of training references, from the ``mmd`` objective's settings
+(``objective.distance`` / ``objective.joint``); used by the reference pipeline and the tests."""
 
 from __future__ import annotations
 
@@ -9,18 +10,28 @@ from torch import Tensor
 from rdm_core.capabilities import ConfigurableReferenceSet
 from rdm_core.errors import RecipeError
 from rdm_core.recipe.assemble import load_reference, plain, reference_path
+from rdm_mmd.config import mmd_settings
+
+
+def build_kernel(recipe: Any, bandwidth: float) -> Any:
+    """The kernel ``objective.distance`` names, at ``bandwidth``, with its ``kernel_args``."""
+    from rdm_core.plugins import registry
+
+    d = mmd_settings(recipe).distance
+    return registry("kernels").create(str(d.kernel), bandwidth=bandwidth, **(plain(d.kernel_args) or {}))
 
 
 def expected_header(recipe: Any, encoder: str, dim: int | None = None) -> dict[str, Any]:
-    """What the recipe's ``distance``/``joint`` sections require of ``encoder``'s reference.
+    """What the recipe's ``objective.distance`` / ``objective.joint`` require of ``encoder``'s reference.
 
     Args:
         recipe: a loaded recipe.
         encoder: encoder name.
         dim: the encoder's feature dimension (joint: image dim + text dim), when known.
     """
-    d = recipe.distance
-    expect: dict[str, Any] = {"encoder": encoder, "kind": str(d.reference), "joint": bool(recipe.joint.enabled)}
+    settings = mmd_settings(recipe, "checking a reference set")
+    d = settings.distance
+    expect: dict[str, Any] = {"encoder": encoder, "kind": str(d.reference), "joint": bool(settings.joint.enabled)}
     if d.reference in ("nystrom", "exact", "rff"):
         expect["kernel"] = str(d.kernel)
         expect["bandwidth_scale"] = float(d.bandwidth_scale)
@@ -33,7 +44,7 @@ def expected_header(recipe: Any, encoder: str, dim: int | None = None) -> dict[s
 
 def load_training_reference(recipe: Any, encoder: str, *, dim: int | None = None, device: Any = "cpu") -> Any:
     """``<references.dir>/<encoder>.safetensors``, checked against the recipe, with its runtime
-    options (``gen_chunk``) set from ``distance``.
+    options (``gen_chunk``) set from ``objective.distance``.
 
     Raises:
         ArtifactError: the file is missing or corrupt.
@@ -41,7 +52,7 @@ def load_training_reference(recipe: Any, encoder: str, *, dim: int | None = None
     """
     ref = load_reference(reference_path(recipe, encoder), expect=expected_header(recipe, encoder, dim), device=device)
     if isinstance(ref, ConfigurableReferenceSet) and "gen_chunk" in ref.runtime_options():
-        ref.configure(gen_chunk=int(recipe.distance.gen_chunk))
+        ref.configure(gen_chunk=int(mmd_settings(recipe).distance.gen_chunk))
     return ref
 
 
@@ -55,8 +66,8 @@ def build_reference_from_recipe(
 ) -> Any:
     """Build ``encoder``'s training reference from its pool features as the recipe says.
 
-    With ``joint.enabled`` the image bandwidth ``sigma_img`` is the median heuristic of the IMAGE
-    features x ``bandwidth_scale``; ``s_txt`` is ``joint.s_txt`` (or the text median when null);
+    With ``objective.joint.enabled`` the image bandwidth ``sigma_img`` is the median heuristic of
+    the IMAGE features x ``bandwidth_scale``; ``s_txt`` is ``joint.s_txt`` (or the text median when null);
     the reference is built on ``[phi | beta tau]`` under a kernel of bandwidth ``sigma_img`` and
     records ``beta, s_txt, d_img, d_txt``.
 
@@ -71,23 +82,26 @@ def build_reference_from_recipe(
     from rdm_core.plugins import registry
     from rdm_mmd.joint import joint_beta, joint_features, text_bandwidth
 
-    d = recipe.distance
+    settings = mmd_settings(recipe)
+    d = settings.distance
     cls = registry("references").resolve(str(d.reference))
     kernel: Any = str(d.kernel)
     joint = None
-    if recipe.joint.enabled:
+    if settings.joint.enabled:
         if tau_rows is None or tau_rows.shape[0] != features.shape[0]:
             raise RecipeError(
-                "joint.enabled needs one text row (tau) per reference image.",
+                "objective.joint.enabled needs one text row (tau) per reference image.",
                 "pass tau_rows aligned with the pool features (caption of each image)",
             )
         sigma_img = median_bandwidth(features, scale=d.bandwidth_scale, subsample=d.bandwidth_subsample, seed=d.seed)
-        s_txt = recipe.joint.s_txt if recipe.joint.s_txt is not None else text_bandwidth(tau_rows, seed=d.seed)
+        s_txt = settings.joint.s_txt
+        if s_txt is None:
+            s_txt = text_bandwidth(tau_rows, seed=d.seed)
         beta = joint_beta(sigma_img, float(s_txt))
         joint = {"beta": beta, "s_txt": float(s_txt), "d_img": int(features.shape[1]), "d_txt": int(tau_rows.shape[1])}
         features = joint_features(features, tau_rows, beta)
         if d.reference in ("nystrom", "exact", "rff"):
-            kernel = registry("kernels").create(str(d.kernel), bandwidth=sigma_img, **(plain(d.kernel_args) or {}))
+            kernel = build_kernel(recipe, sigma_img)
     return cls.build(
         features,
         kernel,

@@ -288,7 +288,7 @@ class ReferenceBase:
         if header.get("kind") != cls.kind:
             raise ReferenceMismatchError(
                 f"{path} is a {header.get('kind')!r} reference, not {cls.kind!r}.",
-                f"set distance.reference: {header.get('kind')} or rebuild with --kind {cls.kind}",
+                f"set objective.distance.reference: {header.get('kind')} or rebuild with --kind {cls.kind}",
             )
         check_expect(header, expect, path)
         return cls(tensors, header, **options)

@@ -6,7 +6,7 @@ are loaded) and compares them with everything in the recipe that changes the num
 
 * ``stage="train"``, per training encoder: the reference kind, the encoder's name, feature dim
   and weights fingerprint, the kernel and all its arguments, the bandwidth scale and the
-  bandwidth itself, the landmark count, the seed, the reference options (``distance.args``),
+  bandwidth itself, the landmark count, the seed, the reference options (``objective.distance.args``),
   joint vs marginal and ``s_txt``, and the source fingerprint (stale features); then the floors'
   N (controller) and the tau table (joint).
 * ``stage="eval"``, per battery encoder: both evaluation banks exist and hold that encoder's
@@ -50,8 +50,12 @@ def rebuild_command(recipe: Any, encoders: list[str] | None = None) -> str:
 
 
 def _settings(recipe: Any) -> tuple[Any, Any, Any]:
-    """The recipe's distance, joint and balance sections (the MMD objective's settings)."""
-    return recipe.distance, recipe.joint, recipe.balance
+    """The recipe's ``objective.distance``, ``objective.joint`` and ``objective.balance`` (the MMD
+    objective's settings; another objective is refused in one line)."""
+    from rdm_mmd.config import mmd_settings  # here: `rdm eval` checks its banks without them
+
+    settings = mmd_settings(recipe, "checking reference sets")
+    return settings.distance, settings.joint, settings.balance
 
 
 def _same(have: Any, want: Any) -> bool:
@@ -73,8 +77,8 @@ _LABELS = {
     "kernel_args": "kernel arguments {have}, the recipe uses {want}",
     "bandwidth_scale": "bandwidth scale {have}, the recipe uses {want}",
     "landmarks": "{have} landmarks, the recipe uses {want}",
-    "seed": "seed {have}, the recipe uses distance.seed {want}",
-    "args": "reference options {have}, the recipe uses distance.args {want}",
+    "seed": "seed {have}, the recipe uses objective.distance.seed {want}",
+    "args": "reference options {have}, the recipe uses objective.distance.args {want}",
     "s_txt": "s_txt {have}, the recipe uses {want}",
 }
 
@@ -92,7 +96,7 @@ def _legacy_settings(recipe: Any, header: Mapping[str, Any]) -> tuple[dict[str, 
     if isinstance(kernel, Mapping):  # every kernel kind records its kernel; kernel-free kinds do not
         out["kernel"] = kernel.get("name")
         try:  # the recipe's kernel at the recorded bandwidth, so defaults compare too
-            from rdm_core.recipe.assemble import build_kernel
+            from rdm_mmd.recipe_glue import build_kernel
 
             want = build_kernel(recipe, float(kernel.get("bandwidth") or 1.0)).describe()
             out["kernel_args"] = {k: v for k, v in kernel.items() if k not in ("name", "bandwidth")}
@@ -113,7 +117,7 @@ def _legacy_settings(recipe: Any, header: Mapping[str, Any]) -> tuple[dict[str, 
     if j.enabled and j.s_txt is not None and header.get("s_txt") is not None:
         out["s_txt"] = header["s_txt"]
     if d.args:
-        unrecorded.append("settings (distance.args)")
+        unrecorded.append("settings (objective.distance.args)")
     return out, unrecorded
 
 
@@ -160,9 +164,9 @@ def reference_problems(
         if key in have and not _same(have[key], want[key]):
             out.append(_LABELS[key].format(have=have[key], want=want[key]))
     if joint.enabled and not have.get("joint"):
-        out.append("it is not a joint reference, the recipe has joint.enabled")
+        out.append("it is not a joint reference, the recipe has objective.joint.enabled")
     elif not joint.enabled and have.get("joint"):
-        out.append("it is a joint reference, the recipe has joint.enabled: false")
+        out.append("it is a joint reference, the recipe has objective.joint.enabled: false")
     bw = (part or {}).get("bandwidth") or {}
     if bw.get("sigma") is not None and not _same(header.get("bandwidth"), bw["sigma"]):
         out.append(f"bandwidth {header.get('bandwidth')}, the median heuristic gives {bw['sigma']}")
@@ -336,7 +340,7 @@ def _text_table_problems(recipe: Any) -> list[str]:
         return []
     path = Path(target)
     if not path.is_file():
-        return [f"joint.text_table {path} is missing"]
+        return [f"objective.joint.text_table {path} is missing"]
     if path.suffix != ".safetensors":
         return []  # a third-party .npy table carries no header to check
     try:
@@ -346,18 +350,20 @@ def _text_table_problems(recipe: Any) -> list[str]:
     out = []
     if meta.get("text_encoder") not in (None, joint.text_encoder):
         out.append(
-            f"joint.text_table {path} was embedded by {meta.get('text_encoder')!r}, "
+            f"objective.joint.text_table {path} was embedded by {meta.get('text_encoder')!r}, "
             f"the recipe uses {joint.text_encoder!r}"
         )
     ref_tau = (ManifestStore(recipe.references.dir).read().get("extras") or {}).get("tau", {}).get("train") or {}
     if ref_tau.get("encoder_fingerprint") and meta.get("encoder_fingerprint") != ref_tau["encoder_fingerprint"]:
-        out.append(f"joint.text_table {path} was embedded by other text-tower weights than the reference captions")
+        out.append(
+            f"objective.joint.text_table {path} was embedded by other text-tower weights than the reference captions"
+        )
     prompts = generator_prompts(recipe)
     if prompts is not None and (
         meta.get("n") != len(prompts) or meta.get("prompts_fingerprint") != prompts_fingerprint(prompts)
     ):
         out.append(
-            f"joint.text_table {path} has {meta.get('n')} rows that are not the generator's "
+            f"objective.joint.text_table {path} has {meta.get('n')} rows that are not the generator's "
             f"{len(prompts)} prompts in order"
         )
     return out
@@ -368,7 +374,9 @@ def _floor_problems(recipe: Any, stale: list[str]) -> list[str]:
     path = Path(balance.floors) if balance.floors else Path(recipe.references.dir) / FLOORS
     n = int(recipe.train.rollout)
     if not path.is_file():
-        return [f"floors file {path} is missing (balance.mode: controller needs one; references.val must be set)"]
+        return [
+            f"floors file {path} is missing (objective.balance.mode: controller needs one; references.val must be set)"
+        ]
     try:
         table = read_json(path)
     except ArtifactError as exc:

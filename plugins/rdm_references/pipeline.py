@@ -25,6 +25,7 @@ from rdm_core.devices import resolve_device
 from rdm_core.errors import ArtifactError, NonFiniteError, RecipeError
 from rdm_core.recipe.assemble import build_encoder, encoder_names, reference_path
 from rdm_core.recipe.persist import persisted
+from rdm_mmd.config import mmd_settings
 from rdm_references import stages
 from rdm_references.build_sources import apply_filters, build_source
 from rdm_references.check import check_references, rebuild_command
@@ -92,21 +93,21 @@ def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
 
 def settings_of(recipe: Any) -> dict[str, Any]:
     """The recipe settings recorded in the manifest."""
-    refs = recipe.references
+    refs, settings = recipe.references, mmd_settings(recipe)
     return {
         "reference": stages.reference_settings(recipe),
         "resolution": int(refs.resolution),
         "shard_size": int(refs.shard_size),
         "eval_bank_size": int(refs.eval_bank_size),
-        "floor_draws": int(refs.floor_draws),
+        "floor_draws": int(settings.balance.floor_draws),
         "rollout": int(recipe.train.rollout),
-        "bandwidth_subsample": int(recipe.distance.bandwidth_subsample),
+        "bandwidth_subsample": int(settings.distance.bandwidth_subsample),
         "encoders": {
             "train": list(recipe.encoders.train),
             "held_out": list(recipe.encoders.held_out),
             "variant": recipe.encoders.variant,
         },
-        "joint": persisted(recipe.joint),
+        "joint": persisted(settings.joint),
     }
 
 
@@ -299,14 +300,15 @@ class _Build:
                 "encoder_fingerprint": self.identity[name],
             }
             part["dim"] = int(features[split].shape[1])
-        seed, bank = int(recipe.distance.seed), int(refs.eval_bank_size)
+        distance = mmd_settings(recipe).distance
+        seed, bank = int(distance.seed), int(refs.eval_bank_size)
         if "train" in features:
             fp = self.features_fingerprint(name, "train")
             bw = part.get("bandwidth") or {}
             want = {
                 "features_fingerprint": fp,
-                "scale": float(recipe.distance.bandwidth_scale),
-                "subsample": int(recipe.distance.bandwidth_subsample),
+                "scale": float(distance.bandwidth_scale),
+                "subsample": int(distance.bandwidth_subsample),
                 "seed": seed,
             }
             if any(bw.get(k) != v for k, v in want.items()):
@@ -373,7 +375,7 @@ class _Build:
         asked, used = header.get("landmarks_requested"), header.get("landmarks")
         if asked is not None and used is not None and int(used) < int(asked):
             note = (
-                f"{name}: distance.landmarks={asked} is more than the {used} rows k-means fits on, so every "
+                f"{name}: objective.distance.landmarks={asked} is more than the {used} rows k-means fits on, so every "
                 f"row is a landmark (the exact kernel mean); the header records landmarks={used}, "
                 f"landmarks_requested={asked}"
             )
@@ -396,15 +398,15 @@ class _Build:
                 "(e.g. a tiny stand-in initialised without a seed in another process); its floor would be meaningless.",
                 f"build both splits in one run: `{rebuild_command(self.recipe, [name])}`",
             )
-        n = int(self.recipe.train.rollout)
+        n, settings = int(self.recipe.train.rollout), mmd_settings(self.recipe)
         key = fingerprint_parts(
             [
                 fingerprint_file(ref_path),
                 self.features_fingerprint(name, "val"),
                 str(n),
-                str(self.recipe.references.floor_draws),
-                str(self.recipe.distance.seed),
-                self.tau_fingerprint("val") if self.recipe.joint.enabled else "",
+                str(settings.balance.floor_draws),
+                str(settings.distance.seed),
+                self.tau_fingerprint("val") if settings.joint.enabled else "",
             ]
         )
         old = self.store.floor_part(name)
@@ -414,14 +416,14 @@ class _Build:
         if val_feats.shape[0] < n:
             note = (
                 f"no floors: the validation split has {val_feats.shape[0]} rows, fewer than train.rollout={n} "
-                "(floors are only needed by balance.mode: controller)"
+                "(floors are only needed by objective.balance.mode: controller)"
             )
             if note not in self.report.notes:
                 self.report.notes.append(note)
             return
         value = stages.floor(self.recipe, ref_path, val_feats, self.tau.get("val"))
         self.store.write_floor_part(
-            name, {"n": n, "floor": value, "build_key": key, "draws": int(self.recipe.references.floor_draws)}
+            name, {"n": n, "floor": value, "build_key": key, "draws": int(settings.balance.floor_draws)}
         )
         self.report.rebuilt.append(f"{name}:floor")
 
@@ -432,7 +434,7 @@ class _Build:
 
     def build_tau(self, sources: dict[str, Any]) -> None:
         """Tau tables of the reference captions and of the generator's prompt pool (joint recipes)."""
-        if self.recipe.joint.enabled:
+        if mmd_settings(self.recipe).joint.enabled:
             self.tau, self._captions, info = build_tau_tables(self.recipe, sources, self.root, self.report)
             self._text_identity = next((v["encoder_fingerprint"] for v in info.values()), "")
             self.store.write_extra_part("tau", info)
@@ -471,6 +473,7 @@ def build_references(
     bad = [s for s in splits if s not in SPLITS]
     if bad or not splits:
         raise RecipeError(f"unknown split(s) {bad or '(none)'}.", "use --split train or --split val (or omit it)")
+    mmd_settings(recipe)  # the kernel, bandwidth rule and reference kind come from the mmd objective
     names = select_encoders(recipe, encoders)
     build = _Build(recipe, names, tuple(splits), device if device is not None else resolve_device(recipe.run.device))
     if "val" in splits and recipe.references.val is None:

@@ -26,16 +26,23 @@ class ReferencesStage:
         from rdm_core.recipe.assemble import plain
 
         data = plain(recipe)
-        # what a reference build reads: the training N (floors), the render autocast, not the optimiser
+        # what a reference build reads: the training N (floors), the render autocast, not the
+        # optimiser; of the objective's balance only the floor draws (not the controller's gains)
         data["train"] = {"rollout": data["train"]["rollout"], "precision": data["train"]["precision"]}
-        for section in ("description", "extends", "eval", "balance", "run"):
+        for section in ("description", "extends", "eval", "run"):
             data.pop(section, None)
+        balance = (data.get("objective") or {}).get("balance")
+        if isinstance(balance, dict):
+            data["objective"]["balance"] = {"floor_draws": balance.get("floor_draws")}
         data["device"] = recipe.run.device
         return data
 
     def outputs(self, recipe: Any, ctx: StageContext) -> list[Path]:
+        from rdm_mmd.config import mmd_settings
+
         out = [Path(recipe.references.dir)]
-        table = Path(str(recipe.joint.text_table)) if recipe.joint.enabled and recipe.joint.text_table else None
+        joint = mmd_settings(recipe, "the references stage").joint
+        table = Path(str(joint.text_table)) if joint.enabled and joint.text_table else None
         if table is not None and not table.is_relative_to(out[0]):
             out.append(table)
         return out

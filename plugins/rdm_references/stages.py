@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from rdm_core.artifacts import fingerprint_file, fingerprint_parts, fingerprint_tensor, save_tensors
 from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
-from rdm_core.recipe.assemble import build_kernel, plain
+from rdm_core.recipe.assemble import plain
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -23,6 +23,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from rdm_core.interfaces import Encoder
 
 EVAL_BANK_KIND = "eval_bank"
+
+
+def mmd_settings(recipe: Any) -> Any:
+    """The ``mmd`` objective's settings: what shapes a training reference. Imported on use, not
+    with this module: `rdm eval` imports it for :func:`encoder_fingerprint` alone."""
+    from rdm_mmd.config import mmd_settings as settings_of
+
+    return settings_of(recipe)
 
 
 def encoder_fingerprint(encoder: Encoder) -> str:
@@ -65,7 +73,7 @@ def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
     """
     from rdm_core.numerics import median_bandwidth
 
-    d = recipe.distance
+    d = mmd_settings(recipe).distance
     median = median_bandwidth(features, scale=1.0, subsample=int(d.bandwidth_subsample), seed=int(d.seed))
     return {
         "median": float(median),
@@ -81,7 +89,8 @@ def bandwidth(features: Tensor, recipe: Any) -> dict[str, float]:
 
 def reference_settings(recipe: Any) -> dict[str, Any]:
     """Everything in the recipe that shapes a training reference set."""
-    d, j = recipe.distance, recipe.joint
+    settings = mmd_settings(recipe)
+    d, j = settings.distance, settings.joint
     return {
         "kind": d.reference,
         "kernel": d.kernel,
@@ -107,10 +116,10 @@ def build_training_reference(
     spec: Any = None,
     weights_fingerprint: str | None = None,
 ) -> Any:
-    """Build and save the training reference set of one encoder (kind ``distance.reference``).
+    """Build and save the training reference set of one encoder (kind ``objective.distance.reference``).
 
     For joint recipes the pool is ``[phi | beta * tau]`` with ``beta = sigma_img / s_txt`` (s_txt
-    from the recipe, or the median of the tau table when ``joint.s_txt`` is null), and beta and
+    from the recipe, or the median of the tau table when ``objective.joint.s_txt`` is null), and beta and
     s_txt go into the header. The header also records the encoder's spec and weights
     fingerprint and the recipe's :func:`reference_settings`, which is what
     :func:`rdm_references.check.check_references` compares with a recipe.
@@ -119,7 +128,8 @@ def build_training_reference(
         spec: the encoder's :class:`~rdm_core.interfaces.EncoderSpec` (or its dict).
         weights_fingerprint: :func:`encoder_fingerprint` of the encoder that extracted ``features``.
     """
-    d = recipe.distance
+    settings = mmd_settings(recipe)
+    d = settings.distance
     cls = registry("references").resolve(d.reference)
     wanted: dict[str, Any] = dict(
         landmarks=int(d.landmarks),
@@ -130,7 +140,7 @@ def build_training_reference(
         bandwidth_subsample=int(d.bandwidth_subsample),
     )
     pool = features
-    if recipe.joint.enabled:
+    if settings.joint.enabled:
         if tau is None or tau.shape[0] != features.shape[0]:
             raise RecipeError(
                 f"joint reference for {encoder!r}: the tau table does not match the pool rows.",
@@ -142,12 +152,14 @@ def build_training_reference(
     # Only the options a reference kind declares: an exact pool has no landmarks, for instance.
     declared = _named_parameters(cls.build)
     kwargs = {k: v for k, v in wanted.items() if k in declared}
-    if recipe.joint.enabled and "joint" not in kwargs:
+    if settings.joint.enabled and "joint" not in kwargs:
         raise RecipeError(
             f"reference kind {d.reference!r} cannot hold joint image-text features.",
-            "use distance.reference: nystrom for joint recipes",
+            "use objective.distance.reference: nystrom for joint recipes",
         )
     kwargs.update(plain(d.args) or {})
+    from rdm_mmd.recipe_glue import build_kernel
+
     kernel = build_kernel(recipe, sigma)
     ref = cls.build(pool, kernel, **kwargs)
     ref.header.update(encoder=encoder, encoder_fingerprint=weights_fingerprint, settings=reference_settings(recipe))
@@ -166,9 +178,10 @@ def joint_scale(recipe: Any, sigma: float, tau: Tensor) -> tuple[float, float]:
     """``(beta, s_txt)`` for the joint feature (docs/method.md)."""
     from rdm_mmd import joint
 
-    s_txt = recipe.joint.s_txt
+    settings = mmd_settings(recipe)
+    s_txt = settings.joint.s_txt
     if s_txt is None:
-        s_txt = float(joint.text_bandwidth(tau, seed=int(recipe.distance.seed)))
+        s_txt = float(joint.text_bandwidth(tau, seed=int(settings.distance.seed)))
     return float(joint.joint_beta(sigma, float(s_txt))), float(s_txt)
 
 
@@ -216,18 +229,20 @@ def floor(recipe: Any, reference_path: Path, val_features: Tensor, tau_val: Tens
     from rdm_core.recipe.assemble import load_reference
     from rdm_mmd.floors import compute_floor
 
+    settings = mmd_settings(recipe)
     ref = load_reference(reference_path)
     feats = val_features
-    if recipe.joint.enabled:
+    if settings.joint.enabled:
         if tau_val is None:
             raise RecipeError(
                 "joint floors need captions for the validation images.",
-                "give references.val captions (jsonl) or drop balance.mode: controller",
+                "give references.val captions (jsonl) or drop objective.balance.mode: controller",
             )
         beta = ref.header.get("beta")
         if beta is None:
             raise RecipeError(
-                f"{reference_path} is not a joint reference (no beta).", "rebuild references with joint.enabled: true"
+                f"{reference_path} is not a joint reference (no beta).",
+                "rebuild references with objective.joint.enabled: true",
             )
         feats = joint_pool(val_features, tau_val, float(beta))
     return float(
@@ -235,7 +250,7 @@ def floor(recipe: Any, reference_path: Path, val_features: Tensor, tau_val: Tens
             ref,
             feats,
             n=int(recipe.train.rollout),
-            draws=int(recipe.references.floor_draws),
-            seed=int(recipe.distance.seed),
+            draws=int(settings.balance.floor_draws),
+            seed=int(settings.distance.seed),
         )
     )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from rdm_core.artifacts import fingerprint_parts, load_tensors, read_meta, save_tensors
 from rdm_core.errors import ArtifactError, ShapeError
+from rdm_mmd.config import mmd_settings
 from rdm_references.sources.optional import captions_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -28,12 +29,12 @@ def prompts_fingerprint(prompts: Sequence[str]) -> str:
 def text_encoder_for(recipe: Any) -> Any:
     """The recipe's text tower: an object with ``encode(prompts) -> (n, d)``.
 
-    ``joint.text_encoder`` is a name known to ``rdm_encoders.text`` (``siglip2_text``), or a
+    ``objective.joint.text_encoder`` is a name known to ``rdm_encoders.text`` (``siglip2_text``), or a
     ``"module:attr"`` factory called as ``factory(variant, weights)`` for third-party towers.
     """
     from rdm_core.recipe.assemble import plain
 
-    name = recipe.joint.text_encoder
+    name = mmd_settings(recipe).joint.text_encoder
     weights = (plain(recipe.encoders.weights) or {}).get(name)
     if ":" in name:
         from rdm_core.registry import import_object
@@ -154,7 +155,7 @@ def build_tau_tables(
     """Tau tables for a joint build, re-using tables whose prompts and text encoder match.
 
     Writes ``<root>/tau/<split>.safetensors`` (one row per source item, in item order) and, when
-    ``joint.text_table`` is set and ``generator.args.prompts`` names a prompt file, the
+    ``objective.joint.text_table`` is set and ``generator.args.prompts`` names a prompt file, the
     generator-side table row-aligned with that prompt pool.
 
     Returns:
@@ -166,7 +167,8 @@ def build_tau_tables(
     """
     from rdm_core.errors import RecipeError
 
-    name = recipe.joint.text_encoder
+    joint = mmd_settings(recipe).joint
+    name = joint.text_encoder
     encoder = text_encoder_for(recipe)
     identity = text_identity(encoder)
     tau: dict[str, Tensor] = {}
@@ -176,7 +178,7 @@ def build_tau_tables(
         if caps is None:
             if split == "train":
                 raise RecipeError(
-                    "joint.enabled needs captions for the reference images, but the train source has none.",
+                    "objective.joint.enabled needs captions for the reference images, but the train source has none.",
                     "use a jsonl source with captions or a teacher source with prompts",
                 )
             report.notes.append("no tau for val: the val source has no captions (no joint floors)")
@@ -199,9 +201,9 @@ def build_tau_tables(
         }
         for s, c in captions.items()
     }
-    target, prompts = recipe.joint.text_table, generator_prompts(recipe)
+    target, prompts = joint.text_table, generator_prompts(recipe)
     if target and prompts is None:
-        report.notes.append(f"joint.text_table {target} not built: generator.args names no `prompts` file")
+        report.notes.append(f"objective.joint.text_table {target} not built: generator.args names no `prompts` file")
     elif target:
         if table_matches(target, prompts, name, identity):
             report.reused.append("tau:generator")

@@ -161,5 +161,5 @@ class ClassOneHotText:
 
 
 def class_text_encoder(variant: str = "full", weights: str | None = None) -> ClassOneHotText:
-    """Factory for ``joint.text_encoder: rdm_toy.conditional:class_text_encoder``."""
+    """Factory for ``objective.joint.text_encoder: rdm_toy.conditional:class_text_encoder``."""
     return ClassOneHotText()

@@ -26,6 +26,10 @@ CORE_COMMANDS: dict[str, tuple[str, str]] = {
         "rdm_core.cli.run_cmd:configure",
         "Every stage of a recipe (references, train, generate, eval), resumable; --rehearse on tiny models.",
     ),
+    "train": (
+        "rdm_core.cli.train_cmd:configure",
+        "Train a recipe with its `train.trainer` (`--resume` continues exactly).",
+    ),
     "env": ("rdm_core.cli.env_cmd:configure", "Versions, device, caches and offline flags."),
 }
 

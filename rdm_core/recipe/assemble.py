@@ -15,7 +15,16 @@ from rdm_core.plugins import registry
 from rdm_core.seeding import seeded_init
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rdm_core.interfaces import Encoder, Generator, ImageSource, Kernel, ReferenceSet
+    from rdm_core.interfaces import (
+        Encoder,
+        Generator,
+        ImageSource,
+        Objective,
+        ObjectiveContext,
+        ReferenceSet,
+        Trainer,
+        TrainerOptions,
+    )
 
 
 def plain(node: Any) -> Any:
@@ -60,17 +69,35 @@ def build_generator(recipe: Any, device: Any = "cpu") -> Generator:
     return gen
 
 
-def build_kernel(recipe: Any, bandwidth: float) -> Kernel:
-    d = recipe.distance
-    return registry("kernels").create(d.kernel, bandwidth=bandwidth, **plain(d.kernel_args))
-
-
 def build_data_source(component: Any) -> ImageSource:
     return registry("data_sources").create(component.name, **plain(component.args))
 
 
-def build_trainer(recipe: Any) -> Any:
-    return registry("trainers").create(recipe.train.trainer, recipe=recipe)
+def build_trainer(recipe: Any, options: TrainerOptions | None = None) -> Trainer:
+    """The trainer ``train.trainer`` names, built as ``factory(recipe, options)``."""
+    from rdm_core.interfaces import TrainerOptions
+
+    return registry("trainers").create(recipe.train.trainer, recipe=recipe, options=options or TrainerOptions())
+
+
+def build_objective(context: ObjectiveContext) -> Objective:
+    """The objective ``objective.name`` names, built as ``factory(context)``.
+
+    Raises:
+        PluginError: the factory returned something without ``loss(features)``.
+    """
+    from rdm_core.errors import PluginError
+    from rdm_core.interfaces import Objective
+    from rdm_core.recipe.objective import objective_name
+
+    name = objective_name(context.recipe.objective)
+    objective = registry("objectives").resolve(name)(context)
+    if not isinstance(objective, Objective):
+        raise PluginError(
+            f"objective {name!r} built a {type(objective).__name__}, which has no loss(features) method.",
+            f"fix plugin {registry('objectives').get(name).plugin!r}: its factory must return an Objective",
+        )
+    return objective
 
 
 def reference_path(recipe: Any, encoder: str) -> Path:

@@ -5,11 +5,11 @@ Every failure is a :class:`RecipeError` naming the file, the key and the fix.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from rdm_core.errors import RecipeError, close_matches
+from rdm_core.recipe.objective import keys_of, objective_name, settings_schema
 from rdm_core.recipe.schema import Recipe
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
@@ -77,14 +77,6 @@ def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, Any]]:
     return [*_chain(parent_path, (*seen, path)), (path, raw)]
 
 
-def _section_fields(section: str) -> list[str]:
-    field_map = {f.name: f for f in dataclasses.fields(Recipe)}
-    if section not in field_map:
-        return [f.name for f in dataclasses.fields(Recipe)]
-    default = field_map[section].default_factory()  # type: ignore[misc]
-    return [f.name for f in dataclasses.fields(default)] if dataclasses.is_dataclass(default) else []
-
-
 def _open_free_mappings(cfg: Any) -> None:
     """Let ``args``-style ``Dict[str, Any]`` nodes accept any key; dataclass sections stay strict."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
@@ -103,18 +95,33 @@ def _open_free_mappings(cfg: Any) -> None:
                 _open_free_mappings(node)
 
 
-def _explain(exc: Exception, where: str) -> RecipeError:
-    """Turn an OmegaConf error into one line naming the key and the valid ones."""
+def _valid_keys(full_key: str, objective_schema: type | None) -> tuple[str, list[str]]:
+    """``(section, keys valid there)`` for the dotted key an error points at."""
+    parts = full_key.split(".") if full_key else []
+    parent = [p for p in parts[:-1] if not p.isdigit()]
+    if parent[:1] == ["objective"]:
+        keys = keys_of(objective_schema, parent[1:]) if objective_schema is not None else []
+    else:
+        keys = keys_of(Recipe, parent)
+    return ".".join(parent), keys
+
+
+def _explain(exc: Exception, where: str, *, prefix: str = "", objective_schema: type | None = None) -> RecipeError:
+    """Turn an OmegaConf error into one line naming the key and the valid ones.
+
+    ``prefix`` is prepended to the error's key (``objective`` when the objective's own section
+    was being typed, since OmegaConf then reports keys relative to it).
+    """
     from omegaconf.errors import OmegaConfBaseException
 
     full_key = (exc.full_key if isinstance(exc, OmegaConfBaseException) else None) or ""
+    if prefix:
+        full_key = f"{prefix}.{full_key}" if full_key else prefix
     message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     name = type(exc).__name__
     if name in ("ConfigKeyError", "ConfigAttributeError") or "not in" in message:
-        parts = full_key.split(".") if full_key else []
-        section = parts[0] if len(parts) > 1 else ""
-        key = parts[-1] if parts else message
-        valid = _section_fields(section) if section else [f.name for f in dataclasses.fields(Recipe)]
+        key = full_key.split(".")[-1] if full_key else message
+        section, valid = _valid_keys(full_key, objective_schema)
         guess = close_matches(key, valid)
         did = f" Did you mean {guess[0]!r}?" if guess else ""
         scope = f"section {section!r}" if section else "the top level"
@@ -129,6 +136,36 @@ def _explain(exc: Exception, where: str) -> RecipeError:
     if name == "MissingMandatoryValue":
         return RecipeError(f"{where}: {full_key!r} is required but not set.", f"set `{full_key}` in the recipe")
     return RecipeError(f"{where}: {message}", "see docs/recipes.md")
+
+
+def _merge_layer(merged: Any, layer: Any) -> Any:
+    """Merge one YAML layer; a layer that names another objective starts its settings afresh
+    (the parent's settings belong to the parent's objective)."""
+    from omegaconf import OmegaConf
+
+    section = layer.get("objective") if "objective" in layer else None
+    if section is not None and "name" in section and section["name"] != objective_name(merged.objective):
+        merged.objective = {}
+    _open_free_mappings(merged)
+    return OmegaConf.merge(merged, layer)
+
+
+def _type_objective(merged: Any, where: str) -> Any:
+    """Merge the free-form ``objective`` section into the schema its objective declares."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    schema = settings_schema(objective_name(merged.objective))
+    if schema is None:  # not registered: `rdm validate` / `rdm train` name the missing plugin
+        return merged
+    typed = OmegaConf.structured(schema)
+    OmegaConf.set_struct(typed, True)
+    _open_free_mappings(typed)
+    try:
+        merged.objective = OmegaConf.merge(typed, OmegaConf.to_container(merged.objective, resolve=False))
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, where, prefix="objective", objective_schema=schema) from exc
+    return merged
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Any:
@@ -146,8 +183,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     OmegaConf.set_struct(merged, True)
     for layer_path, raw in _chain(path):
         try:
-            _open_free_mappings(merged)
-            merged = OmegaConf.merge(merged, raw)
+            merged = _merge_layer(merged, raw)
         except OmegaConfBaseException as exc:
             raise _explain(exc, str(layer_path)) from exc
     if overrides:
@@ -157,12 +193,15 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         for item in overrides:
             key, _, text = item.partition("=")
             try:
-                _open_free_mappings(merged)
                 value = OmegaConf.from_dotlist([f"value={text}"])["value"]
+                if key.strip() == "objective.name" and value != objective_name(merged.objective):
+                    merged.objective = {}  # another objective: the old settings were not its own
+                _open_free_mappings(merged)
                 OmegaConf.update(merged, key.strip(), value, merge=True)
             except (OmegaConfBaseException, TypeError, ValueError) as exc:
                 raise _explain(exc, f"override {item!r}") from exc
     merged.extends = None  # resolved: the merged recipe stands alone
+    merged = _type_objective(merged, f"{path} with --set overrides" if overrides else str(path))
     try:
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
@@ -195,7 +234,7 @@ def recipe_from_dict(data: dict[str, Any]) -> Any:
     merged = OmegaConf.structured(Recipe)
     OmegaConf.set_struct(merged, True)
     try:
-        _open_free_mappings(merged)
-        return OmegaConf.merge(merged, OmegaConf.create(data))
+        merged = _merge_layer(merged, OmegaConf.create(data))
     except OmegaConfBaseException as exc:
         raise _explain(exc, "<dict>") from exc
+    return _type_objective(merged, "<dict>")

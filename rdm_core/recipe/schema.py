@@ -3,12 +3,19 @@
 OmegaConf merges YAML into these in struct mode, so a misspelled key fails at once. Components
 are named by registry name; plugin-specific options go in ``args`` mappings, which
 ``rdm validate`` checks against the factory's signature without building anything.
+
+The ``objective`` section is typed by a plugin: its ``name`` picks a registered objective, and
+every other key belongs to that objective, which declares their schema (a dataclass) in its
+registration. The loader types the section with it, again in struct mode
+(:mod:`rdm_core.recipe.objective`), so the core carries no distance-specific knob.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
+
+DEFAULT_OBJECTIVE = "mmd"
 
 
 @dataclass
@@ -54,31 +61,6 @@ class EncodersSection:
 
 
 @dataclass
-class JointSection:
-    """The joint image-text feature ``[phi(x) | beta * tau(c)]`` for text-to-image."""
-
-    enabled: bool = False
-    text_encoder: str = "siglip2_text"
-    text_table: Optional[str] = None  # tau rows aligned with the generator's prompt pool
-    s_txt: Optional[float] = 1.0  # beta = sigma_img / s_txt; None -> median of the tau table
-
-
-@dataclass
-class DistanceSection:
-    """How generated and reference features are compared, per encoder."""
-
-    reference: str = "nystrom"  # reference-set kind: nystrom | exact | rff | frechet | sliced_wasserstein
-    kernel: str = "gaussian"
-    kernel_args: Dict[str, Any] = field(default_factory=dict)
-    bandwidth_scale: float = 1.0
-    bandwidth_subsample: int = 10000
-    landmarks: int = 4096
-    seed: int = 0
-    gen_chunk: int = 8192
-    args: Dict[str, Any] = field(default_factory=dict)  # reference-kind options
-
-
-@dataclass
 class ReferencesSection:
     """Where reference sets live and what they are built from (``rdm reference build``)."""
 
@@ -90,31 +72,6 @@ class ReferencesSection:
     shard_size: int = 4096
     filters: List[Component] = field(default_factory=list)
     eval_bank_size: int = 16384
-    floor_draws: int = 8
-
-
-@dataclass
-class BalanceSection:
-    """How per-encoder losses are combined: self-normalisation, then weights.
-
-    ``uniform``: all weights 1. ``static``: ``weights``. ``controller``: the gated proportional
-    Lagrangian (docs/method.md) with floors from the reference build.
-    """
-
-    mode: str = "uniform"  # uniform | static | controller
-    weights: Dict[str, float] = field(default_factory=dict)
-    eps: float = 1e-7
-    kp: float = 1.0
-    ki: float = 0.0
-    kd: float = 0.0
-    ema_beta: float = 0.5
-    temperature: float = 2.0
-    cost_clip: float = 5.0
-    lambda_max: float = 10.0
-    softmax: bool = True
-    normalized: bool = False
-    total: Optional[float] = None  # budget; None -> number of training encoders
-    floors: Optional[str] = None  # JSON file; None -> <references.dir>/floors.json
 
 
 @dataclass
@@ -167,9 +124,9 @@ class Recipe:
     run: RunSection = field(default_factory=RunSection)
     generator: GeneratorSection = field(default_factory=GeneratorSection)
     encoders: EncodersSection = field(default_factory=EncodersSection)
-    joint: JointSection = field(default_factory=JointSection)
-    distance: DistanceSection = field(default_factory=DistanceSection)
     references: ReferencesSection = field(default_factory=ReferencesSection)
-    balance: BalanceSection = field(default_factory=BalanceSection)
+    # ``name`` plus the named objective's own settings, typed by the schema it declares
+    # (rdm_core.recipe.objective); free-form only while YAML layers and overrides are merged.
+    objective: Any = field(default_factory=lambda: {"name": DEFAULT_OBJECTIVE})
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)

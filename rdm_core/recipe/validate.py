@@ -15,7 +15,6 @@ from rdm_core.recipe.assemble import plain
 
 CHOICES = {
     "encoders.variant": ("full", "tiny"),
-    "balance.mode": ("uniform", "static", "controller"),
     "train.precision": ("bf16", "fp32", "fp64"),
     "train.schedule": ("constant", "cosine"),
     "run.device": ("auto", "cpu", "cuda"),
@@ -68,6 +67,14 @@ def _name(kind: str, name: str, where: str) -> None:
     try:
         registry(kind).get(name)
     except UnknownNameError as exc:
+        from rdm_core.plugins import get_host
+
+        provider = get_host().disabled_provider(kind, name)
+        if provider is not None:
+            raise RecipeError(
+                f"{where}: {exc.kind} {name!r} is provided by plugin {provider!r}, which is disabled.",
+                f"remove {provider!r} from RDM_DISABLE_PLUGINS (see `rdm plugins`)",
+            ) from None
         raise RecipeError(f"{where}: {exc.problem}", exc.fix) from None
 
 
@@ -76,7 +83,7 @@ def _component(kind: str, name: str, args: Any, where: str) -> None:
     registry(kind).check_args(name, plain(args) or {}, where)
 
 
-def validate_recipe(recipe: Any, *, files: bool = True) -> list[str]:
+def validate_recipe(recipe: Any, *, files: bool = True, metric_args: bool = True) -> list[str]:
     """Run every check; return a description of each check that passed.
 
     Args:
@@ -84,22 +91,25 @@ def validate_recipe(recipe: Any, *, files: bool = True) -> list[str]:
         files: also require every input file the recipe names (prompt sets, ...) to exist.
             ``False`` checks names and arguments only (a full-size recipe on a machine without
             its data).
+        metric_args: also bind ``eval.args`` to the metric factories and check the real banks
+            they compare against, which imports evaluation code; ``rdm train`` passes ``False``
+            and checks only that the metric names are registered.
 
     Raises:
         RecipeError: on the first problem, naming it and the fix.
     """
     token = _CHECK_FILES.set(files)
     try:
-        return _validate(recipe)
+        return _validate(recipe, metric_args)
     finally:
         _CHECK_FILES.reset(token)
 
 
-def _validate(recipe: Any) -> list[str]:
+def _validate(recipe: Any, metric_args: bool) -> list[str]:
     done: list[str] = []
     for dotted in CHOICES:
         _choice(recipe, dotted)
-    done.append("choices (variant, balance mode, precision, schedule, device)")
+    done.append("choices (variant, precision, schedule, device)")
 
     enc = recipe.encoders
     if not enc.train:
@@ -124,13 +134,7 @@ def _validate(recipe: Any) -> list[str]:
     _component("generators", recipe.generator.name, recipe.generator.args, "generator")
     done.append(f"generator {recipe.generator.name!r}")
 
-    _name("references", recipe.distance.reference, "distance.reference")
-    _component("kernels", recipe.distance.kernel, recipe.distance.kernel_args, "distance.kernel")
-    if recipe.distance.bandwidth_scale <= 0:
-        raise RecipeError(
-            "distance.bandwidth_scale must be positive.", "use e.g. 1.0 (or 0.25 for the cold klein kernel)"
-        )
-    done.append(f"distance {recipe.distance.reference} with {recipe.distance.kernel} kernel")
+    done.extend(_objective(recipe))
 
     refs = recipe.references
     from omegaconf import OmegaConf
@@ -157,22 +161,35 @@ def _validate(recipe: Any) -> list[str]:
         raise RecipeError(f"train.betas must have two values, got {list(tr.betas)}.", "use e.g. [0.9, 0.95]")
     done.append(f"trainer {tr.trainer!r}, rollout {tr.rollout}")
 
-    if recipe.balance.mode == "static":
-        unknown = set(plain(recipe.balance.weights)) - set(enc.train)
-        if unknown:
-            raise RecipeError(
-                f"balance.weights names {sorted(unknown)}, not training encoders.",
-                "weights apply to encoders.train entries only",
-            )
-
     for metric in recipe.eval.metrics:
-        _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), f"eval.metrics ({metric})")
+        where = f"eval.metrics ({metric})"
+        if not metric_args:  # a registry string: the metric's module is not imported
+            _name("metrics", metric, where)
+            continue
+        _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), where)
         factory = registry("metrics").resolve(metric)
         if isinstance(factory, BankMetric) and "val" in factory.bank_splits and refs.val is None:
             raise RecipeError(
-                f"eval.metrics ({metric}) compares against real val banks, but references.val is not set "
+                f"{where} compares against real val banks, but references.val is not set "
                 "(the reference build makes no val banks).",
                 "set references.val to held-out images (or renders), or drop the metric",
             )
     done.append(f"metrics {list(recipe.eval.metrics)}")
     return done
+
+
+def _objective(recipe: Any) -> list[str]:
+    """The objective is registered, and its own check (if it declares one) passes."""
+    from omegaconf import OmegaConf
+
+    from rdm_core.recipe.objective import objective_name, objective_spec, resolve_declared
+
+    name = objective_name(recipe.objective)
+    _name("objectives", name, "objective.name")
+    missing = sorted(OmegaConf.missing_keys(recipe.objective))  # full dotted keys
+    if missing:
+        raise RecipeError(f"objective {name!r} needs {missing[0]}, which is not set.", f"set `{missing[0]}`")
+    spec = objective_spec(name)
+    if spec is None or spec.check is None:
+        return [f"objective {name!r}"]
+    return list(resolve_declared(spec.check)(recipe))

@@ -40,7 +40,9 @@ class TrainStage:
 
     def run(self, recipe: Any, ctx: StageContext) -> StageResult:
         from rdm_core.checkpoints import latest_checkpoint
+        from rdm_core.interfaces import TrainerOptions
         from rdm_core.recipe.assemble import build_trainer
+        from rdm_core.recipe.load import recipe_path
         from rdm_core.recipe.load import to_yaml
 
         resume = latest_checkpoint(ctx.run_dir) is not None
@@ -50,7 +52,8 @@ class TrainStage:
                 f"{ctx.run_dir} holds checkpoints of a run with another recipe.",
                 "delete that run directory, or give this run another run.name / --workdir",
             )
-        trainer = build_trainer(recipe)
+        path = recipe_path(recipe)  # a rehearsal's recipe is built in memory: no file to name
+        trainer = build_trainer(recipe, TrainerOptions(recipe_ref=str(path) if path else "RECIPE"))
         trainer.run(resume=resume)
         latest = latest_checkpoint(ctx.run_dir)
         return StageResult(outputs=[str(latest)] if latest else [])

@@ -8,9 +8,10 @@ The rules (also in docs/recipes.md):
   generator's tiny arguments; PickScore: a tiny CLIP built on the spot; GenEval: a detector
   stand-in with the official folder layout and results format);
 * counts: ``train.steps`` 2, ``micro_batch`` <= 2, ``chunks`` 2 (rollout = their product),
-  a checkpoint every step; ``distance.landmarks`` <= 16, ``bandwidth_subsample`` <= 256;
-  ``references``: ``batch_size`` <= 8, ``shard_size`` 32, ``eval_bank_size`` 32,
-  ``floor_draws`` 2, ``resolution`` <= 64; ``eval.num_samples`` <= 16, ``batch_size`` <= 8;
+  a checkpoint every step; ``references``: ``batch_size`` <= 8, ``shard_size`` 32,
+  ``eval_bank_size`` 32, ``resolution`` <= 64; ``eval.num_samples`` <= 16, ``batch_size`` <= 8;
+  the objective's settings by its own rules (the ``mmd`` objective: ``distance.landmarks`` <= 16,
+  ``bandwidth_subsample`` <= 256, ``balance.floor_draws`` 2, its tau table relocated);
   teacher ``repeats`` <= 2; prompt files: their first 8 prompts (GenEval-format files: the first
   prompt of every task), copied into the rehearsal directory;
 * files: every output (run directory, references, context pool, tau table) goes under the
@@ -24,11 +25,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from rdm_core.errors import RecipeError
 from rdm_core.prompts import PACKAGE_PREFIX
 from rdm_core.recipe.assemble import plain
+from rdm_core.recipe.objective import objective_name
 
 PROMPT_ROWS = 8
 STAND_IN_PROMPTS = (
@@ -142,12 +145,11 @@ def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:
     reh = Rehearsal(Path(root))
     data = plain(recipe)
     data.pop("extends", None)
-    run, gen, enc, refs, dist, tr, ev = (
+    run, gen, enc, refs, tr, ev = (
         data["run"],
         data["generator"],
         data["encoders"],
         data["references"],
-        data["distance"],
         data["train"],
         data["eval"],
     )
@@ -155,17 +157,15 @@ def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:
     gen["args"] = reh.args("generators", gen["name"], dict(gen.get("args") or {}))
     gen["weights"] = None
     enc.update(variant="tiny", weights={}, batch_size=min(int(enc["batch_size"]), 8))
-    if data["joint"].get("enabled"):
-        data["joint"]["text_table"] = reh.output(data["joint"].get("text_table"))
-    for key, cap in (("landmarks", 16), ("bandwidth_subsample", 256)):
-        if key in dist:
-            dist[key] = min(int(dist[key]), cap)
+    settings = dict(data["objective"])
+    name = objective_name(settings)
+    settings.pop("name", None)
+    data["objective"] = {"name": name, **reh.args("objectives", name, settings)}
     refs.update(
         dir=str(reh.root / "refs" / Path(str(refs["dir"])).name),
         batch_size=min(int(refs["batch_size"]), 8),
         shard_size=32,
         eval_bank_size=32,
-        floor_draws=2,
         resolution=min(int(refs["resolution"]), 64),
     )
     for split in ("train", "val"):
@@ -196,9 +196,21 @@ def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:
     return recipe_from_dict(data), reh
 
 
+@runtime_checkable
+class RelocatableOutputs(Protocol):
+    """A factory whose recipe settings name files the run writes (the ``mmd`` objective's tau
+    table), so ``rdm run --workdir`` can move them with the core outputs."""
+
+    @classmethod
+    def relocate_outputs(cls, args: dict[str, Any], under: Callable[[Any], Any]) -> dict[str, Any]:
+        """``args`` with every output path ``p`` replaced by ``under(p)``."""
+        ...
+
+
 def relocate_outputs(recipe: Any, workdir: Path) -> Any:
-    """``recipe`` with its core outputs under ``workdir``: ``run.output_dir``, ``references.dir``
-    and ``joint.text_table`` (relative paths are taken relative to ``workdir``, absolute ones kept)."""
+    """``recipe`` with its outputs under ``workdir``: ``run.output_dir``, ``references.dir`` and
+    the objective's own output files (relative paths are taken relative to ``workdir``, absolute
+    ones kept)."""
     from rdm_core.recipe.load import recipe_from_dict
 
     data = plain(recipe)
@@ -209,5 +221,13 @@ def relocate_outputs(recipe: Any, workdir: Path) -> Any:
 
     data["run"]["output_dir"] = under(data["run"]["output_dir"])
     data["references"]["dir"] = under(data["references"]["dir"])
-    data["joint"]["text_table"] = under(data["joint"].get("text_table"))
+    settings = dict(data["objective"])
+    name = objective_name(settings)
+    from rdm_core.plugins import registry
+
+    if name in registry("objectives"):
+        factory = registry("objectives").resolve(name)
+        if isinstance(factory, RelocatableOutputs):
+            settings.pop("name", None)
+            data["objective"] = {"name": name, **factory.relocate_outputs(settings, under)}
     return recipe_from_dict(data)

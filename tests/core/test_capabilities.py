@@ -118,7 +118,7 @@ def _probe_call(proto_fn, bound: bool) -> tuple[list, dict]:
 def _component_classes():
     from rdm_core.plugins import registry
 
-    for kind in ("generators", "references", "data_sources", "kernels", "metrics"):
+    for kind in ("generators", "references", "data_sources", "kernels", "metrics", "objectives"):
         reg = registry(kind)
         for name in reg.names():
             factory = reg.resolve(name)
@@ -152,5 +152,6 @@ def test_shipped_components_that_declare_a_capability_match_its_signatures():
                     ) from exc
                 checked += 1
     # klein/flux1/wan prompts + teacher + checkpointing, klein plan stats, the references' options
-    # and steps, the sources' captions/stat tokens/descriptions, the kernels' profiles, scorers
-    assert checked >= 25
+    # and steps, the sources' captions/stat tokens/descriptions, the kernels' profiles, scorers,
+    # the mmd objective's steps, state and feature coupling
+    assert checked >= 30

@@ -39,6 +39,7 @@ def host():
     plugin.rdm_register_kernels = hookimpl(lambda registry: _register(registry, ["gaussian"], other_factory))
     plugin.rdm_register_references = hookimpl(lambda registry: _register(registry, ["nystrom"], other_factory))
     plugin.rdm_register_trainers = hookimpl(lambda registry: _register(registry, ["gradcache"], other_factory))
+    plugin.rdm_register_objectives = hookimpl(lambda registry: _register(registry, ["mmd"], other_factory))
     plugin.rdm_register_metrics = hookimpl(lambda registry: _register(registry, ["sw_r14"], other_factory))
     plugin.rdm_register_data_sources = hookimpl(lambda registry: _register(registry, ["folder"], other_factory))
     previous = get_host()

@@ -38,8 +38,12 @@ def test_klein_recipe_has_the_paper_values():
         "dreamsim",
     ]
     assert list(r.encoders.held_out) == ["dinov2", "siglip_v1", "cradiov3_l", "flux_vae"]
-    assert r.joint.enabled and r.joint.text_encoder == "siglip2_text" and r.joint.s_txt == 1.0
-    d, t = r.distance, r.train
+    assert (
+        r.objective.joint.enabled
+        and r.objective.joint.text_encoder == "siglip2_text"
+        and r.objective.joint.s_txt == 1.0
+    )
+    d, t = r.objective.distance, r.train
     assert (d.reference, d.kernel, d.bandwidth_scale, d.landmarks) == ("nystrom", "gaussian", 0.25, 8192)
     assert (t.rollout, t.micro_batch, t.chunks, t.lr, t.grad_clip, list(t.betas), t.steps, t.checkpoint_every) == (
         10240,
@@ -53,7 +57,7 @@ def test_klein_recipe_has_the_paper_values():
     )
     assert t.rollout == t.micro_batch * 8 * t.chunks
     args = plain(r.generator.args)
-    assert (args["resolution"], args["ctx_len"], r.balance.mode) == (512, 48, "uniform")
+    assert (args["resolution"], args["ctx_len"], r.objective.balance.mode) == (512, 48, "uniform")
     assert (
         "torchrun --nproc-per-node 8 -m rdm_core train recipes/flux2-klein-1step.yaml"
         in (RECIPES / "flux2-klein-1step.yaml").read_text()

@@ -38,7 +38,7 @@ def test_tiny_recipe_builds_references_trains_two_steps_and_generates(tmp_path, 
         "train.checkpoint_every=2",
     ]
     if joint:
-        sets += ["--set", f"joint.text_table={tmp_path / 'refs' / 'tau_generator.safetensors'}"]
+        sets += ["--set", f"objective.joint.text_table={tmp_path / 'refs' / 'tau_generator.safetensors'}"]
     rdm("validate", path)
     rdm("reference", "build", path, *sets)
     rdm("train", path, *sets, "--no-progress")

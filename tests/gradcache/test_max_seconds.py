@@ -44,7 +44,7 @@ def test_budget_stops_after_first_step_over_it_and_resume_counts_only_the_new_se
 
 @pytest.mark.parametrize("kind", ["frechet", "sliced_wasserstein"])
 def test_kernel_free_references_train_under_a_recipe_that_names_a_kernel(tmp_path, kind):
-    """Their headers record kernel null; the recipe's distance.kernel must not be checked for them."""
+    """Their headers record kernel null; the recipe's objective.distance.kernel must not be checked for them."""
     import torch
 
     from rdm_mmd.frechet import FrechetReference

@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from rdm_core.artifacts import load_tensors, save_tensors
-from rdm_core.interfaces import Conditions
+from rdm_core.interfaces import Conditions, TrainerOptions
 from rdm_core.recipe.load import load_recipe
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.trainer import GradCacheTrainer
@@ -40,7 +40,9 @@ SECTIONS = {
 
 
 def _trainer(path: Path, *overrides: str) -> GradCacheTrainer:
-    return GradCacheTrainer(load_recipe(path, list(overrides)), str(path), show_progress=False)
+    return GradCacheTrainer(
+        load_recipe(path, list(overrides)), TrainerOptions(recipe_ref=str(path), show_progress=False)
+    )
 
 
 def _record_draws(trainer: GradCacheTrainer) -> list[list[Chunk]]:

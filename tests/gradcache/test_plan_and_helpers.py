@@ -152,6 +152,7 @@ def test_plan_command_json_and_bad_gpus(capsys):
 def test_gradient_checkpointing_passthrough():
     from torch import nn
 
+    from rdm_core.capabilities import MissingCapabilityError
     from rdm_gradcache.trainer import enable_gradient_checkpointing
 
     class WithSwitch:
@@ -179,7 +180,7 @@ def test_gradient_checkpointing_passthrough():
     module = DiffusersLike(2, 2)
     enable_gradient_checkpointing(type("G", (), {"trainable_module": lambda self: module})())
     assert module.enabled
-    with pytest.raises(RecipeError, match="gradient_checkpointing"):
+    with pytest.raises(MissingCapabilityError, match="gradient_checkpointing"):
         enable_gradient_checkpointing(Plain())
 
 

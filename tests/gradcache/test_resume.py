@@ -1,8 +1,10 @@
 """A run SIGKILLed after step k and resumed ends bit-identical to an uninterrupted run.
 
 Both runs go through the real CLI (`rdm train`, with the test plugin registered in-process by
-rdm_testing.gradcache.run_rdm) in subprocesses; the killed one dies by SIGKILL right after step 3, between
-checkpoints (every 2 steps), so the resume replays step 3 from the step-2 checkpoint.
+rdm_testing.gradcache.run_rdm) in subprocesses; the killed one runs the test plugin's kill-drill
+trainer (GradCache plus a step callback) and dies by SIGKILL right after step 3, between
+checkpoints (every 2 steps), so the resume (plain `gradcache`) replays step 3 from the step-2
+checkpoint.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ import torch
 
 from rdm_core.artifacts import load_tensors
 from rdm_core.checkpoints import list_checkpoints
-from rdm_gradcache.trainer import KILL_ENV
 from rdm_testing import subprocess_env
 from rdm_testing.gradcache.project import build_references, write_recipe
+from rdm_testing.gradcache.tiny_plugin import KILL_AFTER_ENV
 
 SECTIONS = {"train": {"steps": 5, "checkpoint_every": 2, "schedule": "cosine", "warmup_steps": 2, "sample_count": 4}}
 
@@ -47,7 +49,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     done = _rdm("train", str(straight))
     assert done.returncode == 0, done.stderr[-3000:]
 
-    dead = _rdm("train", str(killed), env={KILL_ENV: "3"})
+    dead = _rdm("train", str(killed), "--set", "train.trainer=gc-kill-drill", env={KILL_AFTER_ENV: "3"})
     assert dead.returncode == -signal.SIGKILL, dead.stderr[-3000:]
     run_killed = tmp_path / "runs" / "killed"
     assert [s for s, _ in list_checkpoints(run_killed)] == [2]

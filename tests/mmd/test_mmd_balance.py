@@ -225,8 +225,9 @@ def _recipe(tmp_path, **balance):
         "encoders: {train: [a, b]}",
         f"references: {{dir: {tmp_path}}}",
         "train: {rollout: 64}",
-        "balance:",
-    ] + [f"  {k}: {json.dumps(v)}" for k, v in balance.items()]
+        "objective:",
+        "  balance:",
+    ] + [f"    {k}: {json.dumps(v)}" for k, v in balance.items()]
     path = tmp_path / "r.yaml"
     path.write_text("\n".join(lines) + "\n")
     return load_recipe(str(path))
@@ -247,5 +248,5 @@ def test_balance_from_recipe_modes(tmp_path):
         balance_from_recipe(_recipe(tmp_path, mode="controller"))
     ctl = balance_from_recipe(_recipe(tmp_path, mode="controller"), floors={"a": 1.0, "b": 1.0})
     assert ctl.total == 2.0
-    with pytest.raises(RecipeError, match="balance.mode"):
+    with pytest.raises(RecipeError, match="objective.balance.mode"):
         balance_from_recipe(_recipe(tmp_path, mode="pid"))

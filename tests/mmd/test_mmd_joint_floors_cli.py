@@ -196,7 +196,7 @@ def test_load_training_reference_checks_the_recipe(tmp_path: Path):
 
     (tmp_path / "r.yaml").write_text(
         f"generator: {{name: toy}}\nencoders: {{train: [tiny]}}\nreferences: {{dir: {tmp_path}}}\n"
-        "distance: {landmarks: 16, gen_chunk: 7, bandwidth_scale: 0.5}\n"
+        "objective: {distance: {landmarks: 16, gen_chunk: 7, bandwidth_scale: 0.5}}\n"
     )
     recipe = load_recipe(str(tmp_path / "r.yaml"))
     with pytest.raises(ArtifactError, match="does not exist"):
@@ -224,7 +224,7 @@ def test_recipe_mode_without_pipeline_is_a_clear_error(monkeypatch, capsys):
 def _recipe(tmp_path: Path, extra: str):
     from rdm_core.recipe.load import load_recipe
 
-    (tmp_path / "r.yaml").write_text(f"generator: {{name: toy}}\nencoders: {{train: [tiny]}}\n{extra}\n")
+    (tmp_path / "r.yaml").write_text(f"generator: {{name: toy}}\nencoders: {{train: [tiny]}}\nobjective:\n{extra}\n")
     return load_recipe(str(tmp_path / "r.yaml"))
 
 
@@ -233,13 +233,15 @@ def test_build_reference_from_recipe_marginal_and_joint(tmp_path: Path):
 
     phi = torch.randn(120, 4, dtype=torch.float64) * 2
     tau = torch.nn.functional.normalize(torch.randn(120, 3, dtype=torch.float64), dim=1)
-    recipe = _recipe(tmp_path, "distance: {landmarks: 10, bandwidth_scale: 0.5, seed: 2}")
+    recipe = _recipe(tmp_path, "  distance: {landmarks: 10, bandwidth_scale: 0.5, seed: 2}")
     ref = build_reference_from_recipe(recipe, "tiny", phi)
     assert ref.header["landmarks"] == 10 and ref.header["seed"] == 2 and ref.header["joint"] is False
     from rdm_mmd.reference_base import check_expect
 
     check_expect(ref.header, expected_header(recipe, "tiny", dim=4), "ref")
-    joint = _recipe(tmp_path, "distance: {landmarks: 10, bandwidth_scale: 0.25}\njoint: {enabled: true, s_txt: 0.5}")
+    joint = _recipe(
+        tmp_path, "  distance: {landmarks: 10, bandwidth_scale: 0.25}\n  joint: {enabled: true, s_txt: 0.5}"
+    )
     ref = build_reference_from_recipe(joint, "tiny", phi, tau_rows=tau)
     sigma_img = 0.25 * median_heuristic(phi.numpy())
     h = ref.header
@@ -253,6 +255,6 @@ def test_build_reference_from_recipe_marginal_and_joint(tmp_path: Path):
     check_expect(h, expected_header(joint, "tiny", dim=7), "ref")
     with pytest.raises(RecipeError, match="tau"):
         build_reference_from_recipe(joint, "tiny", phi)
-    median_txt = _recipe(tmp_path, "joint: {enabled: true, s_txt: null}\ndistance: {reference: frechet}")
+    median_txt = _recipe(tmp_path, "  joint: {enabled: true, s_txt: null}\n  distance: {reference: frechet}")
     fd = build_reference_from_recipe(median_txt, "tiny", phi, tau_rows=tau)
     assert fd.header["s_txt"] == pytest.approx(median_heuristic(tau.numpy()), rel=1e-12) and fd.header["kernel"] is None

@@ -32,7 +32,7 @@ def test_recipe_names_the_base_as_the_pickscore_baseline():
     assert args["pickscore"]["baseline"] == recipe.generator.weights == "data/pmf/pMF-H_FD-SIM.pth"
     assert (args["pickscore"]["num_samples"], args["pickscore"]["seed"]) == (4000, 1)
     assert (args["sw_r14"]["n"], args["mmd_r14"]["n"], recipe.eval.num_samples) == (16384, 50000, 50000)
-    assert recipe.balance.mode == "controller" and recipe.references.val is not None
+    assert recipe.objective.balance.mode == "controller" and recipe.references.val is not None
 
 
 def test_pickscore_baseline_reads_the_public_base(tmp_path):

@@ -51,7 +51,6 @@ def recipe_text(train: Path, val: Path | None, refs: Path, **extra: str) -> str:
 run: {{device: cpu}}
 generator: {{name: tiny_teacher}}
 encoders: {{train: [tiny_a, tiny_b], held_out: [tiny_c], variant: tiny, batch_size: 4}}
-distance: {{reference: nystrom, landmarks: 8, bandwidth_scale: 0.5, seed: 0}}
 references:
   dir: {refs}
   train: {{name: folder, args: {{root: {train}}}}}
@@ -59,9 +58,11 @@ references:
   batch_size: 4
   shard_size: 8
   eval_bank_size: 20
-  floor_draws: 2
 train: {{rollout: 8, micro_batch: 8}}
-balance: {{mode: controller}}
+objective:
+  name: mmd
+  distance: {{reference: nystrom, landmarks: 8, bandwidth_scale: 0.5, seed: 0}}
+  balance: {{mode: controller, floor_draws: 2}}
 """
     for key, value in extra.items():
         text += f"{key}: {value}\n"

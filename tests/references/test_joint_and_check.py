@@ -59,13 +59,6 @@ def joint_recipe(tmp_path):
         "run": {"device": "cpu"},
         "generator": {"name": "tiny_teacher", "args": {"prompts": str(prompts)}},
         "encoders": {"train": ["tiny_a"], "held_out": ["tiny_c"], "variant": "tiny"},
-        "joint": {
-            "enabled": True,
-            "text_encoder": "rdm_testing.references.refplugin:tiny_text",
-            "s_txt": 1.0,
-            "text_table": str(tmp_path / "generator_tau.safetensors"),
-        },
-        "distance": {"reference": "nystrom", "landmarks": 6, "bandwidth_scale": 0.25},
         "references": {
             "dir": str(tmp_path / "refs"),
             "resolution": 16,
@@ -78,7 +71,17 @@ def joint_recipe(tmp_path):
             "val": {"name": "jsonl", "args": {"path": str(val_pairs)}},
         },
         "train": {"rollout": 8, "micro_batch": 8},
-        "balance": {"mode": "controller"},
+        "objective": {
+            "name": "mmd",
+            "distance": {"reference": "nystrom", "landmarks": 6, "bandwidth_scale": 0.25},
+            "balance": {"mode": "controller"},
+            "joint": {
+                "enabled": True,
+                "text_encoder": "rdm_testing.references.refplugin:tiny_text",
+                "s_txt": 1.0,
+                "text_table": str(tmp_path / "generator_tau.safetensors"),
+            },
+        },
     }
     path = tmp_path / "joint.yaml"
     path.write_text(json.dumps(recipe))  # JSON is YAML
@@ -107,26 +110,29 @@ def test_joint_build_aligns_tau_with_curated_mixed_rows(joint_recipe, monkeypatc
     assert header["dim"] == 6 + 3 and header["d_txt"] == 3
     assert header["beta"] == pytest.approx(header["bandwidth"] / 1.0) and header["s_txt"] == 1.0
     assert "tiny_a" in read_json(f"{refs}/floors.json")["floors"]
-    gen_tau, _ = load_tensors(recipe.joint.text_table)  # the generator's prompt pool, row-aligned
+    gen_tau, _ = load_tensors(recipe.objective.joint.text_table)  # the generator's prompt pool, row-aligned
     pool = ["a red cube", "a blue ball", "a green cone"]
     assert torch.allclose(gen_tau["tau"], torch.nn.functional.normalize(refplugin.TinyText().encode(pool), dim=1))
     from rdm_references.text import load_text_table
 
     with pytest.raises(ArtifactError, match="not row-aligned"):
-        load_text_table(recipe.joint.text_table, pool[::-1])
+        load_text_table(recipe.objective.joint.text_table, pool[::-1])
     check_references(recipe)
     other_pool = joint_recipe.parent / "other_prompts.txt"
     other_pool.write_text("a blue ball\na red cube\na green cone\n")
     with pytest.raises(ReferenceMismatchError, match="not the generator's 3 prompts in order"):
         check_references(load_recipe(joint_recipe, [f"generator.args.prompts={other_pool}"]))
-    marginal = load_recipe(joint_recipe, ["joint.enabled=false"])
+    marginal = load_recipe(joint_recipe, ["objective.joint.enabled=false"])
     with pytest.raises(ReferenceMismatchError, match="it is a joint reference"):
         check_references(marginal)
 
     from rdm_references.text import build_text_table
 
     build_text_table(
-        recipe.joint.text_table, pool, refplugin.TinyText(scale=5.0), "rdm_testing.references.refplugin:tiny_text"
+        recipe.objective.joint.text_table,
+        pool,
+        refplugin.TinyText(scale=5.0),
+        "rdm_testing.references.refplugin:tiny_text",
     )
     with pytest.raises(ReferenceMismatchError, match="other text-tower weights than the reference captions"):
         check_references(recipe)
@@ -177,13 +183,13 @@ def test_check_references_accepts_a_fresh_build_and_names_every_mismatch(make_re
     a.write_bytes(backup)
 
     with pytest.raises(ReferenceMismatchError, match="bandwidth scale 0.5, the recipe uses 1.0"):
-        check_references(load_recipe(path, ["distance.bandwidth_scale=1.0"]))
+        check_references(load_recipe(path, ["objective.distance.bandwidth_scale=1.0"]))
     with pytest.raises(ReferenceMismatchError, match="8 landmarks, the recipe uses 16"):
-        check_references(load_recipe(path, ["distance.landmarks=16"]))
+        check_references(load_recipe(path, ["objective.distance.landmarks=16"]))
     with pytest.raises(ReferenceMismatchError, match="computed at N=8, the recipe trains at train.rollout=16"):
         check_references(load_recipe(path, ["train.rollout=16"]))
     # Without the controller the floors (and their N) are not needed.
-    check_references(load_recipe(path, ["train.rollout=16", "balance.mode=uniform"]))
+    check_references(load_recipe(path, ["train.rollout=16", "objective.balance.mode=uniform"]))
 
     changed = refplugin.build_encoder("tiny_a")
     with torch.no_grad():

@@ -244,7 +244,7 @@ def test_recipe_filters_curate_the_train_pool_with_a_cached_selection(prompt_fil
         {
             "run": {"device": "cpu"},
             "encoders": {"train": ["tiny_a"], "variant": "tiny"},
-            "distance": {"landmarks": 4},
+            "objective": {"distance": {"landmarks": 4}},
             "references": {
                 "dir": str(tmp_path / "refs"),
                 "resolution": 16,

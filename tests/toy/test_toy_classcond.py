@@ -80,7 +80,7 @@ def test_class_accuracy_arithmetic_and_errors():
 
 
 def test_controller_plot_from_a_metrics_log(tmp_path):
-    from rdm_gradcache.plots import save_controller_plot
+    from rdm_mmd.plots import save_controller_plot
 
     log = tmp_path / "metrics.jsonl"
     rows = [{"step": s, "raw": {"a": 2.0 / s, "b": 1.0}, "weights": {"a": 1.5, "b": 0.5}} for s in range(1, 6)]
@@ -93,6 +93,7 @@ def test_controller_plot_from_a_metrics_log(tmp_path):
 
 def test_recipe_end_to_end_with_the_controller(tmp_path, monkeypatch):
     """Reference build (classes coupled, floors at N), 3 controller steps, evaluation with class accuracy."""
+    from rdm_core.interfaces import TrainerOptions
     from rdm_core.recipe.load import load_recipe
     from rdm_eval.evaluate import evaluate
     from rdm_gradcache.trainer import gradcache_trainer
@@ -104,12 +105,12 @@ def test_recipe_end_to_end_with_the_controller(tmp_path, monkeypatch):
         overrides=[
             f"run.output_dir={tmp_path}/runs",
             f"references.dir={tmp_path}/refs",
-            f"joint.text_table={tmp_path}/refs/class_table.safetensors",
+            f"objective.joint.text_table={tmp_path}/refs/class_table.safetensors",
             "train.steps=3",
             "train.log_every=1",
             "train.checkpoint_every=3",
             "train.sample_count=8",
-            "distance.landmarks=64",
+            "objective.distance.landmarks=64",
             "eval.num_samples=200",
             "eval.args.class_accuracy.num_samples=50",
         ],
@@ -117,7 +118,7 @@ def test_recipe_end_to_end_with_the_controller(tmp_path, monkeypatch):
     build_references(recipe)
     floors = json.loads((tmp_path / "refs" / "floors.json").read_text())
     assert floors["n"] == 448 and set(floors["floors"]) == set(recipe.encoders.train)
-    summary = gradcache_trainer(recipe, show_progress=False).run()
+    summary = gradcache_trainer(recipe, TrainerOptions(show_progress=False)).run()
     run = Path(summary["run_dir"])
     assert (run / "controller.png").is_file() and (run / "loss.png").is_file()
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -104,6 +104,12 @@ def test_recipe_uses_the_prototype_tuned_settings():
         TUNED.min_lr_ratio,
     )
     assert tuple(r.train.betas) == TUNED.betas and r.train.grad_clip == TUNED.grad_clip
-    assert (r.distance.landmarks, r.distance.bandwidth_scale) == (TUNED.landmarks, TUNED.bandwidth_scale)
-    assert r.distance.kernel == "multiscale" and tuple(plain(r.distance.kernel_args)["scales"]) == TUNED.scales
-    assert r.balance.mode == "uniform"  # the prototype sums self-normalised losses with weight 1
+    assert (r.objective.distance.landmarks, r.objective.distance.bandwidth_scale) == (
+        TUNED.landmarks,
+        TUNED.bandwidth_scale,
+    )
+    assert (
+        r.objective.distance.kernel == "multiscale"
+        and tuple(plain(r.objective.distance.kernel_args)["scales"]) == TUNED.scales
+    )
+    assert r.objective.balance.mode == "uniform"  # the prototype sums self-normalised losses with weight 1

@@ -54,14 +54,18 @@ def build_references(root: Path, *, joint: bool = False, bandwidth_scale: float 
 
 
 def write_recipe(root: Path, name: str = "tiny", **sections: Any) -> Path:
-    """A tiny recipe (fp32, controller, dropout) with per-section overrides."""
+    """A tiny recipe (fp32, controller, dropout) with per-section overrides; the mmd objective's
+    subsections (``distance``, ``balance``, ``joint``) are overridden by their own names."""
     recipe: dict[str, Any] = {
         "run": {"name": name, "output_dir": str(root / "runs"), "seed": 3, "device": "cpu"},
         "generator": {"name": "gc-tiny", "args": {"dropout": 0.1}},
         "encoders": {"train": ["gc_tiny_a", "gc_tiny_b"], "variant": "tiny"},
-        "distance": {"reference": "nystrom", "kernel": "gaussian", "bandwidth_scale": 1.0, "landmarks": 16},
         "references": {"dir": str(root / "refs")},
-        "balance": {"mode": "controller"},
+        "objective": {
+            "name": "mmd",
+            "distance": {"reference": "nystrom", "kernel": "gaussian", "bandwidth_scale": 1.0, "landmarks": 16},
+            "balance": {"mode": "controller"},
+        },
         "train": {
             "steps": 5,
             "rollout": 16,
@@ -76,7 +80,8 @@ def write_recipe(root: Path, name: str = "tiny", **sections: Any) -> Path:
         "eval": {"metrics": []},
     }
     for section, values in sections.items():
-        recipe.setdefault(section, {}).update(values)
+        target = recipe["objective"] if section in ("distance", "balance", "joint") else recipe
+        target.setdefault(section, {}).update(values)
     path = root / f"{name}.yaml"
     path.write_text(
         "# test recipe: python -m rdm_testing.gradcache.run_rdm train THIS\n" + yaml.safe_dump(recipe, sort_keys=False)
@@ -96,8 +101,9 @@ def register_tiny_plugin() -> None:
 
 def run_trainer(path: Path, *overrides: str, resume: bool = False) -> dict[str, Any]:
     """Run the GradCache trainer on a recipe file, as `rdm train` does (no progress bar)."""
+    from rdm_core.interfaces import TrainerOptions
     from rdm_core.recipe.load import load_recipe
     from rdm_gradcache.trainer import GradCacheTrainer
 
     recipe = load_recipe(path, list(overrides))
-    return GradCacheTrainer(recipe, str(path), show_progress=False).run(resume=resume)
+    return GradCacheTrainer(recipe, TrainerOptions(recipe_ref=str(path), show_progress=False)).run(resume=resume)

@@ -1,4 +1,5 @@
-"""A throwaway rdm plugin for the trainer tests: a tiny conditional generator and two encoders.
+"""A throwaway rdm plugin for the trainer tests: a tiny conditional generator, two encoders, and
+the kill-drill trainer.
 
 Registered in-process (``get_host().register_module``), also inside the ``rdm train``
 subprocesses started through ``rdm_testing.gradcache.run_rdm``.
@@ -6,6 +7,9 @@ subprocesses started through ``rdm_testing.gradcache.run_rdm``.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import signal
 from pathlib import Path
 
 import torch
@@ -13,8 +17,13 @@ from torch import Tensor, nn
 
 from rdm_core import hookimpl
 from rdm_core.artifacts import load_tensors, save_tensors
-from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing
+from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing, TrainerOptions
 from rdm_testing.gradcache.tiny_models import CLASSES, NOISE, RES, TinyEncoderA, TinyEncoderB, TinyGenerator
+
+# The kill drill: `rdm train RECIPE --set train.trainer=gc-kill-drill` with this variable set to k
+# runs the GradCache trainer and SIGKILLs the process right after step k (checkpoint and samples
+# of step k written, if due): a crash at an arbitrary point between checkpoints.
+KILL_AFTER_ENV = "GC_TINY_KILL_AFTER_STEP"
 
 
 def _spec(name: str, dim: int) -> EncoderSpec:
@@ -83,6 +92,25 @@ def encoder_b(variant: str = "tiny", weights: str | None = None, seed: int = 11)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _Enc(SPECS["gc_tiny_b"], TinyEncoderB())
+
+
+def kill_drill_trainer(recipe, options: TrainerOptions | None = None):
+    """The ``gradcache`` trainer plus a step callback that SIGKILLs this process after step k."""
+    from rdm_gradcache.trainer import gradcache_trainer
+
+    kill_after = int(os.environ[KILL_AFTER_ENV])
+
+    def kill(step: int) -> None:
+        if step == kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    options = options or TrainerOptions()
+    return gradcache_trainer(recipe, dataclasses.replace(options, step_callbacks=(*options.step_callbacks, kill)))
+
+
+@hookimpl
+def rdm_register_trainers(registry) -> None:
+    registry.add("gc-kill-drill", kill_drill_trainer, help="test-only: gradcache, SIGKILLed after a given step")
 
 
 @hookimpl

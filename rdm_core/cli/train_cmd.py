@@ -1,4 +1,9 @@
-"""``rdm train RECIPE [--set key=value]... [--resume]`` (also under ``torchrun ... -m rdm_core train``)."""
+"""``rdm train RECIPE [--set key=value]... [--resume]`` (also ``torchrun ... -m rdm_core train``).
+
+The command belongs to the core and dispatches on ``train.trainer``: the trainer is whatever a
+plugin registered under that name, built as ``factory(recipe, TrainerOptions(...))``. With the
+trainer's plugin disabled the command stays, and says which plugin to enable.
+"""
 
 from __future__ import annotations
 
@@ -20,18 +25,16 @@ def configure(parser: argparse.ArgumentParser):
 def run(args: argparse.Namespace) -> int:
     from rdm_core.console import console
     from rdm_core.distributed import current_context, destroy
+    from rdm_core.interfaces import TrainerOptions
     from rdm_core.recipe.assemble import build_trainer
     from rdm_core.recipe.load import load_recipe
     from rdm_core.recipe.validate import validate_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    validate_recipe(recipe, files=False)  # input data of other stages (eval prompts, ...) is not needed here
-    trainer = build_trainer(recipe)
-    # Factories receive only the recipe; give ours the user's spelling for rebuild hints.
-    if hasattr(trainer, "recipe_ref"):
-        trainer.recipe_ref = args.recipe
-    if hasattr(trainer, "show_progress"):
-        trainer.show_progress = not args.no_progress
+    # metric names only (training imports no evaluation code); input files of other stages
+    # (eval prompts, ...) are not needed here
+    validate_recipe(recipe, files=False, metric_args=False)
+    trainer = build_trainer(recipe, TrainerOptions(recipe_ref=args.recipe, show_progress=not args.no_progress))
     try:
         summary = trainer.run(resume=args.resume)
     finally:
