@@ -25,7 +25,6 @@ def recipe_data(root: Path, name: str = "a", **sections: Any) -> dict[str, Any]:
         "run": {"name": name, "output_dir": str(root / "runs"), "seed": 0, "device": "cpu"},
         "generator": {"name": "digits-mlp", "args": {"noise_dim": 8, "hidden": 32, "depth": 1, "resolution": 16}},
         "encoders": {"train": list(TRAIN_ENCODERS), "held_out": list(HELD_OUT), "variant": "full", "batch_size": 512},
-        "distance": {"reference": "nystrom", "kernel": "gaussian", "landmarks": 32, "bandwidth_subsample": 500},
         "references": {
             "dir": str(root / "refs"),
             "train": {"name": "digits", "args": {"split": "train", "val_fraction": 0.25, "seed": 0}},
@@ -34,9 +33,12 @@ def recipe_data(root: Path, name: str = "a", **sections: Any) -> dict[str, Any]:
             "batch_size": 512,
             "shard_size": 512,
             "eval_bank_size": 256,
-            "floor_draws": 2,
         },
-        "balance": {"mode": "uniform"},
+        "objective": {
+            "name": "mmd",
+            "distance": {"reference": "nystrom", "kernel": "gaussian", "landmarks": 32, "bandwidth_subsample": 500},
+            "balance": {"mode": "uniform", "floor_draws": 2},
+        },
         "train": {
             "steps": 3,
             "rollout": 32,

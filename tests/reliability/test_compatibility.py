@@ -47,9 +47,9 @@ def test_more_landmarks_than_pool_rows_is_said_and_recorded(project, capsys):
     from rdm_core.recipe.load import load_recipe
     from rdm_references.check import check_references
 
-    code, _, err = rdm(capsys, "reference", "build", project / "a.yaml", "--set", "distance.landmarks=100000")
+    code, _, err = rdm(capsys, "reference", "build", project / "a.yaml", "--set", "objective.distance.landmarks=100000")
     assert code == 0, err
-    assert "distance.landmarks=100000 is more than" in err
+    assert "objective.distance.landmarks=100000 is more than" in err
     header = read_meta(project / "refs" / "digits_random.safetensors")
     assert header["landmarks_requested"] == 100000 and header["landmarks"] < 100000
-    check_references(load_recipe(project / "a.yaml", ["distance.landmarks=100000"]))
+    check_references(load_recipe(project / "a.yaml", ["objective.distance.landmarks=100000"]))

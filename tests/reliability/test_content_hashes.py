@@ -23,7 +23,9 @@ def test_flipped_shard_is_refused_when_a_new_reference_reuses_it(project, capsys
     before = reference.read_bytes()
     flip_byte(shard)
     # another bandwidth scale: the reference is rebuilt from the stored (reused) shards
-    code, _, err = rdm(capsys, "reference", "build", project / "a.yaml", "--set", "distance.bandwidth_scale=0.5")
+    code, _, err = rdm(
+        capsys, "reference", "build", project / "a.yaml", "--set", "objective.distance.bandwidth_scale=0.5"
+    )
     assert code == 2
     line = error_line(err)
     assert str(shard) in line and "corrupt" in line

@@ -65,7 +65,7 @@ def test_disk_full_while_writing_a_reference(project):
         "build",
         project / "a.yaml",
         "--set",
-        "distance.bandwidth_scale=0.7",
+        "objective.distance.bandwidth_scale=0.7",
         prelude=ENOSPC_PRELUDE,
         env={"RDM_TEST_ENOSPC": "digits_random.safetensors", "RDM_CACHE": os.environ["RDM_CACHE"]},
     )
