@@ -27,6 +27,7 @@ RECIPES = ["flux2-klein-tiny", "flux1-tiny", "wan-tiny"]
 
 CHILD = r"""
 import json, os, resource, sys
+from rdm_core.interfaces import TrainerOptions
 from rdm_core.recipe.load import load_recipe
 from rdm_core.recipe.assemble import build_trainer
 
@@ -35,8 +36,7 @@ def rss():
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 recipe = load_recipe(sys.argv[1], sys.argv[2:])
-trainer = build_trainer(recipe)
-trainer.show_progress = False
+trainer = build_trainer(recipe, TrainerOptions(recipe_ref=sys.argv[1], show_progress=False))
 before = rss()
 trainer.run()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -53,8 +53,8 @@ def measure(name: str) -> dict:
         sets = [f"run.output_dir={tmp}/runs", f"references.dir={tmp}/refs"]
         recipe_path = str(ROOT / "recipes" / f"{name}.yaml")
         recipe = load_recipe(recipe_path, sets)
-        if recipe.joint.enabled:
-            sets.append(f"joint.text_table={tmp}/refs/tau_generator.safetensors")
+        if recipe.objective.joint.enabled:
+            sets.append(f"objective.joint.text_table={tmp}/refs/tau_generator.safetensors")
         args = [a for s in sets for a in ("--set", s)]
         subprocess.run(
             [sys.executable, "-m", "rdm_core", "run", recipe_path, "--stages", "references", *args],

@@ -42,8 +42,7 @@ class TrainStage:
         from rdm_core.checkpoints import latest_checkpoint
         from rdm_core.interfaces import TrainerOptions
         from rdm_core.recipe.assemble import build_trainer
-        from rdm_core.recipe.load import recipe_path
-        from rdm_core.recipe.load import to_yaml
+        from rdm_core.recipe.load import recipe_path, to_yaml
 
         resume = latest_checkpoint(ctx.run_dir) is not None
         saved = ctx.run_dir / "recipe.yaml"

@@ -23,9 +23,9 @@ The rules (also in docs/recipes.md):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 from rdm_core.errors import RecipeError
