@@ -61,7 +61,7 @@ def _recipe(tmp_path, part, device="cpu"):
             "generator": {"name": "tiny_teacher"},
             "eval": {"metrics": []},
             "encoders": {"train": ["tiny_a"], "variant": "tiny"},
-            "distance": {"landmarks": 4},
+            "objective": {"distance": {"landmarks": 4}},
             "references": {
                 "dir": str(tmp_path / "refs"),
                 "resolution": 16,
