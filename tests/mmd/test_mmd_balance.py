@@ -234,7 +234,9 @@ def _recipe(tmp_path, **balance):
 
 
 def test_balance_from_recipe_modes(tmp_path):
-    assert isinstance(balance_from_recipe(_recipe(tmp_path, mode="uniform")), UniformWeights)
+    uniform = balance_from_recipe(_recipe(tmp_path, mode="uniform"))
+    assert isinstance(uniform, UniformWeights) and uniform.weights() == {"a": 1.0, "b": 1.0}
+    assert uniform.step({"a": 5.0, "b": 0.0}) == {"a": 1.0, "b": 1.0} and uniform.state_dict() == {}
     static = balance_from_recipe(_recipe(tmp_path, mode="static", weights={"a": 2.0}))
     assert isinstance(static, StaticWeights) and static.weights() == {"a": 2.0, "b": 1.0}
     with pytest.raises(RecipeError):
@@ -250,3 +252,68 @@ def test_balance_from_recipe_modes(tmp_path):
     assert ctl.total == 2.0
     with pytest.raises(RecipeError, match="objective.balance.mode"):
         balance_from_recipe(_recipe(tmp_path, mode="pid"))
+
+
+def test_balance_from_recipe_passes_every_controller_setting(tmp_path):
+    settings = dict(kp=2.0, ki=0.25, kd=0.5, ema_beta=0.75, temperature=3.0, cost_clip=4.0, lambda_max=6.0)
+    recipe = _recipe(tmp_path, mode="controller", softmax=False, normalized=True, total=7.0, **settings)
+    ctl = balance_from_recipe(recipe, floors={"a": 0.5, "b": 0.25})
+    got = {k: getattr(ctl, k) for k in settings}
+    assert got == settings and ctl.softmax is False and ctl.normalized is True and ctl.total == 7.0
+    # an explicit floors file wins over balance.floors and the default <references.dir>/floors.json
+    save_floors(tmp_path / "floors.json", {"a": 0.1, "b": 0.2}, n=64)
+    save_floors(tmp_path / "other.json", {"a": 0.3, "b": 0.4}, n=64)
+    assert balance_from_recipe(recipe, floors=str(tmp_path / "other.json")).floors == {"a": 0.3, "b": 0.4}
+    assert balance_from_recipe(recipe).floors == {"a": 0.1, "b": 0.2}
+    assert balance_from_recipe(_recipe(tmp_path, mode="controller")).softmax is True
+
+
+def test_controller_defaults():
+    # kp 1, ki 0, kd 0, beta 0.5, T factor 2, cost clip 5, lambda_max 10, softmax, budget = #encoders
+    ctl = GatedLagrangianController(["a", "b"], {"a": 0.0, "b": 0.0})
+    assert ctl.step({"a": 0.75, "b": 0.25}) == pytest.approx(
+        {"a": 2 / (1 + math.exp(-0.5 / 1.0)), "b": 2 * math.exp(-0.5 / 1.0) / (1 + math.exp(-0.5 / 1.0))}, rel=1e-15
+    )
+    capped = GatedLagrangianController(["a"], {"a": 0.0}, kp=3.0, softmax=False)
+    assert capped.step({"a": 100.0}) == {"a": 10.0}  # z = 3 * clip(100, 5) = 15 -> lambda_max 10
+
+
+def test_normalized_errors_are_relative_to_each_floor():
+    ctl = GatedLagrangianController(["a", "b"], {"a": 0.25, "b": 0.5}, normalized=True)
+    # both scores are twice their floor: relative errors (1, 1) share the budget equally
+    assert ctl.step({"a": 0.5, "b": 1.0}) == {"a": 1.0, "b": 1.0}
+    with pytest.raises(RecipeError, match="floor is 0"):
+        GatedLagrangianController(["a", "b"], {"a": 0.0, "b": 0.5}, normalized=True)
+    GatedLagrangianController(["a", "b"], {"a": 1.0, "b": 0.5}, normalized=True)  # a floor of 1 is fine
+
+
+@pytest.mark.parametrize("beta", [0.0, -0.5, 1.5])
+def test_ema_beta_outside_0_1_is_refused(beta):
+    with pytest.raises(RecipeError, match="ema_beta"):
+        GatedLagrangianController(["a"], {"a": 0.1}, ema_beta=beta)
+
+
+def test_ema_beta_of_one_follows_the_raw_score():
+    ctl = GatedLagrangianController(["a"], {"a": 0.25}, ema_beta=1.0, softmax=False)
+    ctl.step({"a": 1.25})
+    assert ctl.step({"a": 0.5}) == {"a": 0.25} and ctl.ema == {"a": 0.5}
+
+
+def test_combine_uses_its_eps():
+    a = torch.tensor(0.5, dtype=torch.float64)
+    assert combine({"a": a}, {"a": 1.0}, eps=0.5).item() == 0.5  # 0.5 / (0.5 + 0.5)
+
+
+def test_loading_a_fresh_or_older_state():
+    names, floors = ["a", "b"], {"a": 0.1, "b": 0.1}
+    fresh = GatedLagrangianController(names, floors)
+    state = json.loads(json.dumps(fresh.state_dict()))
+    ctl = GatedLagrangianController(names, floors)
+    ctl.step({"a": 0.3, "b": 0.3})
+    ctl.load_state_dict(state)  # before the first step: no EMA yet
+    assert ctl.ema == {"a": None, "b": None} and ctl.weights() == {"a": 1.0, "b": 1.0}
+    del state["steps"]  # written before the step counter existed
+    ctl.load_state_dict(state)
+    assert ctl.steps == 0
+    with pytest.raises(RecipeError, match="encoders"):
+        ctl.load_state_dict({})

@@ -267,3 +267,67 @@ def test_alpha_solve_equals_psi_form_property(m, n, d, sigma, seed):
     psi_form = (psi(g) @ psi(pool).mean(0)).mean()
     alpha_form = (kernel_matrix("gaussian", g, z, sigma) @ alpha).mean()
     assert torch.allclose(alpha_form, psi_form, atol=1e-12, rtol=0)  # measured: 7e-15
+
+
+def test_the_pool_is_streamed_in_blocks_that_fit_the_memory_budget():
+    from rdm_mmd.nystrom import _nystrom_alpha
+
+    pool = _pool(100, 6)
+    z = pool[:12]
+    kernel = GaussianKernel(2.0)
+    sizes: list[int] = []
+    # 12 landmarks x 8 bytes x 3 scratch buffers per pool row: a budget of 7 such rows
+    alpha, mu = _nystrom_alpha(z, pool, kernel, jitter=1e-6, memory_budget=12 * 8 * 3 * 7, on_chunk=sizes.append)
+    assert sizes == [7] * 14 + [2]
+    whole, mu_whole = _nystrom_alpha(z, pool, kernel, jitter=1e-6, memory_budget=None)
+    assert torch.allclose(mu, mu_whole, atol=1e-15, rtol=0) and torch.allclose(alpha, whole, atol=1e-12, rtol=0)
+    # a float32 pool is streamed in float64 like a float64 copy of the same values
+    _, mu32 = _nystrom_alpha(z, pool.float(), kernel, jitter=1e-6, memory_budget=None)
+    _, mu64 = _nystrom_alpha(z, pool.float().double(), kernel, jitter=1e-6, memory_budget=None)
+    assert mu32.dtype == torch.float64 and torch.equal(mu32, mu64)
+
+
+def test_runtime_options_reach_the_estimator(monkeypatch):
+    ref = NystromReference.build(_pool(), "gaussian", landmarks=15, seed=0)
+    g = torch.randn(30, 6, dtype=torch.float64)
+    want_attraction, want_distance = ref.attraction(g).item(), ref.distance(g).item()
+    calls: list[tuple[int, int]] = []
+    gram = GaussianKernel.gram
+
+    def spy(self, x, y):
+        calls.append((x.shape[0], y.shape[0]))
+        return gram(self, x, y)
+
+    monkeypatch.setattr(GaussianKernel, "gram", spy)
+
+    def blocks(fn):
+        calls.clear()
+        value = fn(g).item()
+        cross = {rows for rows, cols in calls if cols == 15}  # against the 15 landmarks
+        own = {rows for rows, cols in calls if cols != 15}  # the repulsion's blocks of g
+        return value, max(cross), max(own, default=0)
+
+    # budget of 4 landmark rows (15 x 8 x 3 bytes each); the repulsion's rows are 30 wide: 2 fit
+    ref.configure(method="checkpoint", memory_budget=15 * 8 * 3 * 4)
+    value, cross, _ = blocks(ref.attraction)
+    assert value == pytest.approx(want_attraction, rel=1e-13) and cross == 4
+    value, cross, own = blocks(ref.distance)
+    assert value == pytest.approx(want_distance, rel=1e-13) and (cross, own) == (4, 2)
+    ref.configure(gen_chunk=7, memory_budget=1 << 20)
+    assert blocks(ref.distance)[1:] == (30, 7)
+    ref.configure(method="bogus")
+    for fn in (ref.attraction, ref.distance):
+        with pytest.raises(RecipeError, match="bogus"):
+            fn(g)
+
+
+def test_landmarks_of_another_dimension_are_refused(tmp_path: Path):
+    from rdm_core.artifacts import load_tensors, save_tensors
+
+    path = tmp_path / "ref.safetensors"
+    NystromReference.build(_pool(), "gaussian", landmarks=16).save(path)
+    tensors, meta = load_tensors(path)
+    tensors["landmarks"] = torch.cat([tensors["landmarks"], tensors["landmarks"][:, :1]], dim=1)  # (16, 7)
+    save_tensors(path, tensors, meta)
+    with pytest.raises(ArtifactError, match="disagree"):
+        NystromReference.load(path)
