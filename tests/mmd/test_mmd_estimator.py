@@ -189,3 +189,101 @@ def test_autocast_regions_do_not_lower_the_loss_precision():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         inside = mmd_loss(g, z, w, k, 0.1)
     assert inside.dtype == torch.float32 and abs(inside.item() - plain.item()) < 1e-6
+
+
+def test_rows_for_budget():
+    from rdm_mmd.estimator import DEFAULT_MEMORY_BUDGET, rows_for_budget
+
+    # a (rows, cols) block costs cols * itemsize bytes per row, three buffers of it
+    assert rows_for_budget(10, 8, 10 * 8 * 3 * 7) == 7
+    assert rows_for_budget(10, 8, 10 * 8 * 3 * 7 + 239) == 7
+    assert rows_for_budget(10, 8, 100) == 1  # at least one row, however small the budget
+    assert rows_for_budget(10, 8, None) == DEFAULT_MEMORY_BUDGET // 240
+    assert rows_for_budget(10, 8, 10 * 8 * 3 * 7, cap=5) == 5 and rows_for_budget(10, 8, 100, cap=5) == 1
+    assert rows_for_budget(10, 8, 10 * 8 * 3 * 7, cap=0) == 1
+
+
+def test_empty_inputs_are_named():
+    with pytest.raises(ShapeError, match="generated features must be a non-empty"):
+        repulsion(torch.zeros(0, 3), GaussianKernel(1.0))
+    with pytest.raises(ShapeError, match="generated features must be a non-empty"):
+        cross_kernel_mean(torch.zeros(0, 3), torch.ones(2, 3), GaussianKernel(1.0))
+    with pytest.raises(ShapeError, match="reference rows must be a non-empty"):
+        cross_kernel_mean(torch.ones(2, 3), torch.zeros(0, 3), GaussianKernel(1.0))
+
+
+@pytest.fixture
+def gram_calls(monkeypatch):
+    """(rows, cols) of every GaussianKernel.gram call: only the checkpoint path calls gram."""
+    calls: list[tuple[int, int]] = []
+    gram = GaussianKernel.gram
+
+    def spy(self, x, y):
+        calls.append((x.shape[0], y.shape[0]))
+        return gram(self, x, y)
+
+    monkeypatch.setattr(GaussianKernel, "gram", spy)
+    return calls
+
+
+def test_auto_takes_the_fused_path_for_radial_kernels_only_when_the_reference_is_frozen(gram_calls):
+    x, y, w = _rand((20, 3), 1).requires_grad_(), _rand((9, 3), 2), _rand((9,), 3)
+    k = GaussianKernel(1.5)
+    repulsion(x, k).backward()
+    cross_kernel_mean(x, y, k, w).backward()
+    assert gram_calls == []  # both fused
+    # y (or w) needing a gradient: the fused pass gives none, so the checkpoint path must run
+    x.grad = None
+    yg, wg = y.clone().requires_grad_(), w.clone().requires_grad_()
+    value = cross_kernel_mean(x, yg, k, wg)
+    value.backward()
+    assert gram_calls
+    xb, yb, wb = (t.detach().clone().requires_grad_() for t in (x, y, w))
+    want = (kernel_matrix("gaussian", xb, yb, 1.5) @ wb).mean()
+    want.backward()
+    assert torch.allclose(value, want, atol=1e-14, rtol=0)
+    for got, ref in ((x.grad, xb.grad), (yg.grad, yb.grad), (wg.grad, wb.grad)):
+        assert got is not None and torch.allclose(got, ref, atol=1e-14, rtol=0)
+
+
+def test_repulsion_blocks_follow_memory_budget_and_gen_chunk(gram_calls):
+    x = _rand((30, 3), 4)
+    k = GaussianKernel(1.5)
+    want = kernel_matrix("gaussian", x, x, 1.5).mean().item()
+    # rows 30 wide x 8 bytes x 3 buffers: a budget of 2 rows; gen_chunk caps it further
+    for budget, gen_chunk, rows in ((30 * 8 * 3 * 2, 8192, 2), (1 << 20, 7, 7), (30 * 8 * 3 * 5, 3, 3)):
+        gram_calls.clear()
+        value = repulsion(x, k, gen_chunk=gen_chunk, memory_budget=budget, method="checkpoint").item()
+        assert value == pytest.approx(want, rel=1e-14) and max(r for r, _ in gram_calls) == rows
+
+
+@pytest.mark.parametrize("method", ["fused", "checkpoint"])
+def test_cross_mean_without_gradients_in_many_blocks(method):
+    x, y, w = _rand((23, 4), 5), _rand((11, 4), 6), _rand((11,), 7)
+    want = (kernel_matrix("gaussian", x, y, 1.3) @ w).mean().item()
+    with torch.no_grad():
+        got = cross_kernel_mean(x, y, GaussianKernel(1.3), w, memory_budget=11 * 8 * 3 * 4, method=method)
+    assert got.item() == pytest.approx(want, rel=1e-13)
+
+
+def test_reference_and_weights_are_cast_to_the_computation_dtype():
+    x, y, w = _rand((12, 3), 8), _rand((7, 3), 9).float(), _rand((7,), 10).float()
+    k = GaussianKernel(1.1)
+    for method in ("fused", "checkpoint"):
+        got = cross_kernel_mean(x, y, k, w, method=method)
+        assert got.dtype == torch.float64
+        assert got.item() == cross_kernel_mean(x, y.double(), k, w.double(), method=method).item()
+    low = x.to(torch.bfloat16)
+    got = cross_kernel_mean(low, y, k, w)  # bf16 encoder outputs are computed in fp32
+    assert got.dtype == torch.float32 and got.item() == cross_kernel_mean(low.float(), y, k, w).item()
+
+
+def test_autocast_does_not_lower_the_gradient_precision():
+    g = (torch.randn(64, 32) * 3).requires_grad_()
+    z, w = torch.randn(40, 32) * 3, torch.rand(40)
+    k = GaussianKernel(8.0)
+    (plain,) = torch.autograd.grad(mmd_loss(g, z, w, k, 0.1), g)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        inside = mmd_loss(g, z, w, k, 0.1)
+    (grad,) = torch.autograd.grad(inside, g)
+    assert grad.dtype == torch.float32 and torch.allclose(grad, plain, atol=1e-9, rtol=1e-6)
