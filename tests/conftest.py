@@ -8,6 +8,8 @@
   database in the user cache, outside the tree.
 - ``plugin_env``: a throwaway environment to install third-party packages into and run ``rdm``
   in (see ``rdm_testing.plugin_env``).
+- ``--test-order reverse`` or ``--test-order shuffle:SEED`` reorders the collected tests, to check
+  that no test depends on another having run first (``scripts/test --test-order reverse``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,26 @@ settings.register_profile(
     ),
 )
 settings.load_profile(os.environ.get("RDM_HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--test-order",
+        default="given",
+        help="given (default), reverse, or shuffle:SEED: run the collected tests in another order",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    order = config.getoption("--test-order")
+    if order == "reverse":
+        items.reverse()
+    elif order.startswith("shuffle:"):
+        import random
+
+        random.Random(int(order.split(":", 1)[1])).shuffle(items)
+    elif order != "given":
+        raise pytest.UsageError(f"--test-order {order!r}: use given, reverse or shuffle:SEED")
 
 
 @pytest.fixture(autouse=True)
