@@ -20,10 +20,19 @@ def name_seed(*parts: str) -> int:
 
 
 @contextmanager
-def seeded_init(*parts: str) -> Iterator[None]:
-    """Run the block with the global CPU RNG seeded from ``parts``; restore the RNG afterwards."""
+def seeded_init(*parts: str, seed: int | None = None) -> Iterator[None]:
+    """Run the block with the global CPU RNG seeded, and restore the caller's RNG afterwards.
+
+    Args:
+        parts: strings the seed is derived from (:func:`name_seed`), e.g. ``("encoder", name)``.
+        seed: an explicit integer seed instead (tiny random-weight builders take one).
+
+    Exactly one of ``parts`` and ``seed`` must be given.
+    """
     import torch
 
+    if bool(parts) == (seed is not None):
+        raise ValueError("seeded_init takes name parts or seed=, not both and not neither")
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(name_seed(*parts))
+        torch.manual_seed(name_seed(*parts) if seed is None else int(seed))
         yield

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from rdm_core.seeding import seeded_init
 from rdm_flux1.configs import SCHEDULER, TINY_CLIP, TINY_T5, TINY_TRANSFORMER, TINY_VAE
 
 
@@ -41,8 +42,7 @@ def build_tiny_clip_tokenizer() -> Any:
 def build_tiny_t5_encoder(vocab_size: int, seed: int = 3) -> Any:
     from transformers import T5Config, T5EncoderModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return T5EncoderModel(T5Config(vocab_size=vocab_size, **TINY_T5)).eval()
 
 
@@ -57,16 +57,14 @@ def build_tiny_clip_text(tokenizer: Any, seed: int = 4) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         **TINY_CLIP,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return CLIPTextModel(config).eval()
 
 
 def build_tiny_transformer(seed: int = 0) -> Any:
     from diffusers import FluxTransformer2DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         model = FluxTransformer2DModel(**TINY_TRANSFORMER)
         for p in model.parameters():  # the output projection starts at zero; make every path live
             p.data.add_(torch.randn_like(p) * 0.02)
@@ -76,8 +74,7 @@ def build_tiny_transformer(seed: int = 0) -> Any:
 def build_tiny_vae(seed: int = 1) -> Any:
     from diffusers import AutoencoderKL
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return AutoencoderKL(**TINY_VAE).eval()
 
 

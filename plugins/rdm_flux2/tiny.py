@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from rdm_core.seeding import seeded_init
 from rdm_flux2.configs import (
     KLEIN_SCHEDULER,
     QWEN3_CHAT_TEMPLATE,
@@ -26,8 +27,7 @@ def build_tiny_transformer(seed: int = 0) -> Any:
     """The tiny ``Flux2Transformer2DModel`` (1 double + 2 single blocks, 91 K params)."""
     from diffusers import Flux2Transformer2DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         model = Flux2Transformer2DModel(**TINY_TRANSFORMER)
         # diffusers zero-initialises nothing that matters here, but the output projection of a
         # fresh model is small; perturb every tensor so gradients and parity tests see real values.
@@ -40,8 +40,7 @@ def build_tiny_vae(seed: int = 1) -> Any:
     """The tiny ``AutoencoderKLFlux2`` with randomised BN running stats (so denormalisation matters)."""
     from diffusers import AutoencoderKLFlux2
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         vae = AutoencoderKLFlux2(**TINY_VAE)
         vae.bn.running_mean.copy_(torch.randn_like(vae.bn.running_mean) * 0.5)
         vae.bn.running_var.copy_(torch.rand_like(vae.bn.running_var) * 1.5 + 0.25)
@@ -71,8 +70,7 @@ def build_tiny_text_encoder(vocab_size: int, seed: int = 2) -> Any:
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
     config = Qwen3Config(vocab_size=vocab_size, **TINY_QWEN3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         model = Qwen3ForCausalLM(config)
     return model.eval()
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_core.interfaces import Conditions
+from rdm_core.seeding import seeded_init
 from rdm_toy.data import NATIVE, NUM_CLASSES
 from rdm_toy.generator import DigitsMLP, DigitsMLPGenerator
 
@@ -84,8 +85,7 @@ class DigitsClassCondGenerator(DigitsMLPGenerator):
             num_classes=num_classes, embed_dim=embed_dim, prompts=prompts,
         )  # fmt: skip
         self.num_classes = int(num_classes)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed=seed):
             self.module = ClassCondDigitsMLP(noise_dim, hidden, depth, resolution, base, self.num_classes, embed_dim)
 
     def sample_conditions(self, n: int, rng: torch.Generator) -> Conditions:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_core.errors import ArtifactError, RecipeError, ShapeError
 from rdm_core.interfaces import Conditions
+from rdm_core.seeding import seeded_init
 from rdm_toy.data import NATIVE, upsample
 
 
@@ -82,9 +83,7 @@ class DigitsMLPGenerator:
         self.args: dict[str, Any] = dict(
             noise_dim=noise_dim, hidden=hidden, depth=depth, resolution=resolution, base=base, seed=seed
         )
-        # fork_rng keeps the caller's global RNG untouched while the init is seeded
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed=seed):
             self.module = DigitsMLP(noise_dim, hidden, depth, resolution, base)
 
     def noise_shape(self) -> tuple[int, ...]:

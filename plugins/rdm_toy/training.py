@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_core.errors import ArtifactError, RecipeError
+from rdm_core.seeding import seeded_init
 from rdm_toy import nets
 from rdm_toy.data import DigitsSource
 from rdm_toy.specs import RESOLUTION, SPECS
@@ -124,8 +125,7 @@ def build_state(name: str, seed: int) -> dict[str, Tensor]:
     The whole build runs under a forked, seeded RNG: two calls with the same seed in the same
     environment return identical tensors, and the caller's RNG state is untouched.
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         net = new_network(name)
         gen = torch.Generator().manual_seed(seed)
         if name in ("digits_cnn", "digits_cnn_wide"):

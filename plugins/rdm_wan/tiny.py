@@ -7,14 +7,14 @@ from typing import Any
 
 import torch
 
+from rdm_core.seeding import seeded_init
 from rdm_wan.configs import SCHEDULER, TINY_TRANSFORMER, TINY_UMT5, TINY_VAE
 
 
 def build_tiny_transformer(seed: int = 0) -> Any:
     from diffusers import WanTransformer3DModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         model = WanTransformer3DModel(**TINY_TRANSFORMER)
         for p in model.parameters():  # zero-initialised output paths would hide gradients
             p.data.add_(torch.randn_like(p) * 0.02)
@@ -24,16 +24,14 @@ def build_tiny_transformer(seed: int = 0) -> Any:
 def build_tiny_vae(seed: int = 1) -> Any:
     from diffusers import AutoencoderKLWan
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return AutoencoderKLWan(**TINY_VAE).eval()
 
 
 def build_tiny_text_encoder(vocab_size: int, seed: int = 2) -> Any:
     from transformers import UMT5Config, UMT5EncoderModel
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, **TINY_UMT5)).eval()
 
 

@@ -132,6 +132,26 @@ def test_seeded_init_is_stable_across_processes_and_restores_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_seeded_init_with_an_explicit_seed_is_manual_seed_in_a_fork():
+    from rdm_core.seeding import seeded_init
+
+    torch.manual_seed(11)
+    outside = torch.rand(2)
+    torch.manual_seed(3)
+    expected = torch.randn(4)  # what a builder seeded 3 draws
+    torch.manual_seed(11)
+    with seeded_init(seed=3):
+        drawn = torch.randn(4)
+    assert torch.equal(drawn, expected)
+    assert torch.equal(torch.rand(2), outside)  # the caller's stream did not move
+    with pytest.raises(ValueError, match="not both"):
+        with seeded_init("x", seed=1):
+            pass
+    with pytest.raises(ValueError, match="neither"):
+        with seeded_init():
+            pass
+
+
 def test_read_jsonl_rows_line_numbers_and_errors(tmp_path):
     from rdm_core.artifacts import read_jsonl
     from rdm_core.errors import ArtifactError, RecipeError
