@@ -45,7 +45,42 @@ def _summary(name: str, ratios: dict[str, float], held_out: Sequence[str]) -> di
     }
 
 
-class SlicedWassersteinRatio:
+class PerEncoderRatio:
+    """The loop both feature metrics share: one ratio per encoder, then their arithmetic mean.
+
+    A subclass sets ``name`` and ``device`` and implements :meth:`encoder_ratio` (one encoder's
+    ratio and details) and :meth:`settings` (what the report records about the metric).
+    """
+
+    name = "per_encoder_ratio"
+    device: str | None = None
+
+    def encoder_ratio(
+        self, encoder: str, generated: Tensor, bank: EvalBank, device: Any
+    ) -> tuple[float, dict[str, Any]]:
+        """``(ratio, details)`` of one encoder; ``generated`` is already on ``device``."""
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """The metric's parameters, stored in the report beside the ratios."""
+        return {}
+
+    def evaluate(
+        self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
+    ) -> MetricResult:
+        """Score ``generated`` features against each encoder's (train, val) banks."""
+        ratios: dict[str, float] = {}
+        details: dict[str, dict[str, Any]] = {}
+        for enc in _check_inputs(self.name, generated, banks):
+            bank = banks[enc]
+            dev = self.device or bank.train.device
+            ratios[enc], details[enc] = self.encoder_ratio(enc, generated[enc].to(dev), bank, dev)
+        extra = _summary(self.name, ratios, held_out)
+        extra.update(details=details, **self.settings())
+        return MetricResult(self.name, mean_ratio(ratios), ratios, extra)
+
+
+class SlicedWassersteinRatio(PerEncoderRatio):
     """SW_r14: per encoder ``SW_2(gen, train) / SW_2(val, train)``, arithmetic mean over encoders.
 
     Args:
@@ -74,35 +109,30 @@ class SlicedWassersteinRatio:
         self.num_projections, self.chunk, self.seed, self.p, self.n = num_projections, chunk, seed, p, n
         self.device = device
 
-    def evaluate(
-        self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
-    ) -> MetricResult:
-        """Score ``generated`` features against each encoder's (train, val) banks."""
+    def encoder_ratio(
+        self, encoder: str, generated: Tensor, bank: EvalBank, device: Any
+    ) -> tuple[float, dict[str, Any]]:
+        """``SW_2(gen, train) / SW_2(val, train)`` on the protocol's shared directions."""
         from rdm_eval.sliced import sliced_wasserstein_many
 
-        ratios: dict[str, float] = {}
-        details: dict[str, dict[str, float]] = {}
-        for enc in _check_inputs(self.name, generated, banks):
-            bank = banks[enc]
-            dev = self.device or bank.train.device
-            sw, n = sliced_wasserstein_many(
-                {"gen": generated[enc].to(dev), "val": bank.val.to(dev)},
-                bank.train.to(dev),
-                p=self.p,
-                num_projections=self.num_projections,
-                chunk=self.chunk,
-                seed=self.seed,
-                n=self.n,
-                name=f"{self.name}/{enc}",
-            )
-            ratios[enc] = safe_ratio(sw["gen"], sw["val"])
-            details[enc] = {"sw_gen": sw["gen"], "sw_val": sw["val"], "ratio": ratios[enc], "n": n}
-        extra = _summary(self.name, ratios, held_out)
-        extra.update(details=details, num_projections=self.num_projections, chunk=self.chunk, seed=self.seed, p=self.p)
-        return MetricResult(self.name, mean_ratio(ratios), ratios, extra)
+        sw, n = sliced_wasserstein_many(
+            {"gen": generated, "val": bank.val.to(device)},
+            bank.train.to(device),
+            p=self.p,
+            num_projections=self.num_projections,
+            chunk=self.chunk,
+            seed=self.seed,
+            n=self.n,
+            name=f"{self.name}/{encoder}",
+        )
+        ratio = safe_ratio(sw["gen"], sw["val"])
+        return ratio, {"sw_gen": sw["gen"], "sw_val": sw["val"], "ratio": ratio, "n": n}
+
+    def settings(self) -> dict[str, Any]:
+        return {"num_projections": self.num_projections, "chunk": self.chunk, "seed": self.seed, "p": self.p}
 
 
-class RffMmdRatio:
+class RffMmdRatio(PerEncoderRatio):
     """MMD_r14: per encoder ``m(gen) / m(val)`` with random Fourier features (D 4096, seed 99999).
 
     Args:
@@ -145,42 +175,35 @@ class RffMmdRatio:
         self.mean_subsample, self.sigma_subsample, self.n = mean_subsample, sigma_subsample, n
         self.device, self.mean_rows, self.stored = device, mean_rows, stored
 
-    def evaluate(
-        self, *, generated: Mapping[str, Tensor], banks: Mapping[str, EvalBank], held_out: Sequence[str] = (), **_: Any
-    ) -> MetricResult:
-        """Score ``generated`` features against each encoder's (train, val) banks."""
+    def encoder_ratio(
+        self, encoder: str, generated: Tensor, bank: EvalBank, device: Any
+    ) -> tuple[float, dict[str, Any]]:
+        """``m(gen) / m(val)`` with the bank's stored RFF map, or one drawn from its train rows."""
         from rdm_eval.rff import RffBank, mmd_rff_ratios
 
-        ratios: dict[str, float] = {}
-        details: dict[str, dict[str, Any]] = {}
-        for enc in _check_inputs(self.name, generated, banks):
-            bank = banks[enc]
-            dev = self.device or bank.train.device
-            stored = None
-            if bank.rff is not None and self.stored == "auto":
-                meta = bank.meta.get("rff") or {}
-                stored = RffBank.from_stored(bank.rff, float(meta["sigma"]), meta.get("mean_n"), device=dev)
-            out: dict[str, Any] = mmd_rff_ratios(
-                generated[enc].to(dev),
-                bank.val.to(dev),
-                bank.train.to(dev),
-                n=self.n,
-                bank=stored,
-                features=self.features,
-                seed=self.seed,
-                mean_subsample=self.mean_subsample,
-                sigma_subsample=self.sigma_subsample,
-                mean_rows=self.mean_rows,
-            )
-            out["rff_map"] = "stored" if stored is not None else "drawn"
-            ratios[enc] = out["ratio"]
-            details[enc] = out
-        extra = _summary(self.name, ratios, held_out)
-        extra.update(
-            details=details,
+        stored = None
+        if bank.rff is not None and self.stored == "auto":
+            meta = bank.meta.get("rff") or {}
+            stored = RffBank.from_stored(bank.rff, float(meta["sigma"]), meta.get("mean_n"), device=device)
+        out: dict[str, Any] = mmd_rff_ratios(
+            generated,
+            bank.val.to(device),
+            bank.train.to(device),
+            n=self.n,
+            bank=stored,
             features=self.features,
             seed=self.seed,
             mean_subsample=self.mean_subsample,
+            sigma_subsample=self.sigma_subsample,
             mean_rows=self.mean_rows,
         )
-        return MetricResult(self.name, mean_ratio(ratios), ratios, extra)
+        out["rff_map"] = "stored" if stored is not None else "drawn"
+        return out["ratio"], out
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "features": self.features,
+            "seed": self.seed,
+            "mean_subsample": self.mean_subsample,
+            "mean_rows": self.mean_rows,
+        }
