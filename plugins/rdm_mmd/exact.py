@@ -6,15 +6,13 @@ random subsample of the stored pool, drawn anew for every call (same rows on eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_mmd.estimator import DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss
-from rdm_mmd.reference_base import SteppedReference, check_features, make_header, resolve_kernel
+from rdm_mmd.reference_base import Fitted, SteppedReference
 
 
 class ExactReference(SteppedReference):
@@ -31,53 +29,26 @@ class ExactReference(SteppedReference):
         return ("gen_chunk", "memory_budget", "method")
 
     @classmethod
-    @torch.no_grad()
-    def build(
-        cls,
-        features: Tensor,
-        kernel: Any = "gaussian",
-        *,
-        landmarks: int | None = None,
-        seed: int = 0,
-        encoder: Any = None,
-        bandwidth_scale: float = 1.0,
-        source_fingerprint: str | None = None,
-        joint: Mapping[str, Any] | None = None,
-        kernel_args: Mapping[str, Any] | None = None,
-        bandwidth_subsample: int = 10000,
-        krr_subsample: int = 100000,
-        sample_size: int | None = None,
-        **options: Any,
-    ) -> ExactReference:
-        """Store the pool; ``k_rr`` over a seeded random subsample. ``landmarks`` is ignored."""
-        check_features(features)
-        kern = resolve_kernel(
-            kernel,
-            features,
-            bandwidth_scale=bandwidth_scale,
-            bandwidth_subsample=bandwidth_subsample,
-            seed=seed,
-            kernel_args=kernel_args,
-        )
+    def fit(
+        cls, features: Tensor, kernel: Any, *, seed: int, krr_subsample: int = 100000, sample_size: int | None = None
+    ) -> Fitted:
+        """Store the pool; ``k_rr`` over a seeded random subsample.
+
+        Args:
+            krr_subsample: rows of the seeded random subsample used for ``k_rr``.
+            sample_size: real rows drawn per step (``None``: the batch size N).
+        """
         if sample_size is not None and int(sample_size) < 1:
             raise RecipeError(f"sample_size must be >= 1, got {sample_size!r}.", "omit it to use the batch size N")
-        k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed)
-        header = make_header(
-            cls.kind,
-            features,
-            kern,
-            encoder=encoder,
-            bandwidth_scale=bandwidth_scale,
-            seed=seed,
-            source_fingerprint=source_fingerprint,
-            k_rr=k_rr,
-            joint=joint,
-            extra={
+        k_rr, _ = kernel_mean_constant(features.float(), kernel, subsample=krr_subsample, seed=seed)
+        return Fitted(
+            tensors={"pool": features.float().cpu()},
+            header={
                 "sample_size": None if sample_size is None else int(sample_size),
                 "krr_n": int(min(int(krr_subsample), features.shape[0])),
             },
+            k_rr=k_rr,
         )
-        return cls({"pool": features.float().cpu()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()

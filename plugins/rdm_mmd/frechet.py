@@ -6,7 +6,6 @@ with ``S_g`` the unbiased covariance + eps I, symmetrised before ``eigvalsh``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -14,7 +13,7 @@ from torch import Tensor
 
 from rdm_core.errors import ArtifactError, ShapeError
 from rdm_mmd.estimator import compute_dtype, full_precision
-from rdm_mmd.reference_base import ReferenceBase, check_features, make_header
+from rdm_mmd.reference_base import Fitted, ReferenceBase
 
 
 def covariance(x: Tensor) -> Tensor:
@@ -33,47 +32,20 @@ class FrechetReference(ReferenceBase):
     """Tensors (fp64): ``mu_r`` (d,), ``sigma_r`` (d, d), ``sigma_r_half`` (d, d). Header: ``tr_sigma_r``, ``eps``."""
 
     kind: ClassVar[str] = "frechet"
+    uses_kernel: ClassVar[bool] = False
     tensor_names: ClassVar[tuple[str, ...]] = ("mu_r", "sigma_r", "sigma_r_half")
 
     @classmethod
-    @torch.no_grad()
-    def build(
-        cls,
-        features: Tensor,
-        kernel: Any = None,
-        *,
-        landmarks: int | None = None,
-        seed: int = 0,
-        encoder: Any = None,
-        bandwidth_scale: float | None = None,
-        source_fingerprint: str | None = None,
-        joint: Mapping[str, Any] | None = None,
-        kernel_args: Mapping[str, Any] | None = None,
-        bandwidth_subsample: int | None = None,
-        eps: float = 1e-6,
-        **options: Any,
-    ) -> FrechetReference:
-        """Mean and covariance of the pool in fp64; ``S_r^1/2`` from ``eigh(S_r + eps I)``.
-
-        ``kernel``, ``landmarks``, ``bandwidth_scale``, ``kernel_args`` and ``bandwidth_subsample`` are
-        ignored (no kernel here; accepted so every kind shares one call signature).
-        """
-        check_features(features)
+    def fit(cls, features: Tensor, kernel: Any, *, seed: int, eps: float = 1e-6) -> Fitted:
+        """Mean and covariance of the pool in fp64; ``S_r^1/2`` from ``eigh(S_r + eps I)``."""
         x = features.double().cpu()
         sigma = covariance(x)
         reg = sigma.clone()
         reg.diagonal().add_(eps)
-        header = make_header(
-            cls.kind,
-            features,
-            None,
-            encoder=encoder,
-            seed=seed,
-            source_fingerprint=source_fingerprint,
-            joint=joint,
-            extra={"tr_sigma_r": float(sigma.trace()), "eps": float(eps)},
+        return Fitted(
+            tensors={"mu_r": x.mean(0), "sigma_r": sigma, "sigma_r_half": psd_sqrt(reg)},
+            header={"tr_sigma_r": float(sigma.trace()), "eps": float(eps)},
         )
-        return cls({"mu_r": x.mean(0), "sigma_r": sigma, "sigma_r_half": psd_sqrt(reg)}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()

@@ -7,7 +7,6 @@ and ``mu_m = mean_j k(z_m, r_j)`` over the whole pool. This is the paper's
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -15,9 +14,9 @@ from torch import Tensor
 
 from rdm_core.console import progress
 from rdm_core.errors import RecipeError
-from rdm_core.numerics import kmeans
+from rdm_core.numerics import kmeans, seeded_rows
 from rdm_mmd.estimator import DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss, rows_for_budget
-from rdm_mmd.reference_base import ReferenceBase, check_features, make_header, resolve_kernel
+from rdm_mmd.reference_base import Fitted, ReferenceBase
 
 
 def _nystrom_alpha(
@@ -60,68 +59,44 @@ class NystromReference(ReferenceBase):
         return ("gen_chunk", "memory_budget", "method")
 
     @classmethod
-    @torch.no_grad()
-    def build(
+    def fit(
         cls,
         features: Tensor,
-        kernel: Any = "gaussian",
+        kernel: Any,
         *,
+        seed: int,
         landmarks: int = 4096,
-        seed: int = 0,
-        encoder: Any = None,
-        bandwidth_scale: float = 1.0,
-        source_fingerprint: str | None = None,
-        joint: Mapping[str, Any] | None = None,
-        kernel_args: Mapping[str, Any] | None = None,
-        bandwidth_subsample: int = 10000,
         fit_subsample: int = 200000,
         kmeans_iters: int = 20,
         krr_subsample: int = 100000,
         krr_rows: str = "random",
         jitter: float = 1e-6,
         memory_budget: int | None = None,
-        **options: Any,
-    ) -> NystromReference:
-        """Build from a feature pool (the steps in docs/method.md).
+    ) -> Fitted:
+        """Landmarks, ``alpha`` and ``k_rr`` of a feature pool (the build steps of docs/method.md).
 
         Args:
-            features: ``(n, d)`` reference pool (any float dtype; landmarks are fit in fp32).
-            kernel: a Kernel, or a kernel name built at ``median_bandwidth(features) * bandwidth_scale``.
             landmarks: M. When ``M >=`` the fit-set size, the fit set itself is the landmark set
                 (no clustering; with the whole pool this is the exact MMD).
-            seed: seeds the fit subsample, k-means, the bandwidth subsample and the k_rr subsample.
-            encoder: EncoderSpec, its dict, or a name (stored in the header).
-            bandwidth_scale: recorded in the header (and applied when ``kernel`` is a name).
-            source_fingerprint: identity of the source images (default: hash of ``features``).
-            joint: ``{beta, s_txt, d_img, d_txt}`` for joint image-text features.
             fit_subsample, kmeans_iters: k-means fit-set size and Lloyd iterations.
             krr_subsample: rows of the seeded random subsample used for ``k_rr``.
             krr_rows: ``random`` (seeded subsample) or ``first`` (the pool's first ``krr_subsample``
                 rows, the authors' rule; a parity option, off by default).
             jitter: added to the diagonal of ``K_ZZ`` before the fp64 Cholesky.
-            memory_budget: bytes of scratch for the streamed ``mu`` and later distances.
-            options: runtime options (``gen_chunk``, ``method``).
+            memory_budget: bytes of scratch for the streamed ``mu`` (and, as a runtime option,
+                for later distances).
         """
-        check_features(features)
         if krr_rows not in ("random", "first"):
-            raise RecipeError(f"krr_rows must be 'random' or 'first', got {krr_rows!r}.", "set distance.args.krr_rows")
-        kern = resolve_kernel(
-            kernel,
-            features,
-            bandwidth_scale=bandwidth_scale,
-            bandwidth_subsample=bandwidth_subsample,
-            seed=seed,
-            kernel_args=kernel_args,
-        )
-        n = features.shape[0]
-        gen = torch.Generator().manual_seed(int(seed))
-        fit_idx = torch.randperm(n, generator=gen)[: min(int(fit_subsample), n)]
-        fit = features.index_select(0, fit_idx.to(features.device)).float()
+            raise RecipeError(
+                f"krr_rows must be 'random' or 'first', got {krr_rows!r}.", "set objective.distance.args.krr_rows"
+            )
         m = int(landmarks)
         if m < 1:
             raise RecipeError(
                 f"landmarks must be >= 1, got {landmarks!r}.", "set objective.distance.landmarks (e.g. 4096)"
             )
+        n = features.shape[0]
+        fit = seeded_rows(features, int(fit_subsample), seed).float()
         with progress(transient=True) as bar:
             if m >= fit.shape[0]:
                 z = fit
@@ -130,33 +105,22 @@ class NystromReference(ReferenceBase):
                 z = kmeans(fit, m, iters=kmeans_iters, seed=seed, on_iter=lambda i: bar.advance(task))
             task = bar.add_task("kernel mean", total=n, status=f"n={n}")
             alpha, _ = _nystrom_alpha(
-                z, features, kern, jitter=jitter, memory_budget=memory_budget, on_chunk=lambda k: bar.advance(task, k)
+                z, features, kernel, jitter=jitter, memory_budget=memory_budget, on_chunk=lambda k: bar.advance(task, k)
             )
-        k_rr, _ = kernel_mean_constant(features.float(), kern, subsample=krr_subsample, seed=seed, rows=krr_rows)
-        header = make_header(
-            cls.kind,
-            features,
-            kern,
-            encoder=encoder,
-            bandwidth_scale=bandwidth_scale,
-            landmarks=z.shape[0],
-            seed=seed,
-            source_fingerprint=source_fingerprint,
-            k_rr=k_rr,
-            joint=joint,
-            extra={
-                "landmarks_requested": m,  # more than the fit set: every fit row is a landmark
+        k_rr, _ = kernel_mean_constant(features.float(), kernel, subsample=krr_subsample, seed=seed, rows=krr_rows)
+        return Fitted(
+            tensors={"landmarks": z.float().cpu(), "alpha": alpha.float().cpu()},
+            header={
                 "jitter": float(jitter),
                 "kmeans_iters": int(kmeans_iters),
                 "fit_n": int(fit.shape[0]),
                 "krr_n": int(min(int(krr_subsample), n)),
                 "krr_rows": krr_rows,
             },
+            k_rr=k_rr,
+            landmarks=int(z.shape[0]),
+            options={} if memory_budget is None else {"memory_budget": memory_budget},
         )
-        tensors = {"landmarks": z.float().cpu(), "alpha": alpha.float().cpu()}
-        if memory_budget is not None:
-            options.setdefault("memory_budget", memory_budget)
-        return cls(tensors, header, **options)
 
     def _validate(self) -> None:
         super()._validate()

@@ -1,4 +1,4 @@
-"""What every reference-set kind shares: the header, ``expect`` checks, save/load, devices.
+"""What every reference-set kind shares: the build call, the header, ``expect`` checks, save/load, devices.
 
 A reference file is a safetensors file whose JSON header (``rdm`` metadata key, written by
 :func:`rdm_core.artifacts.save_tensors`) records how it was built; ``docs/references.md`` lists
@@ -7,8 +7,10 @@ the keys and tensors of every kind.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -183,8 +185,28 @@ def check_expect(header: Mapping[str, Any], expect: Mapping[str, Any] | None, pa
             raise ReferenceMismatchError(f"{path}: reference set has {key}={shown!r} but {want!r} is expected.", fix)
 
 
+@dataclass
+class Fitted:
+    """What a reference kind computes from a feature pool; :meth:`ReferenceBase.build` adds the rest.
+
+    Attributes:
+        tensors: the tensors to store (``tensor_names``).
+        header: the kind's own header keys (the shared ones are written by ``build``).
+        k_rr: the reference kernel mean, for kinds that have one.
+        landmarks: the landmark count actually used, for kinds that have landmarks.
+        options: runtime options the build implies (e.g. the ``memory_budget`` it was built with).
+    """
+
+    tensors: dict[str, Tensor]
+    header: dict[str, Any] = field(default_factory=dict)
+    k_rr: float | None = None
+    landmarks: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+
 class ReferenceBase:
-    """Shared machinery; subclasses set ``kind`` and ``tensor_names`` and implement ``distance``.
+    """Shared machinery; subclasses set ``kind`` and ``tensor_names`` and implement :meth:`fit`
+    and ``distance``.
 
     Attributes:
         header: the JSON header (see ``docs/references.md``).
@@ -193,6 +215,9 @@ class ReferenceBase:
 
     kind: ClassVar[str] = "base"
     tensor_names: ClassVar[tuple[str, ...]] = ()
+    #: kinds compared through a kernel get one (a kernel name is resolved at the median bandwidth
+    #: x scale); kernel-free kinds (Frechet, sliced Wasserstein) ignore the kernel arguments
+    uses_kernel: ClassVar[bool] = True
 
     def __init__(self, tensors: Mapping[str, Tensor], header: Mapping[str, Any], **options: Any) -> None:
         missing = [k for k in self.tensor_names if k not in tensors]
@@ -208,16 +233,95 @@ class ReferenceBase:
         self.configure(**options)
         self._validate()
 
+    # -- building -----------------------------------------------------------------------------
+    @classmethod
+    @torch.no_grad()
+    def build(
+        cls,
+        features: Tensor,
+        kernel: Any = "gaussian",
+        *,
+        landmarks: int | None = None,
+        seed: int = 0,
+        encoder: Any = None,
+        bandwidth_scale: float = 1.0,
+        bandwidth_subsample: int = 10000,
+        kernel_args: Mapping[str, Any] | None = None,
+        source_fingerprint: str | None = None,
+        joint: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Any:
+        """Build a reference of this kind from a feature pool.
+
+        Every kind takes this one call, so a recipe (or ``rdm reference build --kind``) builds any
+        of them: the features are checked, a kernel name becomes that kernel at
+        ``median_bandwidth(features) x bandwidth_scale``, the kind's :meth:`fit` computes its
+        tensors, and the header records how (encoder, kernel and bandwidth, seed, ``n``, source
+        fingerprint, joint settings and the kind's own keys).
+
+        Args:
+            features: ``(n, d)`` reference pool (any float dtype).
+            kernel: a Kernel, or a kernel name (ignored by kernel-free kinds).
+            landmarks: M, for kinds with landmarks (ignored by the others).
+            seed: seeds every random choice of the build (subsamples, k-means, random features).
+            encoder: EncoderSpec, its dict, or a name (stored in the header).
+            bandwidth_scale: recorded in the header and applied when ``kernel`` is a name.
+            bandwidth_subsample: rows of the median heuristic's seeded subsample.
+            kernel_args: extra arguments of a named kernel (e.g. multiscale ``scales``).
+            source_fingerprint: identity of the source images (default: hash of ``features``).
+            joint: ``{beta, s_txt, d_img, d_txt}`` for joint image-text features.
+            options: the kind's build options (keyword arguments of its :meth:`fit`), then its
+                runtime options (:meth:`runtime_options`); any other name is refused.
+        """
+        check_features(features)
+        kern = None
+        if cls.uses_kernel:
+            kern = resolve_kernel(
+                kernel,
+                features,
+                bandwidth_scale=bandwidth_scale,
+                bandwidth_subsample=bandwidth_subsample,
+                seed=seed,
+                kernel_args=kernel_args,
+            )
+        own = cls.build_options()
+        fit_args = {k: options.pop(k) for k in list(options) if k in own}
+        if landmarks is not None and "landmarks" in own:
+            fit_args["landmarks"] = landmarks
+        fitted = cls.fit(features, kern, seed=int(seed), **fit_args)
+        header = make_header(
+            cls.kind,
+            features,
+            kern,
+            encoder=encoder,
+            bandwidth_scale=bandwidth_scale if kern is not None else None,
+            landmarks=fitted.landmarks,
+            seed=seed,
+            source_fingerprint=source_fingerprint,
+            k_rr=fitted.k_rr,
+            joint=joint,
+            extra=fitted.header,
+        )
+        return cls(fitted.tensors, header, **{**fitted.options, **options})
+
+    @classmethod
+    def fit(cls, features: Tensor, kernel: Any, *, seed: int) -> Fitted:  # pragma: no cover - abstract
+        """The kind's tensors and header keys for a checked pool (``kernel`` is resolved, or
+        ``None`` for kernel-free kinds). Its keyword-only arguments are the kind's build options."""
+        raise NotImplementedError
+
+    @classmethod
+    def build_options(cls) -> tuple[str, ...]:
+        """The kind's own build options: the keyword-only arguments of its :meth:`fit`."""
+        params = inspect.signature(cls.fit).parameters
+        return tuple(n for n, p in params.items() if p.kind is p.KEYWORD_ONLY and n != "seed")
+
     # -- subclass hooks -----------------------------------------------------------------------
     def configure(self, **options: Any) -> ReferenceBase:
         """Set runtime options (not stored in the file), e.g. ``gen_chunk``, ``memory_budget``."""
         unknown = [k for k in options if k not in self.runtime_options()]
         if unknown:
-            import inspect
-
-            build = getattr(type(self), "build", None)
-            params = inspect.signature(build).parameters if build else {}
-            known = [p for p, v in params.items() if v.kind is v.KEYWORD_ONLY] + list(self.runtime_options())
+            known = [*self.build_options(), *self.runtime_options()]
             raise RecipeError(
                 f"{self.kind} reference has no option(s) {', '.join(unknown)}.",
                 f"use one of: {', '.join(known) or '(none)'}",

@@ -7,7 +7,6 @@ approximates the Gaussian kernel of bandwidth ``sigma``; all three are frozen at
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -16,7 +15,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_mmd.estimator import compute_dtype, full_precision, rows_for_budget
-from rdm_mmd.reference_base import ReferenceBase, check_features, make_header, resolve_kernel
+from rdm_mmd.reference_base import Fitted, ReferenceBase
 
 
 def rff_features_sum(x: Tensor, w: Tensor, b: Tensor) -> Tensor:
@@ -38,51 +37,26 @@ class RFFReference(ReferenceBase):
         return ("memory_budget",)
 
     @classmethod
-    @torch.no_grad()
-    def build(
-        cls,
-        features: Tensor,
-        kernel: Any = "gaussian",
-        *,
-        landmarks: int | None = None,
-        seed: int = 0,
-        encoder: Any = None,
-        bandwidth_scale: float = 1.0,
-        source_fingerprint: str | None = None,
-        joint: Mapping[str, Any] | None = None,
-        kernel_args: Mapping[str, Any] | None = None,
-        bandwidth_subsample: int = 10000,
-        num_features: int = 4096,
-        mean_subsample: int | None = None,
-        **options: Any,
-    ) -> RFFReference:
+    def fit(
+        cls, features: Tensor, kernel: Any, *, seed: int, num_features: int = 4096, mean_subsample: int | None = None
+    ) -> Fitted:
         """Draw ``W, b`` (seeded) and ``mu_r`` over the pool (or a seeded random subsample).
 
         Args:
             num_features: D (the eval banks use 4096 with seed 99999).
             mean_subsample: rows for ``mu_r`` (None: the whole pool); drawn at random, not the
                 first rows of a sorted pool.
-            landmarks: ignored (accepted so every kind shares one call signature).
         """
-        check_features(features)
-        kern = resolve_kernel(
-            kernel,
-            features,
-            bandwidth_scale=bandwidth_scale,
-            bandwidth_subsample=bandwidth_subsample,
-            seed=seed,
-            kernel_args=kernel_args,
-        )
-        if kern.name != "gaussian":  # resolve_kernel returns a Kernel
+        if kernel.name != "gaussian":  # a Kernel, resolved by build()
             raise RecipeError(
-                f"random Fourier features approximate a Gaussian kernel, got {kern.name!r}.",
+                f"random Fourier features approximate a Gaussian kernel, got {kernel.name!r}.",
                 "use --kernel gaussian with --kind rff, or another reference kind",
             )
         if int(num_features) < 1:
             raise RecipeError(f"num_features must be >= 1, got {num_features!r}.", "use e.g. num_features: 4096")
         d, big_d = features.shape[1], int(num_features)
         gen = torch.Generator().manual_seed(int(seed))
-        w = torch.randn(d, big_d, generator=gen, dtype=torch.float64) / kern.bandwidth
+        w = torch.randn(d, big_d, generator=gen, dtype=torch.float64) / kernel.bandwidth
         b = torch.rand(big_d, generator=gen, dtype=torch.float64) * (2.0 * math.pi)
         n = features.shape[0]
         rows = features
@@ -94,18 +68,10 @@ class RFFReference(ReferenceBase):
         for lo in range(0, rows.shape[0], step):
             acc += rff_features_sum(rows[lo : lo + step].double().cpu(), w, b)
         mu = acc / rows.shape[0]
-        header = make_header(
-            cls.kind,
-            features,
-            kern,
-            encoder=encoder,
-            bandwidth_scale=bandwidth_scale,
-            seed=seed,
-            source_fingerprint=source_fingerprint,
-            joint=joint,
-            extra={"num_features": big_d, "mean_n": int(rows.shape[0])},
+        return Fitted(
+            tensors={"W": w.float(), "b": b.float(), "mu_r": mu.float()},
+            header={"num_features": big_d, "mean_n": int(rows.shape[0])},
         )
-        return cls({"W": w.float(), "b": b.float(), "mu_r": mu.float()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()

@@ -6,62 +6,37 @@ directions drawn per call (in chunks), ``p = 2``, ``r`` a real sample of the sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import torch
 from torch import Tensor
 
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.numerics import sliced_wasserstein, unit_directions
 from rdm_mmd.estimator import compute_dtype, full_precision
-from rdm_mmd.reference_base import SteppedReference, check_features, make_header
+from rdm_mmd.reference_base import Fitted, SteppedReference
 
 
 class SlicedWassersteinReference(SteppedReference):
     """Tensors: ``pool`` (n, d) fp32. Header: ``projections`` (L), ``p``, ``chunk``."""
 
     kind: ClassVar[str] = "sliced_wasserstein"
+    uses_kernel: ClassVar[bool] = False
     tensor_names: ClassVar[tuple[str, ...]] = ("pool",)
 
     @classmethod
-    @torch.no_grad()
-    def build(
-        cls,
-        features: Tensor,
-        kernel: Any = None,
-        *,
-        landmarks: int | None = None,
-        seed: int = 0,
-        encoder: Any = None,
-        bandwidth_scale: float | None = None,
-        source_fingerprint: str | None = None,
-        joint: Mapping[str, Any] | None = None,
-        kernel_args: Mapping[str, Any] | None = None,
-        bandwidth_subsample: int | None = None,
-        projections: int = 128,
-        p: float = 2.0,
-        chunk: int = 64,
-        **options: Any,
-    ) -> SlicedWassersteinReference:
-        """Store the pool and the SW settings (kernel options and ``landmarks`` are ignored)."""
-        check_features(features)
+    def fit(
+        cls, features: Tensor, kernel: Any, *, seed: int, projections: int = 128, p: float = 2.0, chunk: int = 64
+    ) -> Fitted:
+        """Store the pool and the SW settings: ``projections`` directions per step, order ``p``."""
         if int(projections) < 1 or not float(p) >= 1 or int(chunk) < 1:
             raise RecipeError(
                 f"sliced_wasserstein needs projections >= 1, p >= 1, chunk >= 1; got {projections}, {p}, {chunk}.",
                 "use projections: 128, p: 2",
             )
-        header = make_header(
-            cls.kind,
-            features,
-            None,
-            encoder=encoder,
-            seed=seed,
-            source_fingerprint=source_fingerprint,
-            joint=joint,
-            extra={"projections": int(projections), "p": float(p), "chunk": int(chunk)},
+        return Fitted(
+            tensors={"pool": features.float().cpu()},
+            header={"projections": int(projections), "p": float(p), "chunk": int(chunk)},
         )
-        return cls({"pool": features.float().cpu()}, header, **options)
 
     def _validate(self) -> None:
         super()._validate()

@@ -29,6 +29,26 @@ def _pool(n=300, d=5, seed=0):
     return torch.randn(n, d, generator=gen, dtype=torch.float64) @ torch.randn(d, d, generator=gen, dtype=torch.float64)
 
 
+@pytest.mark.parametrize("kind", ["nystrom", "exact", "rff", "frechet", "sliced_wasserstein"])
+def test_every_kind_builds_through_the_one_call_with_the_shared_header(kind):
+    cls = registry("references").resolve(kind)
+    pool = _pool(64, 3)
+    ref = cls.build(pool, "gaussian", landmarks=8, seed=1, encoder="enc", bandwidth_scale=0.5, bandwidth_subsample=50)
+    h = ref.header
+    assert (h["kind"], h["encoder"], h["dim"], h["n"], h["seed"]) == (kind, "enc", 3, 64, 1)
+    if cls.uses_kernel:  # a kernel name becomes that kernel at the seeded median bandwidth x scale
+        d2 = ((pool[:, None] - pool[None]) ** 2).sum(-1).numpy()
+        take = torch.randperm(64, generator=torch.Generator().manual_seed(1))[:50].numpy()
+        sub = d2[np.ix_(take, take)][np.triu_indices(50, k=1)]
+        assert h["bandwidth"] == pytest.approx(0.5 * math.sqrt(np.median(sub)), rel=1e-12)
+        assert h["kernel"]["name"] == "gaussian" and h["bandwidth_scale"] == 0.5
+    else:
+        assert h["kernel"] is None and h["bandwidth"] is None and h["bandwidth_scale"] is None
+    assert h["landmarks"] == (8 if kind == "nystrom" else None)
+    with pytest.raises(RecipeError, match=f"{kind} reference has no option.*typo_option"):
+        cls.build(pool, typo_option=1)
+
+
 def test_all_kinds_are_registered():
     reg = registry("references")
     assert {"nystrom", "exact", "rff", "frechet", "sliced_wasserstein"} <= set(reg.names())
