@@ -42,9 +42,9 @@ def _pngs(root: Path, n: int) -> None:
 def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
     import torch
 
+    from rdm_core.images import list_images, load_images
     from rdm_core.recipe.assemble import build_encoder
     from rdm_core.recipe.load import recipe_from_dict
-    from rdm_references.images import list_images, load_images
     from rdm_references.pipeline import _Build, open_sources
 
     rows = []

@@ -169,6 +169,12 @@ def corrupt_content(path: Path, fix: str | None = None) -> ArtifactError:
     )
 
 
+def stat_token(path: str | os.PathLike[str]) -> str:
+    """Cheap change token of a file (size and mtime): when unchanged, a stored content hash may be reused."""
+    st = os.stat(path)
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def read_jsonl(
     path: str | os.PathLike[str],
     *,

@@ -106,7 +106,7 @@ def generated_features(
     from rdm_core.battery import Battery
     from rdm_core.recipe.assemble import build_encoders
     from rdm_eval.banks import load_features, save_features, select_features
-    from rdm_eval.render import folder_batches, list_images, render_batches
+    from rdm_eval.render import folder_batches, image_files, render_batches
 
     if source["kind"] == "features":
         feats, meta = load_features(source["path"])
@@ -115,7 +115,7 @@ def generated_features(
     modules = modules if modules is not None else build_encoders(recipe, "all", device)
     battery = Battery(modules, chunk_size=batch, device=device)
     if source["kind"] == "images":
-        files = list_images(source["path"])
+        files = image_files(source["path"])
         feats = battery.extract(
             folder_batches(files, batch, int(recipe.references.resolution)), description=f"encoding {len(files)} images"
         )

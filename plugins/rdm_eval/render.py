@@ -3,9 +3,10 @@
 Features are extracted with :class:`rdm_core.battery.Battery` (the same facade reference
 building uses), so evaluation and references see every encoder the same way.
 
-Render protocol (SW_r14, docs/method.md): ONE generator seeded ``seed`` on the device draws, per batch, the
-noise and then the conditions, so a render is reproducible and matched across checkpoints
-(same noise and labels for model A and model B).
+Render protocol (SW_r14, docs/method.md): ONE generator seeded ``seed`` on the device draws, per
+batch, the noise and then the conditions, so a render is reproducible and matched across
+checkpoints (same noise and labels for model A and model B). Image folders are read with
+:mod:`rdm_core.images`, through the same ADM centre crop as the reference images.
 """
 
 from __future__ import annotations
@@ -21,8 +22,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
     from rdm_core.interfaces import Conditions, Generator
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
 def render_batches(
@@ -63,12 +62,18 @@ def render_batches(
         module.train(was_training)
 
 
-def list_images(folder: str | os.PathLike[str]) -> list[Path]:
-    """Image files under ``folder``, recursively, in sorted order (non-images ignored)."""
+def image_files(folder: str | os.PathLike[str]) -> list[Path]:
+    """The images of ``rdm eval --images DIR``, in the order reference sources list them.
+
+    Raises:
+        ArtifactError: the folder does not exist or holds no image.
+    """
+    from rdm_core.images import IMAGE_SUFFIXES, list_images
+
     root = Path(folder)
     if not root.is_dir():
         raise ArtifactError(f"image folder {root} does not exist.", "pass --images DIR with PNG/JPEG files")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = list_images(root)
     if not files:
         raise ArtifactError(
             f"{root} contains no images ({', '.join(IMAGE_SUFFIXES)}).",
@@ -77,28 +82,9 @@ def list_images(folder: str | os.PathLike[str]) -> list[Path]:
     return files
 
 
-def load_image(path: Path, resolution: int) -> Tensor:
-    """One image as ``[0,1]`` (3, R, R) float32: RGB, centre-cropped to a square, resized (bicubic)."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        w, h = im.size
-        side = min(w, h)
-        if w != h:
-            left, top = (w - side) // 2, (h - side) // 2
-            im = im.crop((left, top, left + side, top + side))
-        if side != resolution:
-            im = im.resize((resolution, resolution), Image.Resampling.BICUBIC)
-        arr = np.asarray(im, dtype=np.uint8).copy()
-    return torch.from_numpy(arr).permute(2, 0, 1).float() / 255.0
-
-
 def folder_batches(files: list[Path], batch_size: int, resolution: int) -> Iterator[Tensor]:
-    """``[0,1]`` image batches read from ``files`` in order."""
-    import torch
+    """``[0,1]`` image batches read from ``files`` in order, with the reference sources' ADM crop."""
+    from rdm_core.images import load_images
 
     for start in range(0, len(files), batch_size):
-        yield torch.stack([load_image(p, resolution) for p in files[start : start + batch_size]])
+        yield load_images(files[start : start + batch_size], resolution)

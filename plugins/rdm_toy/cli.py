@@ -55,14 +55,12 @@ def run(args: argparse.Namespace) -> int:
 def _read_pngs(directory: str):
     from pathlib import Path
 
-    import numpy as np
     import torch
-    from PIL import Image
 
     from rdm_core.errors import RecipeError
+    from rdm_core.images import read_image
 
     files = sorted(p for p in Path(directory).glob("*.png") if "grid" not in p.name)
     if not files:
         raise RecipeError(f"no PNG samples in {directory}.", "pass the --out directory of `rdm generate`")
-    arrays = [np.asarray(Image.open(f).convert("RGB"), dtype=np.float32) / 255.0 for f in files]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    return torch.stack([read_image(f) for f in files])

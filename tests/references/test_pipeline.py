@@ -15,7 +15,7 @@ from rdm_core.recipe.assemble import reference_path
 
 def _direct_features(encoder_name: str, root, size: int = 16) -> torch.Tensor:
     """Brute force: list, crop and encode every image of ``root`` one by one."""
-    from rdm_references.images import list_images, load_image
+    from rdm_core.images import list_images, load_image
     from rdm_testing.references import refplugin
 
     enc = refplugin.build_encoder(encoder_name)

@@ -31,7 +31,7 @@ def test_folder_lists_images_recursively_sorted_and_ignores_other_files(tmp_path
 
 
 def test_adm_center_crop_against_a_direct_computation():
-    from rdm_references.images import adm_center_crop, pil_to_tensor
+    from rdm_core.images import adm_center_crop, pil_to_tensor
 
     rng = np.random.default_rng(0)
     arr = rng.integers(0, 256, size=(70, 150, 3), dtype=np.uint8)  # (H, W): short side 70 >= 2 x 32
@@ -274,7 +274,7 @@ def test_recipe_filters_curate_the_train_pool_with_a_cached_selection(prompt_fil
 
 
 def test_corrupt_image_is_one_clear_error(tmp_path):
-    from rdm_references.images import load_image
+    from rdm_core.images import load_image
 
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\nnot really")

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdm_core.artifacts import fingerprint_file
+from rdm_core.artifacts import fingerprint_file, stat_token
 from rdm_core.errors import RecipeError
+from rdm_core.images import IMAGE_SUFFIXES, list_images, load_images
 from rdm_core.interfaces import ImageBatch
-from rdm_references.images import IMAGE_SUFFIXES, list_images, load_images, stat_token
 
 LABEL_MODES = ("synsets", "folders")
 
@@ -22,7 +22,7 @@ LABEL_MODES = ("synsets", "folders")
 class FolderSource:
     """Images of a directory tree, ADM centre-cropped to ``resolution``.
 
-    Files whose suffix is not an image suffix (``.png .jpg .jpeg .webp``, any case) are ignored.
+    Files whose suffix is not an image suffix (``.png .jpg .jpeg .webp .bmp``, any case) are ignored.
     Item keys are POSIX paths relative to ``root``; the order is sorted by key, so two
     machines listing the same tree agree on row indices.
 

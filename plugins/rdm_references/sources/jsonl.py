@@ -6,10 +6,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdm_core.artifacts import fingerprint_file, fingerprint_parts, read_jsonl
+from rdm_core.artifacts import fingerprint_file, fingerprint_parts, read_jsonl, stat_token
 from rdm_core.errors import ArtifactError, RecipeError
+from rdm_core.images import load_images
 from rdm_core.interfaces import ImageBatch
-from rdm_references.images import load_images, stat_token
 
 
 class JsonlSource:

@@ -17,9 +17,9 @@ from typing import Any
 from rdm_core.artifacts import fingerprint_parts
 from rdm_core.capabilities import PromptConditionedGenerator, TeacherSampler, require
 from rdm_core.errors import RecipeError
+from rdm_core.images import crop_images
 from rdm_core.interfaces import Conditions, ImageBatch, as_image_batch
 from rdm_core.prompts import read_prompts
-from rdm_references.images import resize_center
 
 SEED_STRIDE = 1_000_003
 
@@ -42,7 +42,8 @@ class TeacherSource:
         count: number of rows when there are no prompts.
         steps: teacher sampling steps (``k``).
         seed: base seed of the per-row seeds.
-        resolution: output side; renders of another size are resized and centre-cropped.
+        resolution: output side; renders of another size get the ADM centre crop of every other image
+            (through uint8, exactly like a cached render read back).
         batch_size: rows rendered together.
         device: ``cpu``, ``cuda`` or ``auto``.
         cache_dir: keep every render as an 8-bit PNG named by the row and its fingerprint, so
@@ -199,15 +200,14 @@ class TeacherSource:
     def _read_cached(self, rows: list[int]) -> Any:
         import torch
 
-        from rdm_core.images import save_png
-        from rdm_references.images import read_png
+        from rdm_core.images import read_image, save_png
 
         missing = [r for r in rows if not self.cache_path(r).is_file()]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
             for row, image in zip(chunk, self.render(chunk), strict=True):
                 save_png(image, self.cache_path(row))
-        return torch.stack([read_png(self.cache_path(r)) for r in rows])
+        return torch.stack([read_image(self.cache_path(r)) for r in rows])
 
     # -- rendering ---------------------------------------------------------------------------
     def _device(self) -> Any:
@@ -291,7 +291,7 @@ class TeacherSource:
             images = gen.teacher_sample(noise.to(device), cond, self.steps)
         images = as_image_batch(images).float().clamp(0, 1).cpu()
         if self.resolution:
-            images = resize_center(images, int(self.resolution))
+            images = crop_images(images, int(self.resolution))
         return images
 
     def describe(self) -> dict[str, object]:
