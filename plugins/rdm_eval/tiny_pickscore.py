@@ -15,8 +15,9 @@ TINY = "tiny"
 
 def build_tiny_pickscore(path: str | Path) -> Path:
     """Write the tiny CLIP model and its processor to ``path`` (seeded: the same weights every time)."""
-    import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    from rdm_core.seeding import seeded_init
 
     vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
     for c in string.ascii_lowercase + string.digits + ".,'!-":
@@ -28,8 +29,7 @@ def build_tiny_pickscore(path: str | Path) -> Path:
     vision = dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64)
     vision.update(num_hidden_layers=2, num_attention_heads=2)
     config = CLIPConfig(text_config=text, vision_config=vision, projection_dim=16, logit_scale_init_value=2.6592)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
+    with seeded_init(seed=0):
         model = CLIPModel(config)
     out = Path(path)
     model.save_pretrained(out)

@@ -142,9 +142,9 @@ class KeptImages:
     def load(self, row: int, fingerprint: str) -> Any:
         if self.root is None:
             return self._memory[f"{row}_{fingerprint}"]
-        from rdm_references.images import read_png
+        from rdm_core.images import read_image
 
-        return read_png(self.path(row, fingerprint))
+        return read_image(self.path(row, fingerprint))
 
     def drop(self, row: int, fingerprint: str) -> None:
         if self.root is None:

@@ -11,17 +11,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from rdm_core.cli.options import add_overrides
+
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a recipe value (repeatable)",
-    )
+    add_overrides(parser)
     parser.add_argument("--stages", metavar="A,B", help="run only these stages (others count as done)")
     parser.add_argument(
         "--rehearse",
