@@ -111,6 +111,7 @@ class NystromReference(ReferenceBase):
         return Fitted(
             tensors={"landmarks": z.float().cpu(), "alpha": alpha.float().cpu()},
             header={
+                "landmarks_requested": m,  # more than the fit set: every fit row is a landmark
                 "jitter": float(jitter),
                 "kmeans_iters": int(kmeans_iters),
                 "fit_n": int(fit.shape[0]),
