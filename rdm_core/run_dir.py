@@ -10,6 +10,10 @@ overwriting checkpoints.
 The lock is an ``flock`` on ``<run dir>/.rdm.lock``, which the kernel releases when the holder
 exits in any way (``kill -9`` included), so a lock left by a dead process never blocks: the file
 records the holder's PID and host, and the next process takes it over with a note.
+
+:func:`claimed_run` is what a command that trains into a run directory does first: check the
+name, take the lock, delete the temporary files a killed predecessor left, and (``--resume``)
+compare the recipe with the run's (:mod:`rdm_core.resume`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any
 from rdm_core.errors import RecipeError, RunLockedError
 
 LOCK_FILE = ".rdm.lock"
+# evaluations write there without the lock (a checkpoint can be evaluated while training runs)
+UNLOCKED_SUBDIRS = ("eval",)
 
 
 def run_directory(recipe: Any) -> Path:
@@ -90,6 +96,7 @@ def run_lock(root: str | os.PathLike[str], command: str = "rdm") -> Iterator[Pat
     from rdm_core.console import err_console
 
     run = Path(root)
+    created = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     path = run / LOCK_FILE
     while True:
@@ -113,7 +120,7 @@ def run_lock(root: str | os.PathLike[str], command: str = "rdm") -> Iterator[Pat
         if same:
             break
         os.close(fd)
-    previous = _holder(path)
+    previous = _holder(path) if path.stat().st_size else {}
     if previous.get("pid") and previous.get("pid") != os.getpid():  # the kernel freed it: its holder died
         err_console.print(
             f"note: took over the lock of {run} left by {_describe(previous)}, which ended without releasing it",
@@ -132,3 +139,67 @@ def run_lock(root: str | os.PathLike[str], command: str = "rdm") -> Iterator[Pat
         except FileNotFoundError:
             pass
         os.close(fd)
+        if created:
+            try:
+                run.rmdir()  # nothing was written: leave no empty run directory behind
+            except OSError:
+                pass
+
+
+def clean_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files and checkpoint directories killed writers left in a run
+    directory (``.<name>.<random>.tmp``), except under ``eval/``. Call it holding the lock."""
+    from rdm_core.artifacts import remove_stale_temporaries
+
+    run = Path(root)
+    removed: list[Path] = []
+    if not run.is_dir():
+        return removed
+    for directory in [run, *sorted(p for p in run.rglob("*") if p.is_dir())]:
+        inside = directory.relative_to(run).parts
+        if (inside and inside[0] in UNLOCKED_SUBDIRS) or not directory.is_dir():  # not ours, or just removed
+            continue
+        removed.extend(remove_stale_temporaries(directory))
+    return removed
+
+
+@contextmanager
+def claimed_run(
+    recipe: Any, *, command: str, resume: bool = False, allow_recipe_change: bool = False
+) -> Iterator[Path]:
+    """Claim the recipe's run directory for writing: checked name, lock, no stale temporaries,
+    and (``resume``) a recipe that matches the run's or an explicitly recorded change.
+
+    Args:
+        recipe: the loaded recipe.
+        command: what claims it (shown to a second process), e.g. ``"rdm train"``.
+        resume: the command continues the run from its latest checkpoint.
+        allow_recipe_change: ``--allow-recipe-change`` (see :mod:`rdm_core.resume`).
+
+    Yields:
+        The run directory.
+
+    Raises:
+        RecipeError: a bad run.name, or a changed recipe on resume.
+        RunLockedError: another live process writes there.
+    """
+    from rdm_core.checkpoints import list_checkpoints
+    from rdm_core.console import err_console
+    from rdm_core.resume import check_resume_recipe
+
+    root = run_directory(recipe)
+    if os.environ.get("RANK", "0").strip() not in ("", "0"):  # under torchrun rank 0 alone writes and locks
+        yield root
+        return
+    with run_lock(root, command):
+        removed = clean_stale_temporaries(root)
+        if removed:
+            err_console.print(
+                f"note: removed {len(removed)} temporary file(s) a killed process left in {root}",
+                style="yellow",
+                soft_wrap=True,
+            )
+        done = list_checkpoints(root)
+        if resume and done:
+            check_resume_recipe(root, recipe, done[-1][0], allow_change=allow_recipe_change)
+        yield root

@@ -227,6 +227,23 @@ class _Build:
             for tmp in (self.root / "features" / name / split).glob(".shard_*.tmp"):
                 tmp.unlink(missing_ok=True)
 
+    def remove_stale_outputs(self) -> None:
+        """Delete the temporary files a killed build left beside this build's outputs: the
+        references, eval banks and manifest/floor parts of its own encoders, and (under the
+        merge lock, which every writer of them holds) the merged manifest and floors."""
+        from rdm_core.artifacts import remove_stale_temporaries
+        from rdm_references.manifest import locked
+
+        for name in self.names:
+            remove_stale_temporaries(self.root, f".{name}.safetensors.*.tmp")
+            for split in SPLITS:
+                remove_stale_temporaries(self.root / "eval", f".{name}_{split}.safetensors.*.tmp")
+            remove_stale_temporaries(self.store.parts, f".{name}.json.*.tmp")
+            remove_stale_temporaries(self.store.floor_parts, f".{name}.json.*.tmp")
+        with locked(self.root):
+            for merged in ("manifest.json", "floors.json"):
+                remove_stale_temporaries(self.root, f".{merged}.*.tmp")
+
     def _extract_shard(self, src: Any, split: str, shard: Shard, pending: list[str], advance: Any) -> None:
         import torch
 
@@ -478,6 +495,7 @@ def build_references(
     build = _Build(recipe, names, tuple(splits), device if device is not None else resolve_device(recipe.run.device))
     if "val" in splits and recipe.references.val is None:
         build.report.notes.append("references.val is not set: no val banks and no floors")
+    build.remove_stale_outputs()
     sources = open_sources(recipe, tuple(splits))
     if "train" in sources:
         save_real_grid(sources["train"], Path(recipe.references.dir) / REAL_GRID)

@@ -18,6 +18,11 @@ def configure(parser: argparse.ArgumentParser):
     parser.add_argument(
         "--resume", action="store_true", help="continue exactly from the latest checkpoint of the run directory"
     )
+    parser.add_argument(
+        "--allow-recipe-change",
+        action="store_true",
+        help="--resume with a recipe that differs from the run's: keep the old one in recipe_history/ and record the step",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     return run
 
@@ -29,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from rdm_core.recipe.assemble import build_trainer
     from rdm_core.recipe.load import load_recipe
     from rdm_core.recipe.validate import validate_recipe
+    from rdm_core.run_dir import claimed_run
 
     recipe = load_recipe(args.recipe, args.overrides)
     # metric names only (training imports no evaluation code); input files of other stages
@@ -36,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     validate_recipe(recipe, files=False, metric_args=False)
     trainer = build_trainer(recipe, TrainerOptions(recipe_ref=args.recipe, show_progress=not args.no_progress))
     try:
-        summary = trainer.run(resume=args.resume)
+        # one writer per run directory (rank 0 holds the lock for the whole launch)
+        with claimed_run(recipe, command="rdm train", resume=args.resume, allow_recipe_change=args.allow_recipe_change):
+            summary = trainer.run(resume=args.resume)
     finally:
         ctx = current_context()
         destroy()

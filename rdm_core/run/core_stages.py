@@ -39,17 +39,21 @@ class TrainStage:
         return [ctx.run_dir / "checkpoints"]
 
     def run(self, recipe: Any, ctx: StageContext) -> StageResult:
-        from rdm_core.checkpoints import latest_checkpoint
+        from rdm_core.checkpoints import latest_checkpoint, list_checkpoints
         from rdm_core.interfaces import TrainerOptions
         from rdm_core.recipe.assemble import build_trainer
-        from rdm_core.recipe.load import recipe_path, to_yaml
+        from rdm_core.recipe.load import recipe_path
+        from rdm_core.resume import check_resume_recipe
 
-        resume = latest_checkpoint(ctx.run_dir) is not None
-        saved = ctx.run_dir / "recipe.yaml"
-        if resume and saved.is_file() and saved.read_text() != to_yaml(recipe):
-            raise RecipeError(
-                f"{ctx.run_dir} holds checkpoints of a run with another recipe.",
-                "delete that run directory, or give this run another run.name / --workdir",
+        done = list_checkpoints(ctx.run_dir)
+        resume = bool(done)
+        if resume:  # the runner holds the run's lock; a changed recipe is refused with its keys
+            check_resume_recipe(
+                ctx.run_dir,
+                recipe,
+                done[-1][0],
+                allow_change=False,
+                fix="give this run another run.name (or --workdir), or delete that run directory",
             )
         path = recipe_path(recipe)  # a rehearsal's recipe is built in memory: no file to name
         trainer = build_trainer(recipe, TrainerOptions(recipe_ref=str(path) if path else "RECIPE"))

@@ -87,8 +87,27 @@ def run_stages(
 
     Returns:
         ``(rows, metrics, report path)``. A failed stage ends the run after writing the report.
+
+    Raises:
+        RunLockedError: another process writes into the run directory (one line naming it).
     """
-    run_dir = Path(recipe.run.output_dir) / recipe.run.name
+    from rdm_core.run_dir import claimed_run
+
+    # every stage writes into the run directory: one `rdm run` / `rdm train` at a time
+    with claimed_run(recipe, command=f"rdm run {recipe_ref}") as run_dir:
+        return _run_claimed(recipe, recipe_ref, run_dir, stages, rehearse, on_stage, extra, available)
+
+
+def _run_claimed(
+    recipe: Any,
+    recipe_ref: str,
+    run_dir: Path,
+    stages: list[str] | None,
+    rehearse: bool,
+    on_stage: Any,
+    extra: dict[str, Any] | None,
+    available: list[Stage] | None,
+) -> tuple[list[StageReport], dict[str, Any], Path]:
     ctx = StageContext(run_dir=run_dir, rehearse=rehearse)
     chosen = {s.name for s in select_stages(recipe, stages, available)}
     rows: list[StageReport] = []

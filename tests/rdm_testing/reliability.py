@@ -117,3 +117,30 @@ def flip_byte(path: Path, offset_from_end: int = 5) -> None:
 def tree(root: Path) -> dict[str, bytes]:
     """Every file under ``root`` with its bytes (to show that nothing was lost or changed)."""
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+class LockHolder:
+    """Another process holding a run directory's write lock (as a running `rdm train` would),
+    until :meth:`release` (or, with ``kill=True``, killed with SIGKILL while holding it)."""
+
+    def __init__(self, run_dir: Path, command: str = "rdm train") -> None:
+        code = (
+            "import sys, time\nfrom rdm_core.run_dir import run_lock\n"
+            f"with run_lock({str(run_dir)!r}, {command!r}):\n"
+            "    print('locked', flush=True)\n    sys.stdin.read()\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "locked"
+        self.pid = self.process.pid
+
+    def release(self, *, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        else:
+            self.process.communicate("", timeout=60)
+        self.process.wait(timeout=60)
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None and not stream.closed:
+                stream.close()

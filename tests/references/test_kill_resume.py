@@ -59,7 +59,7 @@ def test_sigkill_mid_build_then_resume_matches_uninterrupted(make_recipe, tmp_pa
         report = build_references(recipe)
     finally:
         del os.environ["REFTEST_COUNTER"]
-    assert not list((refs / "features").rglob("*.tmp"))  # temporaries of the killed shards were cleaned up
+    assert not list(refs.rglob("*.tmp"))  # temporaries of the killed build were cleaned up
     for p, mtime in finished.items():
         assert p.stat().st_mtime_ns == mtime, f"{p} was recomputed"
     assert len(report.skipped_shards) == len(finished)
