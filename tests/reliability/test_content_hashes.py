@@ -66,7 +66,7 @@ def test_corrupt_json_state_is_refused(project, capsys):
     data["step"] = 2  # a plausible edit: still valid JSON, but not what was written
     state.write_text(json.dumps(data))
     snapshot = tree(project / "runs")
-    code, _, err = rdm(capsys, "train", project / "a.yaml", "--resume", "--no-progress", "--set", "train.steps=4")
+    code, _, err = rdm(capsys, "train", project / "a.yaml", "--resume", "--no-progress")
     assert code == 2
     line = error_line(err)
     assert str(state) in line and "corrupt" in line
