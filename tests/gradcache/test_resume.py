@@ -55,7 +55,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     assert [s for s, _ in list_checkpoints(run_killed)] == [2]
     assert [r["step"] for r in _rows(run_killed)] == [1, 2, 3]
 
-    again = _rdm("train", str(killed), "--resume")
+    # the killed run's own recipe (a changed one is refused on resume); 0 never kills
+    again = _rdm("train", str(killed), "--resume", "--set", "train.trainer=gc-kill-drill", env={KILL_AFTER_ENV: "0"})
     assert again.returncode == 0, again.stderr[-3000:]
     assert "resumed from" in again.stderr
 
