@@ -82,3 +82,7 @@ class DiskFullError(ArtifactError):
 
 class RunLockedError(RdmError):
     """Another live process holds the run directory (two writers would interleave checkpoints)."""
+
+
+class ContractError(ShapeError):
+    """A plugin returned something its kind's contract forbids (shape, dtype, range, dim)."""

@@ -92,3 +92,13 @@ def rdm_register_commands(registry: Registry) -> None:
     ``configure(parser)`` adds the command's arguments to an ``argparse`` parser and returns the
     function ``run(args) -> int`` that executes it.
     """
+
+
+@hookspec
+def rdm_register_recipes(registry: Registry) -> None:
+    """Register recipes a plugin ships: ``registry.add(name, "my_pkg:recipes/my-recipe.yaml", help=...)``.
+
+    The target is a path, or ``"package:relative/path.yaml"`` for a file inside an installed
+    package (found without importing it). ``rdm recipes`` lists them with their plugin; recipes
+    and ``extends:`` can name them.
+    """

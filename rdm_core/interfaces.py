@@ -73,6 +73,11 @@ class EncoderSpec:
         license: the weights' license.
         variant: ``full`` or ``tiny`` (a random-weight stand-in of the same classes).
         notes: quirks worth knowing (padding, pooling traps).
+        seed: for encoders whose weights are drawn at random (or fitted from a seeded start),
+            the seed they come from; ``None`` for pretrained or fixed weights. An encoder built
+            with another seed carries it in its own spec, so the seed is part of every reference
+            header (``encoder_spec``) and encoder fingerprint: references built from one seed
+            never pass for another's.
     """
 
     name: str
@@ -87,6 +92,7 @@ class EncoderSpec:
     license: str = "unknown"
     variant: Literal["full", "tiny"] = "full"
     notes: str = ""
+    seed: int | None = None
 
     @property
     def resolution(self) -> int:

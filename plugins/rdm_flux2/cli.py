@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser):
 
 
 def run(args: argparse.Namespace) -> int:
-    from rdm_core.console import console, print_json
+    from rdm_core.console import console, print_json, styled
 
     if args.context_command == "import":
         from rdm_import.cli import run_context_import
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     recipe = load_recipe(args.recipe, args.overrides)
     out, n, gen = build_recipe_pool(recipe, args.prompts, args.out, args.batch_size, resolve_device(args.device))
-    console.print(f"[green]ok[/] {n} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}")
+    console.print(styled(("ok", "green"), f" {n} contexts ({gen.ctx_len} x {gen.ctx_dim}, float16) -> {out}"))
     return 0
 
 

@@ -25,7 +25,7 @@ def _gb(x: float) -> str:
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from rdm_core.console import console, print_json
+    from rdm_core.console import console, print_json, styled
     from rdm_core.errors import RecipeError
     from rdm_core.recipe.load import load_recipe
     from rdm_gradcache.plan import make_plan
@@ -38,9 +38,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(plan.to_dict())
         return 0
     console.print(
-        f"[bold]{args.recipe}[/] on {plan.gpus}x{plan.gpu}: N={plan.rollout} = micro_batch {plan.micro_batch}"
+        styled((str(args.recipe), "bold")),
+        f"on {plan.gpus}x{plan.gpu}: N={plan.rollout} = micro_batch {plan.micro_batch}"
         f" x {plan.gpus} GPUs x {plan.chunks} chunks; checkpointing {'on' if plan.checkpointing else 'off'};"
-        f" FSDP {'on' if plan.fsdp else 'off'}; generator size from {plan.sources['generator']}"
+        f" FSDP {'on' if plan.fsdp else 'off'}; generator size from {plan.sources['generator']}",
     )
     mem = Table(title="memory per GPU (GB)")
     mem.add_column("item")
@@ -51,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
     from rdm_gradcache.plan import GPUS
 
     cap = GPUS[plan.gpu.lower()].memory_gb
+    fits = total / 1e9 <= cap
     mem.add_row(
-        "[bold]total[/]",
-        f"[bold]{_gb(total)}[/] of {cap:g}" + ("" if total / 1e9 <= cap else " [red](does not fit)[/]"),
+        styled(("total", "bold")),
+        styled((_gb(total), "bold"), f" of {cap:g}", ("" if fits else " (does not fit)", "red")),
     )
     console.print(mem)
     act = Table(title="activations of one chunk (GB)")
@@ -74,5 +76,5 @@ def run(args: argparse.Namespace) -> int:
             f"this plan: {p['this_plan_gpu_hours_to_step']:,.1f} GPU-hours to step {p['step']}"
         )
     for note in plan.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(styled(("note:", "yellow"), f" {note}"))
     return 0

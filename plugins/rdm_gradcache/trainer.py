@@ -265,7 +265,7 @@ class GradCacheTrainer:
         path = run.latest()
         if path is None:
             if ctx.is_main:
-                err_console.print(f"[yellow]--resume: no checkpoint in {run.root}; starting from step 0[/]")
+                err_console.print(f"--resume: no checkpoint in {run.root}; starting from step 0", style="yellow")
             return 0
         state = RunDir.load(path, ctx.rank, ctx.world_size)
         load_full_model_state(self.module, {k: v.to(ctx.device) for k, v in state["model"].items()})
@@ -319,7 +319,9 @@ class GradCacheTrainer:
                 if ctx.is_main and (step % max(1, int(train.log_every)) == 0 or result.skipped or final):
                     run.log(last)
                 if result.skipped and ctx.is_main:
-                    err_console.print(f"[yellow]step {step}: non-finite loss or gradient, optimizer step skipped[/]")
+                    err_console.print(
+                        f"step {step}: non-finite loss or gradient, optimizer step skipped", style="yellow"
+                    )
                 if bar is not None:
                     terms = " ".join(f"{k}={v:.3g}" for k, v in (last.get("raw") or {}).items())
                     bar.update(task, completed=step, status=f"{terms} | {last['samples_per_s']:.0f} samples/s")

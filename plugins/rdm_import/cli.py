@@ -12,23 +12,27 @@ from rdm_import.kinds import Converted
 
 def warn_missing(items: Iterable[Converted]) -> None:
     """One warning line per imported file naming the fields its source did not record."""
-    from rdm_core.console import err_console
+    from rdm_core.console import err_console, styled
 
     for item in items:
         if item.missing:
             err_console.print(
-                f"[yellow]warning[/]: {item.source} ({item.kind}, {item.encoder}) does not record "
-                f"{', '.join(item.missing)}; stored as null in {item.path.name}",
+                styled(
+                    ("warning", "yellow"),
+                    f": {item.source} ({item.kind}, {item.encoder}) does not record "
+                    f"{', '.join(item.missing)}; stored as null in {item.path.name}",
+                ),
                 soft_wrap=True,
             )
 
 
 def report(items: list[Converted]) -> None:
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
 
     for item in items:
         console.print(
-            f"[green]imported[/] {item.kind:<10} {item.encoder:<16} -> {item.path}  ({item.summary})", soft_wrap=True
+            styled(("imported", "green"), f" {item.kind:<10} {item.encoder:<16} -> {item.path}  ({item.summary})"),
+            soft_wrap=True,
         )
 
 
@@ -94,7 +98,7 @@ def add_context_import(sub: argparse._SubParsersAction) -> None:
 
 
 def run_context_import(args: argparse.Namespace) -> int:
-    from rdm_core.console import console, err_console
+    from rdm_core.console import console, err_console, styled
     from rdm_core.errors import RecipeError
     from rdm_core.prompts import read_prompts
     from rdm_core.recipe.assemble import plain
@@ -145,10 +149,13 @@ def run_context_import(args: argparse.Namespace) -> int:
             )
         )
     for what, item, src in done:
-        console.print(f"[green]imported[/] {what}: {item['n']} rows -> {item['path']}", soft_wrap=True)
+        console.print(styled(("imported", "green"), f" {what}: {item['n']} rows -> {item['path']}"), soft_wrap=True)
         if item["missing"]:
             err_console.print(
-                f"[yellow]warning[/]: {Path(src).name} does not record {', '.join(item['missing'])}; stored as null",
+                styled(
+                    ("warning", "yellow"),
+                    f": {Path(src).name} does not record {', '.join(item['missing'])}; stored as null",
+                ),
                 soft_wrap=True,
             )
     return 0

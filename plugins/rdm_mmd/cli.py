@@ -124,7 +124,7 @@ def run_build(args: argparse.Namespace) -> int:
             "feature mode needs --features F.safetensors and -o REF.safetensors.",
             "e.g. `rdm reference build --features feats.safetensors -o ref.safetensors`",
         )
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
     from rdm_core.plugins import registry
     from rdm_mmd.features_io import load_features
 
@@ -144,10 +144,11 @@ def run_build(args: argparse.Namespace) -> int:
     ref.save(args.output)
     h = ref.header
     console.print(
-        f"[green]wrote[/] {args.output}: {h['kind']} reference, encoder={h.get('encoder')}, "
+        styled(("wrote", "green")),
+        f"{args.output}: {h['kind']} reference, encoder={h.get('encoder')}, "
         f"dim={h['dim']}, n={h['n']}"
         + (f", sigma={h['bandwidth']:.6g}" if h.get("bandwidth") else "")
-        + (f", k_rr={h['k_rr']:.6g}" if h.get("k_rr") is not None else "")
+        + (f", k_rr={h['k_rr']:.6g}" if h.get("k_rr") is not None else ""),
     )
     return 0
 

@@ -192,7 +192,7 @@ class PMFGenerator:
         if report.unexpected or report.dropped:
             from rdm_core.console import err_console
 
-            err_console.print(f"[yellow]pmf weights: {report.summary()}[/]", highlight=False)
+            err_console.print(f"pmf weights: {report.summary()}", style="yellow")
         return report
 
     def _load_rdm(self, path: str) -> LoadReport:

@@ -26,7 +26,7 @@ def print_report(report: BuildReport) -> None:
     """A rich summary table of a build."""
     from rich.table import Table
 
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
 
     table = Table(title=f"references in {report.root}")
     for col in ("encoder", "shards computed", "shards reused", "outputs rebuilt"):
@@ -39,8 +39,8 @@ def print_report(report: BuildReport) -> None:
     console.print(table)
     for split, changes in report.source_changes.items():
         summary = ", ".join(f"{len(v)} {k}" for k, v in changes.items() if v)
-        console.print(f"[yellow]{split} source changed since the last build:[/] {summary}")
+        console.print(styled((f"{split} source changed since the last build:", "yellow"), f" {summary}"))
     if report.floors:
         console.print(f"floors at N={report.floors['n']}: {report.floors['floors']}")
     for note in report.notes:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(styled(("note:", "yellow"), f" {note}"))

@@ -7,6 +7,8 @@ features. Parameters are frozen; gradients flow to the images.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -92,7 +94,8 @@ def build_toy_encoder(
             f"weights for {name} from {source} do not fit the network: {str(exc).splitlines()[0]}",
             f"retrain with `rdm toy train-encoders {name}` or fix encoders.weights.{name}",
         ) from None
-    return ToyEncoder(SPECS[name], net, source)
+    spec = SPECS[name] if SPECS[name].seed in (None, seed) else replace(SPECS[name], seed=seed)
+    return ToyEncoder(spec, net, source)
 
 
 def _factory(name: str):

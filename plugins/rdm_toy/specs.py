@@ -19,6 +19,9 @@ _TRAINED = WeightSource(
     "$RDM_CACHE/toy (default ~/.cache/rdm/toy); `rdm toy train-encoders` retrains"
 )
 _FIXED = WeightSource(note="no learned weights: a fixed function")
+# the seed each encoder's weights come from (random init, or the init and batches of its fit);
+# declared in its spec, so it is part of every reference header and encoder fingerprint
+SEEDS = {"digits_cnn": 0, "digits_ae": 0, "digits_random": 0, "digits_cnn_wide": 1}
 
 
 def _spec(
@@ -37,6 +40,7 @@ def _spec(
         license="Apache-2.0",
         variant="full",
         notes=notes,
+        seed=SEEDS.get(name),
     )
 
 

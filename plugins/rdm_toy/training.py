@@ -24,11 +24,11 @@ from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.seeding import seeded_init
 from rdm_toy import nets
 from rdm_toy.data import DigitsSource
-from rdm_toy.specs import RESOLUTION, SPECS
+from rdm_toy.specs import RESOLUTION, SEEDS, SPECS
 
 TRAINING_VERSION = 3  # bump when a fit below changes, so old cache files are not reused
 SPLIT = {"val_fraction": 0.25, "seed": 0}  # the split every encoder is fitted on (train part only)
-DEFAULT_SEEDS = {"digits_cnn": 0, "digits_ae": 0, "digits_random": 0, "digits_cnn_wide": 1}
+DEFAULT_SEEDS = SEEDS  # the seeds the specs declare
 FIT = {  # optimisation settings per trained network
     "digits_cnn": {"epochs": 20, "batch": 64, "lr": 2e-3},
     "digits_cnn_wide": {"epochs": 12, "batch": 64, "lr": 2e-3},

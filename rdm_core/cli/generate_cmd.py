@@ -2,7 +2,7 @@
 
 ::
 
-    rdm generate RECIPE [--checkpoint C | --weights W [--weights-format F]]
+    rdm generate RECIPE (--checkpoint C | --weights W [--weights-format F] | --base)
                  (--prompt TEXT ... | --prompts FILE | --num K) [--per-prompt N] [--seed S]
                  [--teacher-steps K] [--batch-size B] --out DIR [--set key=value ...]
 
@@ -29,13 +29,16 @@ SEED_STRIDE = 1_000_003
 
 def configure(parser: argparse.ArgumentParser):
     parser.add_argument("recipe", help="recipe file or shipped recipe name")
-    src = parser.add_mutually_exclusive_group()
+    src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument(
         "--checkpoint",
         help="run dir (latest checkpoint), checkpoint dir, model.safetensors, or a third-party container the "
         'generator reads (e.g. the authors\' {"model": ...} .pth)',
     )
     src.add_argument("--weights", help="third-party generator weights, read by the generator's load_weights")
+    src.add_argument(
+        "--base", action="store_true", help="sample the recipe's base generator (generator.weights) explicitly"
+    )
     parser.add_argument(
         "--weights-format", default="auto", help="format for --weights (generator-specific, e.g. rdm, bfl)"
     )
@@ -112,7 +115,7 @@ def generate_samples(
 
 
 def run(args: argparse.Namespace) -> int:
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
     from rdm_core.errors import RdmError
     from rdm_core.prompts import read_prompts
     from rdm_core.recipe.load import load_recipe
@@ -135,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         recipe_ref=str(args.recipe),
     )
-    console.print(f"[green]ok[/] samples + grid.png -> {out}")
+    console.print(styled(("ok", "green"), f" samples + grid.png -> {out}"))
     return 0
 
 
@@ -227,7 +230,7 @@ def write_samples(
         out / "samples.json",
         {
             "recipe": recipe_ref,
-            "checkpoint": checkpoint or weights,
+            "checkpoint": checkpoint or weights or "base",
             "seed": seed,
             "teacher_steps": teacher_steps,
             "samples": index,

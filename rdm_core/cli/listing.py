@@ -1,4 +1,8 @@
-"""``rdm plugins``, ``rdm encoders [info NAME | fetch NAME...]`` and ``rdm recipes``."""
+"""``rdm encoders [info NAME | fetch NAME...]`` and ``rdm recipes``.
+
+Everything is printed literally (see :mod:`rdm_core.console`): names, paths and recipe comments
+may contain brackets.
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,11 @@ import argparse
 from dataclasses import asdict
 from typing import Any
 
-from rdm_core.console import console, print_json
+from rdm_core.console import console, print_json, styled
 
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
-
-
-# -- plugins ----------------------------------------------------------------------------------
-
-
-def configure_plugins(parser: argparse.ArgumentParser):
-    _json_flag(parser)
-    return run_plugins
-
-
-def run_plugins(args: argparse.Namespace) -> int:
-    from rich.table import Table
-
-    from rdm_core.plugins import get_host
-
-    host = get_host()
-    records = sorted(host.records.values(), key=lambda r: r.name)
-    if args.json:
-        print_json([r.to_dict() for r in records])
-        return 0
-    table = Table(title="rdm plugins")
-    for col in ("name", "module", "version", "hooks", "status"):
-        table.add_column(col)
-    for r in records:
-        status = {"loaded": "[green]loaded", "disabled": "[yellow]disabled"}.get(r.status, f"[red]failed: {r.error}")
-        hooks = ", ".join(h.removeprefix("rdm_register_") for h in r.hooks)
-        table.add_row(r.name, r.module, r.version or "-", hooks, status)
-    console.print(table)
-    return 1 if args.strict and host.failed() else 0
 
 
 # -- encoders ---------------------------------------------------------------------------------
@@ -80,7 +55,7 @@ def run_encoders(args: argparse.Namespace) -> int:
 
         for name in args.names:
             for path in fetch_encoder_weights(reg.spec(name)):
-                console.print(f"[green]fetched[/] {name}: {path}")
+                console.print(styled(("fetched", "green"), f" {name}: {path}"))
         return 0
     rows = [_spec_row(e.name, e.spec, e.plugin) for e in reg.entries()]
     if args.split:
@@ -111,7 +86,7 @@ def run_encoders(args: argparse.Namespace) -> int:
 
 
 def _encoder_info(reg: Any, args: argparse.Namespace) -> int:
-    from rich.pretty import Pretty
+    from rich.table import Table
 
     infos = {}
     for name in args.names:
@@ -119,10 +94,14 @@ def _encoder_info(reg: Any, args: argparse.Namespace) -> int:
         infos[name] = {"plugin": entry.plugin, **(asdict(entry.spec) if entry.spec is not None else {})}
     if args.json:
         print_json(infos)
-    else:
-        for name, info in infos.items():
-            console.rule(name)
-            console.print(Pretty(info))
+        return 0
+    for name, info in infos.items():
+        table = Table(title=name)
+        table.add_column("field")
+        table.add_column("value", overflow="fold")
+        for key, value in info.items():
+            table.add_row(key, str(value))
+        console.print(table)
     return 0
 
 
@@ -143,22 +122,23 @@ def _recipe_header(path) -> str:
 
 
 def run_recipes(args: argparse.Namespace) -> int:
-    from rdm_core.recipe.load import list_recipes, shipped_recipes_dir
+    from rdm_core.plugins import registry
+    from rdm_core.recipe.load import recipe_file
 
-    base = shipped_recipes_dir()
-    rows = [
-        {"name": str(p.relative_to(base).with_suffix("")), "path": str(p), "about": _recipe_header(p)}
-        for p in list_recipes()
-    ]
+    rows = []
+    for entry in registry("recipes").entries():
+        path = recipe_file(entry.factory)
+        about = entry.help or (_recipe_header(path) if path.is_file() else "(missing file)")
+        rows.append({"name": entry.name, "plugin": entry.plugin, "path": str(path), "about": about})
     if args.json:
         print_json(rows)
         return 0
     from rich.table import Table
 
-    table = Table(title="shipped recipes")
-    table.add_column("name")
-    table.add_column("about")
+    table = Table(title="rdm recipes")
+    for col in ("name", "plugin", "about"):
+        table.add_column(col)
     for r in rows:
-        table.add_row(r["name"], r["about"])
+        table.add_row(r["name"], r["plugin"], r["about"])
     console.print(table)
     return 0

@@ -52,23 +52,25 @@ def prepare(recipe_ref: str, overrides: list[str], rehearse: bool, workdir: str 
 def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
     from rdm_core.recipe.validate import validate_recipe
     from rdm_core.run.runner import run_stages
 
     recipe, rehearsal = prepare(args.recipe, args.overrides, args.rehearse, args.workdir)
     validate_recipe(recipe)
     if rehearsal is not None:
-        console.print(f"[bold]rehearsal[/] of {args.recipe} in {rehearsal.root} (tiny models, scaled counts, CPU)")
+        console.print(
+            styled(("rehearsal", "bold"), f" of {args.recipe} in {rehearsal.root} (tiny models, scaled counts, CPU)")
+        )
         for path, note in rehearsal.stand_ins.items():
-            console.print(f"[yellow]stand-in[/] {path}: {note}")
+            console.print(styled(("stand-in", "yellow"), f" {path}: {note}"))
     wanted = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
 
     def on_stage(name: str, event: Any) -> None:
         if event == "start":
-            console.rule(f"[bold]{name}")
+            console.rule(styled((name, "bold")))
         elif event.status == "skipped":
-            console.print(f"[dim]{name}: skipped (outputs complete and match the recipe)[/]")
+            console.print(f"{name}: skipped (outputs complete and match the recipe)", style="dim")
 
     extra = {"stand_ins": dict(rehearsal.stand_ins)} if rehearsal is not None else {}
     rows, metrics, report = run_stages(
@@ -79,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(col)
     for row in rows:
         colour = {"ok": "green", "skipped": "dim", "failed": "red"}[row.status]
-        table.add_row(row.name, f"[{colour}]{row.status}[/]", f"{row.seconds:.1f}", "\n".join(row.outputs))
+        table.add_row(row.name, styled((row.status, colour)), f"{row.seconds:.1f}", "\n".join(row.outputs))
     console.print(table)
     for name, value in metrics.items():
         shown = value.get("value") if isinstance(value, dict) else value

@@ -28,7 +28,7 @@ def configure(parser: argparse.ArgumentParser):
 
 
 def run(args: argparse.Namespace) -> int:
-    from rdm_core.console import console
+    from rdm_core.console import console, styled
     from rdm_core.distributed import current_context, destroy
     from rdm_core.interfaces import TrainerOptions
     from rdm_core.recipe.assemble import build_trainer
@@ -51,5 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if ctx.is_main:
         last = summary.get("last") or {}
         raw = " ".join(f"{k}={v:.4g}" for k, v in (last.get("raw") or {}).items())
-        console.print(f"[green]done[/] {summary['run_dir']} at step {summary['step']}" + (f": {raw}" if raw else ""))
+        console.print(
+            styled(("done", "green"), f" {summary['run_dir']} at step {summary['step']}" + (f": {raw}" if raw else ""))
+        )
     return 0

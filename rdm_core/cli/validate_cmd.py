@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     import tempfile
 
     from rdm_core.cli.run_cmd import prepare
-    from rdm_core.console import console, print_json
+    from rdm_core.console import console, print_json, styled
     from rdm_core.recipe.load import find_recipe, load_recipe
     from rdm_core.recipe.validate import validate_recipe
 
@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
             checks = validate_recipe(load_recipe(name, args.overrides))
         report.append({"recipe": str(find_recipe(name)), "ok": True, "checks": checks})
         if not args.json:
-            console.print(f"[green]ok[/] {find_recipe(name)}: " + "; ".join(checks))
+            console.print(styled(("ok", "green"), f" {find_recipe(name)}: " + "; ".join(checks)))
     if args.json:
         print_json(report)
     return 0

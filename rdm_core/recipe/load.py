@@ -1,5 +1,12 @@
 """Loading recipes: YAML -> ``extends:`` chain -> ``key=value`` overrides -> typed, struct-mode config.
 
+* ``extends:`` names a parent: a path relative to the recipe, or the name of a shipped recipe or
+  of a recipe a plugin ships (``rdm recipes`` lists both).
+* A child's mappings merge into the parent's key by key; a mapping tagged ``!replace`` replaces
+  the parent's mapping instead (``args: !replace {hidden: 4}`` keeps none of the parent's args).
+* Every key remembers the file (or ``--set``) that set it, so errors about an inherited key say
+  where it came from (:func:`recipe_origin`).
+
 Every failure is a :class:`RecipeError` naming the file, the key and the fix.
 """
 
@@ -13,6 +20,7 @@ from rdm_core.recipe.objective import keys_of, objective_name, settings_schema
 from rdm_core.recipe.schema import Recipe
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
+REPLACE_TAG = "!replace"
 
 
 def shipped_recipes_dir() -> Path:
@@ -20,61 +28,216 @@ def shipped_recipes_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "recipes"
 
 
-def find_recipe(name_or_path: str | Path) -> Path:
-    """A recipe path: an existing file, else a shipped recipe by name (``digits-cpu``)."""
+def list_recipes() -> list[Path]:
+    """The shipped recipe files."""
+    d = shipped_recipes_dir()
+    return sorted(p for p in d.rglob("*") if p.suffix in RECIPE_SUFFIXES) if d.is_dir() else []
+
+
+def shipped_recipe_name(path: Path) -> str:
+    return str(path.relative_to(shipped_recipes_dir()).with_suffix(""))
+
+
+def recipe_file(factory: Any) -> Path:
+    """The file a ``recipes`` registration points at.
+
+    A plugin registers a path, or ``"package:relative/file.yaml"`` for a file inside an installed
+    package (found without importing the package).
+
+    Raises:
+        RecipeError: the package or the file does not exist.
+    """
+    text = str(factory)
+    package, sep, relative = text.partition(":")
+    if not sep or "/" in package or "\\" in package or Path(text).is_file():
+        return Path(text)
+    from rdm_core.factory_source import MissingModule, Unknown, module_source
+
+    try:
+        source = module_source(package)
+    except (MissingModule, Unknown):
+        source = None
+    if source is None:
+        raise RecipeError(f"recipe {text!r}: package {package!r} not found.", "install the plugin that ships it")
+    return source.parent / relative
+
+
+def _registered_recipes() -> dict[str, Any]:
+    from rdm_core.plugins import registry
+
+    return {e.name: e for e in registry("recipes").entries()}
+
+
+def find_recipe(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A recipe path: an existing file, else a recipe by name.
+
+    Args:
+        name_or_path: a path, or a name among the shipped recipes, then the recipes plugins ship.
+        relative_to: resolve relative paths against this directory (``extends:``) instead of the
+            working directory.
+    """
     p = Path(name_or_path)
-    if p.is_file():
+    if relative_to is not None:
+        if (relative_to / p).is_file():  # an absolute p stays p
+            return (relative_to / p).resolve()
+    elif p.is_file():
         return p
     shipped = shipped_recipes_dir()
     for suffix in ("", *RECIPE_SUFFIXES):
         candidate = shipped / f"{name_or_path}{suffix}"
         if candidate.is_file():
             return candidate
-    names = [r.stem for r in list_recipes()]
+    registered = _registered_recipes()
+    if str(name_or_path) in registered:
+        path = recipe_file(registered[str(name_or_path)].factory)
+        if not path.is_file():
+            entry = registered[str(name_or_path)]
+            raise RecipeError(
+                f"recipe {str(name_or_path)!r} of plugin {entry.plugin!r} points at {path}, which does not exist.",
+                "reinstall the plugin, or report the broken registration to its authors",
+            )
+        return path
+    names = list(registered)
     guess = close_matches(p.stem, names)
     did = f" Did you mean {guess[0]!r}?" if guess else ""
     raise RecipeError(
         f"recipe {str(name_or_path)!r} not found.{did}",
-        f"pass a YAML path or one of: {', '.join(names) or '(none shipped)'}",
+        f"pass a YAML path or one of: {', '.join(names) or '(none shipped)'} (`rdm recipes` lists them)",
     )
 
 
-def list_recipes() -> list[Path]:
-    d = shipped_recipes_dir()
-    return sorted(p for p in d.rglob("*") if p.suffix in RECIPE_SUFFIXES) if d.is_dir() else []
+# -- reading YAML with the !replace tag ---------------------------------------------------------
 
 
-def _read_yaml(path: Path) -> Any:
-    from omegaconf import DictConfig, OmegaConf
+class _Replace(dict):
+    """A mapping tagged ``!replace`` (replaced, not merged, into the parent's)."""
+
+
+def _yaml_loader() -> Any:
+    """OmegaConf's YAML loader (``1e-4`` is a float, duplicate keys fail) plus ``!replace``."""
+    try:
+        from omegaconf._yaml import get_yaml_loader  # omegaconf >= 2.4
+    except ImportError:  # pragma: no cover - omegaconf 2.3
+        from omegaconf._utils import get_yaml_loader
+
+    base = get_yaml_loader()
+
+    class RecipeLoader(base):  # type: ignore[misc, valid-type]
+        pass
+
+    def construct_replace(loader: Any, node: Any) -> Any:
+        import yaml
+
+        if not isinstance(node, yaml.MappingNode):
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{REPLACE_TAG} applies to a mapping ({REPLACE_TAG} {{...}})", node.start_mark
+            )
+        return _Replace(loader.construct_mapping(node, deep=True))
+
+    RecipeLoader.add_constructor(REPLACE_TAG, construct_replace)
+    return RecipeLoader
+
+
+def _untag(data: Any, prefix: str, replaced: list[str]) -> Any:
+    """Plain containers, with the dotted paths of ``!replace`` mappings collected."""
+    if isinstance(data, dict):
+        if isinstance(data, _Replace):
+            replaced.append(prefix)
+        return {k: _untag(v, f"{prefix}.{k}" if prefix else str(k), replaced) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_untag(v, f"{prefix}.{i}", replaced) for i, v in enumerate(data)]
+    return data
+
+
+def _read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """``(data, dotted paths tagged !replace)`` of one recipe file."""
+    import yaml
 
     try:
-        cfg = OmegaConf.load(path)
-    except Exception as exc:  # yaml.YAMLError and friends
-        raise RecipeError(f"{path}: not valid YAML ({exc}).", "fix the YAML syntax") from exc
-    if not isinstance(cfg, DictConfig):  # a list or a scalar at the top level
+        with open(path, encoding="utf-8") as f:
+            data = yaml.load(f, Loader=_yaml_loader())
+    except yaml.YAMLError as exc:
+        detail = " ".join(str(exc).split())
+        raise RecipeError(f"{path}: not valid YAML ({detail}).", "fix the YAML syntax") from None
+    except OSError as exc:
+        raise RecipeError(f"{path}: cannot be read ({exc.strerror}).", "check the path and permissions") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
         raise RecipeError(
             f"{path}: a recipe must be a mapping of sections.", "start the file with sections such as `run:`"
         )
-    return cfg
+    replaced: list[str] = []
+    plain_data = _untag(data, "", replaced)
+    if "" in replaced:
+        raise RecipeError(f"{path}: {REPLACE_TAG} cannot tag the whole recipe.", "tag a section or a mapping in it")
+    return plain_data, replaced
 
 
-def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, Any]]:
-    """[(path, raw yaml)] from the root ancestor down to ``path``."""
+def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any], list[str]]]:
+    """[(path, data, replaced paths)] from the root ancestor down to ``path``."""
     path = path.resolve()
     if path in seen:
         raise RecipeError(
             f"{path}: `extends:` forms a cycle ({' -> '.join(str(s) for s in seen)}).", "remove one `extends:`"
         )
-    raw = _read_yaml(path)
-    parent = raw.get("extends") if "extends" in raw else None
+    data, replaced = _read_yaml(path)
+    parent = data.get("extends")
     if parent is None:
-        return [(path, raw)]
-    parent_path = (path.parent / str(parent)).resolve()
-    if not parent_path.is_file():
-        raise RecipeError(
-            f"{path}: `extends: {parent}` does not exist ({parent_path}).", "give a path relative to this recipe"
-        )
-    return [*_chain(parent_path, (*seen, path)), (path, raw)]
+        return [(path, data, replaced)]
+    try:
+        parent_path = find_recipe(str(parent), relative_to=path.parent)
+    except RecipeError as exc:
+        raise RecipeError(f"{path}: `extends: {parent}`: {exc.problem}", exc.fix) from None
+    return [*_chain(parent_path.resolve(), (*seen, path)), (path, data, replaced)]
+
+
+# -- merging with provenance --------------------------------------------------------------------
+
+
+def _forget(origin: dict[str, str], dotted: str) -> None:
+    for key in [k for k in origin if k == dotted or k.startswith(dotted + ".")]:
+        del origin[key]
+
+
+def _remove(tree: dict[str, Any], dotted: str) -> None:
+    *parents, last = dotted.split(".")
+    node: Any = tree
+    for part in parents:
+        node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return
+    if isinstance(node, dict):
+        node.pop(last, None)
+
+
+def _merge_into(base: dict[str, Any], layer: dict[str, Any], origin: dict[str, str], source: str, prefix: str) -> None:
+    """Merge ``layer`` into ``base`` (mappings key by key, anything else replaced)."""
+    for key, value in layer.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge_into(base[key], value, origin, source, dotted)
+            if not value:
+                origin.setdefault(dotted, source)
+            continue
+        _forget(origin, dotted)
+        base[key] = _copy(value)
+        _record(origin, value, source, dotted)
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
+
+
+def _record(origin: dict[str, str], value: Any, source: str, dotted: str) -> None:
+    origin[dotted] = source
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _record(origin, v, source, f"{dotted}.{k}")
 
 
 def _open_free_mappings(cfg: Any) -> None:
@@ -106,18 +269,37 @@ def _valid_keys(full_key: str, objective_schema: type | None) -> tuple[str, list
     return ".".join(parent), keys
 
 
-def _explain(exc: Exception, where: str, *, prefix: str = "", objective_schema: type | None = None) -> RecipeError:
-    """Turn an OmegaConf error into one line naming the key and the valid ones.
+def _where(origin: dict[str, str] | None, full_key: str, fallback: str) -> str:
+    """The file (or ``--set``) that set ``full_key`` or its closest parent."""
+    if origin:
+        parts = full_key.split(".") if full_key else []
+        for n in range(len(parts), 0, -1):
+            found = origin.get(".".join(parts[:n]))
+            if found is not None:
+                return found
+    return fallback
+
+
+def _explain(
+    exc: Exception,
+    where: str,
+    origin: dict[str, str] | None = None,
+    *,
+    prefix: str = "",
+    objective_schema: type | None = None,
+) -> RecipeError:
+    """Turn an OmegaConf error into one line naming the file, the key and the valid ones.
 
     ``prefix`` is prepended to the error's key (``objective`` when the objective's own section
     was being typed, since OmegaConf then reports keys relative to it).
     """
     from omegaconf.errors import OmegaConfBaseException
 
-    full_key = (exc.full_key if isinstance(exc, OmegaConfBaseException) else None) or ""
+    full_key = str((exc.full_key if isinstance(exc, OmegaConfBaseException) else None) or "")
     if prefix:
         full_key = f"{prefix}.{full_key}" if full_key else prefix
-    message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    where = _where(origin, full_key, where)
+    message = " ".join(str(exc).splitlines()[0].split()) if str(exc) else type(exc).__name__
     name = type(exc).__name__
     if name in ("ConfigKeyError", "ConfigAttributeError") or "not in" in message:
         key = full_key.split(".")[-1] if full_key else message
@@ -138,19 +320,16 @@ def _explain(exc: Exception, where: str, *, prefix: str = "", objective_schema: 
     return RecipeError(f"{where}: {message}", "see docs/recipes.md")
 
 
-def _merge_layer(merged: Any, layer: Any) -> Any:
-    """Merge one YAML layer; a layer that names another objective starts its settings afresh
-    (the parent's settings belong to the parent's objective)."""
-    from omegaconf import OmegaConf
-
-    section = layer.get("objective") if "objective" in layer else None
-    if section is not None and "name" in section and section["name"] != objective_name(merged.objective):
-        merged.objective = {}
-    _open_free_mappings(merged)
-    return OmegaConf.merge(merged, layer)
+def _objective_starts_afresh(combined: dict[str, Any], layer: dict[str, Any], origin: dict[str, str]) -> None:
+    """A layer that names another objective drops the parent's objective settings (they belong
+    to the parent's objective)."""
+    section = layer.get("objective")
+    if isinstance(section, dict) and "name" in section and section["name"] != objective_name(combined.get("objective")):
+        combined.pop("objective", None)
+        _forget(origin, "objective")
 
 
-def _type_objective(merged: Any, where: str) -> Any:
+def _type_objective(merged: Any, where: str, origin: dict[str, str] | None = None) -> Any:
     """Merge the free-form ``objective`` section into the schema its objective declares."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
@@ -164,28 +343,40 @@ def _type_objective(merged: Any, where: str) -> Any:
     try:
         merged.objective = OmegaConf.merge(typed, OmegaConf.to_container(merged.objective, resolve=False))
     except OmegaConfBaseException as exc:
-        raise _explain(exc, where, prefix="objective", objective_schema=schema) from exc
+        raise _explain(exc, where, origin, prefix="objective", objective_schema=schema) from None
     return merged
 
 
 def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) -> Any:
-    """Load a recipe (file or shipped name), follow ``extends:``, apply ``key=value`` overrides.
+    """Load a recipe (file or recipe name), follow ``extends:``, apply ``key=value`` overrides.
+
+    Also selects the component replacements the recipe asks for (``plugins.replace``) in the
+    process-wide plugin host.
 
     Returns:
         A struct-mode ``DictConfig`` typed by :class:`Recipe` (attribute access:
-        ``recipe.train.lr``). ``recipe._path`` is not stored; use :func:`recipe_path`.
+        ``recipe.train.lr``). Use :func:`recipe_path` for its file and :func:`recipe_origin`
+        for where a key was set.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     path = find_recipe(name_or_path)
+    combined: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for layer_path, data, replaced in _chain(path):
+        for dotted in replaced:
+            _remove(combined, dotted)
+            _forget(origin, dotted)
+        _objective_starts_afresh(combined, data, origin)
+        _merge_into(combined, {k: v for k, v in data.items() if k != "extends"}, origin, str(layer_path), "")
     merged = OmegaConf.structured(Recipe)
     OmegaConf.set_struct(merged, True)
-    for layer_path, raw in _chain(path):
-        try:
-            merged = _merge_layer(merged, raw)
-        except OmegaConfBaseException as exc:
-            raise _explain(exc, str(layer_path)) from exc
+    try:
+        _open_free_mappings(merged)
+        merged = OmegaConf.merge(merged, combined)
+    except OmegaConfBaseException as exc:
+        raise _explain(exc, str(path), origin) from None
     if overrides:
         bad = [o for o in overrides if "=" not in o]
         if bad:
@@ -196,26 +387,44 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
                 value = OmegaConf.from_dotlist([f"value={text}"])["value"]
                 if key.strip() == "objective.name" and value != objective_name(merged.objective):
                     merged.objective = {}  # another objective: the old settings were not its own
+                    _forget(origin, "objective")
                 _open_free_mappings(merged)
                 OmegaConf.update(merged, key.strip(), value, merge=True)
             except (OmegaConfBaseException, TypeError, ValueError) as exc:
-                raise _explain(exc, f"override {item!r}") from exc
+                raise _explain(exc, f"override {item!r}") from None
+            _forget(origin, key.strip())
+            origin[key.strip()] = f"--set {item}"
     merged.extends = None  # resolved: the merged recipe stands alone
-    merged = _type_objective(merged, f"{path} with --set overrides" if overrides else str(path))
+    merged = _type_objective(merged, f"{path} with --set overrides" if overrides else str(path), origin)
     try:
         OmegaConf.to_container(merged, resolve=True, throw_on_missing=False)
     except OmegaConfBaseException as exc:
-        raise _explain(exc, str(path)) from exc
-    _RECIPE_PATHS[id(merged)] = path
+        raise _explain(exc, str(path), origin) from None
+    _RECIPE_PATHS[id(merged)] = (path, origin)
+    from rdm_core.plugins import use_recipe_replacements
+
+    use_recipe_replacements(OmegaConf.to_container(merged.plugins.replace))
     return merged
 
 
-_RECIPE_PATHS: dict[int, Path] = {}
+_RECIPE_PATHS: dict[int, tuple[Path, dict[str, str]]] = {}
 
 
 def recipe_path(recipe: Any) -> Path | None:
     """The file a loaded recipe came from (``None`` for recipes built in code)."""
-    return _RECIPE_PATHS.get(id(recipe))
+    found = _RECIPE_PATHS.get(id(recipe))
+    return found[0] if found else None
+
+
+def recipe_origin(recipe: Any, dotted: str) -> str | None:
+    """Where ``dotted`` (or its closest parent key) was set: a file path or ``--set k=v``.
+
+    ``None`` for recipes built in code or keys left at their schema default.
+    """
+    found = _RECIPE_PATHS.get(id(recipe))
+    if not found:
+        return None
+    return _where(found[1], dotted, "") or None
 
 
 def to_yaml(recipe: Any) -> str:
@@ -234,7 +443,8 @@ def recipe_from_dict(data: dict[str, Any]) -> Any:
     merged = OmegaConf.structured(Recipe)
     OmegaConf.set_struct(merged, True)
     try:
-        merged = _merge_layer(merged, OmegaConf.create(data))
+        _open_free_mappings(merged)
+        merged = OmegaConf.merge(merged, OmegaConf.create(data))
     except OmegaConfBaseException as exc:
         raise _explain(exc, "<dict>") from exc
     return _type_objective(merged, "<dict>")

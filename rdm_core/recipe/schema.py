@@ -116,8 +116,19 @@ class EvalSection:
 
 
 @dataclass
+class PluginsSection:
+    """Deliberate use of components a plugin offers as replacements of another plugin's.
+
+    ``replace`` maps ``KIND.NAME`` (``encoders.digits_cnn``) to the plugin whose replacement is
+    used; the plugin must offer it (``registry.add(..., replace=True)``, see ``rdm components``).
+    """
+
+    replace: Dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class Recipe:
-    """A whole recipe. ``extends`` names a parent recipe file (relative to this one)."""
+    """A whole recipe. ``extends`` names a parent recipe: a path relative to this one, or a recipe name."""
 
     extends: Optional[str] = None
     description: str = ""
@@ -130,3 +141,4 @@ class Recipe:
     objective: Any = field(default_factory=lambda: {"name": DEFAULT_OBJECTIVE})
     train: TrainSection = field(default_factory=TrainSection)
     eval: EvalSection = field(default_factory=EvalSection)
+    plugins: PluginsSection = field(default_factory=PluginsSection)

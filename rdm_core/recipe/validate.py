@@ -1,7 +1,10 @@
 """``rdm validate``: check every name and argument of a recipe without loading any weights.
 
-Each check resolves a factory (importing the plugin module that defines it, but never calling
-it) and binds the recipe's arguments to its signature.
+Each check binds the recipe's arguments to the factory's signature without calling the factory.
+The signature is read from the factory's source (:mod:`rdm_core.factory_source`), so validating
+imports none of the plugins' heavy libraries; a factory whose source cannot be read that way is
+imported instead, and so is one that checks its arguments further itself (``ArgsChecker``; such
+factories live in light modules). Errors about keys a parent recipe set name that file.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 from rdm_core.errors import RecipeError, UnknownNameError
 from rdm_core.plugins import registry
 from rdm_core.recipe.assemble import plain
+from rdm_core.recipe.load import recipe_origin, recipe_path
 
 CHOICES = {
     "encoders.variant": ("full", "tiny"),
@@ -53,14 +57,26 @@ def check_component(kind: str, component: Any, where: str) -> None:
         raise RecipeError(
             f"{where}: expected {{name: ..., args: {{...}}}}, got {comp!r}.", "name a registered component"
         )
-    _component(kind, str(comp["name"]), comp.get("args") or {}, where)
+    _component(None, kind, str(comp["name"]), comp.get("args") or {}, where)
+
+
+def _set_in(recipe: Any, dotted: str) -> str:
+    """`` (set in FILE)`` when a parent recipe set the key (not the recipe itself, not ``--set``)."""
+    origin = recipe_origin(recipe, dotted)
+    own = recipe_path(recipe)
+    if not origin or origin.startswith("--set") or (own is not None and origin == str(own.resolve())):
+        return ""
+    return f" (set in {origin})"
 
 
 def _choice(recipe: Any, dotted: str) -> None:
     section, key = dotted.split(".")
     value = getattr(getattr(recipe, section), key)
     if value not in CHOICES[dotted]:
-        raise RecipeError(f"{dotted} = {value!r} is not allowed.", f"use one of: {', '.join(CHOICES[dotted])}")
+        raise RecipeError(
+            f"{dotted} = {value!r}{_set_in(recipe, dotted)} is not allowed.",
+            f"use one of: {', '.join(CHOICES[dotted])}",
+        )
 
 
 def _name(kind: str, name: str, where: str) -> None:
@@ -78,9 +94,21 @@ def _name(kind: str, name: str, where: str) -> None:
         raise RecipeError(f"{where}: {exc.problem}", exc.fix) from None
 
 
-def _component(kind: str, name: str, args: Any, where: str) -> None:
+def _component(recipe: Any, kind: str, name: str, args: Any, where: str, args_key: str = "") -> None:
+    """Check a component's name, then its arguments (``args_key``: their dotted place in ``recipe``)."""
     _name(kind, name, where)
-    registry(kind).check_args(name, plain(args) or {}, where)
+    args = plain(args) or {}
+    if recipe is None or not args_key:
+        registry(kind).check_args(name, args, where)
+        return
+    try:
+        registry(kind).check_args(name, args, where, origin=lambda key: _set_in(recipe, f"{args_key}.{key}"))
+    except RecipeError as exc:
+        if not any(_set_in(recipe, f"{args_key}.{key}") for key in args):
+            raise
+        raise RecipeError(
+            exc.problem, f"{exc.fix}; or drop the inherited arguments with `args: !replace {{...}}` in your recipe"
+        ) from None
 
 
 def validate_recipe(recipe: Any, *, files: bool = True, metric_args: bool = True) -> list[str]:
@@ -122,7 +150,7 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
         )
     for name in [*enc.train, *enc.held_out]:
         args = plain(enc.args).get(name, {})
-        _component("encoders", name, args, f"encoders ({name})")
+        _component(recipe, "encoders", name, args, f"encoders ({name})", f"encoders.args.{name}")
     for name in [*plain(enc.args), *plain(enc.weights)]:
         if name not in enc.train and name not in enc.held_out:
             raise RecipeError(
@@ -131,7 +159,7 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
             )
     done.append(f"{len(enc.train)} training + {len(enc.held_out)} held-out encoders")
 
-    _component("generators", recipe.generator.name, recipe.generator.args, "generator")
+    _component(recipe, "generators", recipe.generator.name, recipe.generator.args, "generator", "generator.args")
     done.append(f"generator {recipe.generator.name!r}")
 
     done.extend(_objective(recipe))
@@ -140,9 +168,10 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
     from omegaconf import OmegaConf
 
     if not OmegaConf.is_missing(refs.train, "name"):  # reading a "???" value would raise
-        _component("data_sources", refs.train.name, refs.train.args, "references.train")
+        train = refs.train
+        _component(recipe, "data_sources", train.name, train.args, "references.train", "references.train.args")
     if refs.val is not None:
-        _component("data_sources", refs.val.name, refs.val.args, "references.val")
+        _component(recipe, "data_sources", refs.val.name, refs.val.args, "references.val", "references.val.args")
     done.append("reference sources")
 
     tr = recipe.train
@@ -166,7 +195,8 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
         if not metric_args:  # a registry string: the metric's module is not imported
             _name("metrics", metric, where)
             continue
-        _component("metrics", metric, plain(recipe.eval.args).get(metric, {}), where)
+        args = plain(recipe.eval.args).get(metric, {})
+        _component(recipe, "metrics", metric, args, where, f"eval.args.{metric}")
         factory = registry("metrics").resolve(metric)
         if isinstance(factory, BankMetric) and "val" in factory.bank_splits and refs.val is None:
             raise RecipeError(

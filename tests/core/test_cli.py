@@ -25,7 +25,8 @@ def test_plugins_json_lists_first_party_plugins_through_entry_points(capsys):
         assert rows[name]["source"] == "entry point" and rows[name]["distribution"] == "rdm"
 
 
-def test_broken_plugin_is_reported_and_others_still_load(capsys):
+def test_broken_plugin_is_reported_and_others_still_load(capsys, monkeypatch):
+    monkeypatch.delenv("RDM_STRICT_PLUGINS", raising=False)  # strict mode would make the listing exit 1
     previous = get_host()
     host = PluginHost(strict=False)  # the test command sets RDM_STRICT_PLUGINS=1
     broken = types.SimpleNamespace(__name__="broken_plugin")
@@ -73,3 +74,27 @@ def test_help_lists_commands_without_heavy_imports():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "validate" in out and "plugins" in out
     assert "HEAVY []" in out
+
+
+def test_text_with_brackets_and_emoji_codes_prints_verbatim(capsys):
+    assert main(["validate", "no[bold]such[/]:x:recipe"]) == 2
+    err = capsys.readouterr().err
+    assert "recipe 'no[bold]such[/]:x:recipe' not found." in err and err.count("Fix:") == 1
+    assert main(["recipes"]) == 0
+    out = capsys.readouterr().out
+    assert "FLUX.1 [schnell] -> one step" in " ".join(out.split())  # rich no longer eats [schnell]
+
+
+def test_tables_are_not_cut_when_piped():
+    out = subprocess.run(
+        [sys.executable, "-m", "rdm_core", "encoders"], capture_output=True, text=True, check=True, env=_env()
+    ).stdout
+    assert "…" not in out
+    assert "timm:vit_large_patch14_dinov2.lvd142m" in out and "webssl_dino_1b" in out
+
+
+def _env():
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    return {**env, "TERM": "dumb"}

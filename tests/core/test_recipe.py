@@ -111,3 +111,50 @@ def test_extends_cycle_is_reported(tmp_path):
     write(tmp_path, "extends: a.yaml\n", "b.yaml")
     with pytest.raises(RecipeError, match="cycle"):
         load_recipe(tmp_path / "a.yaml")
+
+
+def test_extends_a_shipped_recipe_by_name(tmp_path):
+    child = write(tmp_path, "extends: digits-cpu\ntrain: {steps: 3}\n", "child.yaml")
+    r = load_recipe(child)
+    parent = load_recipe("digits-cpu")
+    assert r.train.steps == 3 and r.generator.name == parent.generator.name == "digits-mlp"
+    assert list(r.encoders.train) == list(parent.encoders.train)
+
+
+def test_replace_tag_drops_inherited_mapping_instead_of_merging(host, tmp_path):
+    write(tmp_path, GOOD, "base.yaml")
+    merged = load_recipe(write(tmp_path, "extends: base.yaml\ngenerator: {args: {resolution: 8}}\n", "m.yaml"))
+    assert dict(merged.generator.args) == {"hidden": 4, "resolution": 8}
+    replaced = load_recipe(
+        write(tmp_path, "extends: base.yaml\ngenerator: {args: !replace {resolution: 8}}\n", "r.yaml")
+    )
+    assert dict(replaced.generator.args) == {"resolution": 8} and replaced.generator.name == "gen"
+    emptied = load_recipe(write(tmp_path, "extends: base.yaml\ngenerator:\n  args: !replace {}\n", "e.yaml"))
+    assert dict(emptied.generator.args) == {}
+    section = load_recipe(write(tmp_path, "extends: base.yaml\ntrain: !replace {steps: 5}\n", "s.yaml"))
+    assert (section.train.steps, section.train.rollout) == (5, 1024)  # the rest back to schema defaults
+    with pytest.raises(RecipeError, match="!replace applies to a mapping"):
+        load_recipe(write(tmp_path, "extends: base.yaml\ntrain: {betas: !replace [1, 2]}\n", "bad.yaml"))
+
+
+def test_errors_about_inherited_keys_name_the_file_that_set_them(host, tmp_path):
+    base = write(tmp_path, GOOD, "base.yaml")
+
+    def other_generator(depth: int = 2):
+        raise AssertionError("never built")
+
+    host.registry("generators").add("other", other_generator)
+    child = write(tmp_path, "extends: base.yaml\ngenerator: {name: other}\n", "child.yaml")
+    with pytest.raises(RecipeError) as info:
+        validate_recipe(load_recipe(child))
+    message = str(info.value)
+    assert "generator 'other' has no argument 'hidden'" in message and f"(set in {base.resolve()})" in message
+    assert "!replace" in message and "\n" not in message
+    fixed = write(tmp_path, "extends: base.yaml\ngenerator: {name: other, args: !replace {depth: 3}}\n", "fixed.yaml")
+    validate_recipe(load_recipe(fixed))
+    with pytest.raises(RecipeError, match=r"has no argument 'hidden' \(set in --set generator.args.hidden=5\)"):
+        validate_recipe(load_recipe(fixed, ["generator.args.hidden=5"]))
+    typo = write(tmp_path, "extends: base.yaml\nrun: {name: x}\n", "typo_child.yaml")
+    write(tmp_path, GOOD.replace("train: {rollout", "train: {rolout"), "base.yaml")
+    with pytest.raises(RecipeError, match=rf"^{base.resolve()}: unknown key 'train.rolout'"):
+        load_recipe(typo)

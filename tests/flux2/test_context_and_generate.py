@@ -181,6 +181,7 @@ def test_rdm_generate_with_prompts_writes_pngs_and_grid(klein_dir, tmp_path):
         [
             "generate",
             RECIPE,
+            "--base",
             "--prompt",
             "a red apple",
             "--prompt",
@@ -210,6 +211,7 @@ def test_rdm_generate_with_prompts_writes_pngs_and_grid(klein_dir, tmp_path):
             [
                 "generate",
                 RECIPE,
+                "--base",
                 "--prompt",
                 "a red apple",
                 "--prompt",
@@ -269,7 +271,7 @@ def test_rdm_context_build_then_generate_num_with_checkpoint(klein_dir, tmp_path
             p.mul_(1.5)
     save_checkpoint(tmp_path / "run", 2, student.transformer.state_dict(), {}, {})
     outs = {}
-    for tag, extra in (("base", []), ("student", ["--checkpoint", str(tmp_path / "run")])):
+    for tag, extra in (("base", ["--base"]), ("student", ["--checkpoint", str(tmp_path / "run")])):
         out = tmp_path / tag
         assert (
             main(
@@ -305,6 +307,7 @@ def test_rdm_generate_errors(klein_dir, tmp_path, capsys):
             [
                 "generate",
                 RECIPE,
+                "--base",
                 "--prompts",
                 str(tmp_path / "none.txt"),
                 "--out",
@@ -315,7 +318,9 @@ def test_rdm_generate_errors(klein_dir, tmp_path, capsys):
         == 2
     )
     assert "does not exist" in capsys.readouterr().err
-    assert main(["generate", RECIPE, "--num", "0", "--out", str(tmp_path / "o"), *_recipe_args(klein_dir)]) == 2
+    assert (
+        main(["generate", RECIPE, "--base", "--num", "0", "--out", str(tmp_path / "o"), *_recipe_args(klein_dir)]) == 2
+    )
 
 
 def test_pool_must_match_the_prompts_file(klein_dir, klein, tmp_path):

@@ -172,7 +172,7 @@ def test_rdm_generate_writes_video_strips(tmp_path):
 
     recipe = str(Path(__file__).resolve().parents[2] / "recipes" / "wan-tiny.yaml")
     out = tmp_path / "wan"
-    assert main(["generate", recipe, "--prompt", "a boat", "--prompt", "a fish", "--out", str(out)]) == 0
+    assert main(["generate", recipe, "--base", "--prompt", "a boat", "--prompt", "a fish", "--out", str(out)]) == 0
     assert Image.open(out / "00000.png").size == (5 * 32, 32)  # five frames side by side
     assert (out / "grid.png").exists()
 

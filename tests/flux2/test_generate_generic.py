@@ -69,7 +69,21 @@ def test_generate_num_uses_per_sample_seeds_and_checkpoints(host, tmp_path):
     recipe = tmp_path / "r.yaml"
     recipe.write_text("generator:\n  name: sigmoid\n  args: {gain: 1.5}\nrun:\n  device: cpu\n")
     assert (
-        main(["generate", str(recipe), "--num", "7", "--seed", "11", "--batch-size", "3", "--out", str(tmp_path / "a")])
+        main(
+            [
+                "generate",
+                str(recipe),
+                "--base",
+                "--num",
+                "7",
+                "--seed",
+                "11",
+                "--batch-size",
+                "3",
+                "--out",
+                str(tmp_path / "a"),
+            ]
+        )
         == 0
     )
     for i in range(7):
@@ -115,7 +129,7 @@ def test_generate_refuses_a_missing_capability_in_one_line(host, tmp_path, capsy
 
     recipe = tmp_path / "r.yaml"
     recipe.write_text("generator:\n  name: sigmoid\nrun:\n  device: cpu\n")
-    assert main(["generate", str(recipe), *flags, "--out", str(tmp_path / "o")]) == 2
+    assert main(["generate", str(recipe), "--base", *flags, "--out", str(tmp_path / "o")]) == 2
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(lines) == 1
     assert "generator 'sigmoid' (SigmoidGenerator) cannot serve rdm generate --" in lines[0]

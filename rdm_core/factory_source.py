@@ -1,0 +1,499 @@
+"""Reading a lazy factory's call parameters from its source file, without importing it.
+
+``rdm validate`` binds every recipe ``args`` mapping to the factory's signature. Importing a
+factory's module to get that signature would import what the module imports (torch, timm,
+transformers, diffusers: seconds), so the signature is read from the module's syntax tree
+instead. The module's file is found the way ``import`` would find it, but nothing is executed.
+
+What can be read this way (everything else answers "unknown", and the caller imports the factory
+and uses :func:`inspect.signature`, which is always right, only slower):
+
+* a function defined at module level without decorators;
+* a class: its own ``__init__``; else the ``__init__`` it inherits through single inheritance from
+  classes that are themselves readable (``object``, ``Generic``, ``Protocol`` and ``ABC`` add
+  nothing); ``@dataclass`` classes by their fields; a ``@classmethod``/``@staticmethod`` of a
+  readable class (``"pkg.mod:Model.from_config"``);
+* a name assigned from another readable name, from an import of one, or from a call to a
+  module-level function whose last statement returns one of its own nested functions (the
+  ``build_x = _builder("x")`` idiom);
+* in any case, names bound conditionally (inside ``if``/``try``), under a decorator, by a
+  metaclass, ``__new__``, module ``__getattr__`` or ``import *`` are unknown.
+
+``rdm plugins --check`` imports every factory and compares the real signature with the one read
+here, so a divergence cannot go unnoticed.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.machinery
+import importlib.util
+import inspect
+import re
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+MAX_DEPTH = 12  # alias/import/base chains longer than this are treated as unknown
+TRIVIAL_BASE_MODULES = frozenset({"typing", "typing_extensions", "abc", "builtins"})
+TRIVIAL_BASES = frozenset({"object", "Generic", "Protocol", "ABC"})
+
+
+class Unknown(Exception):
+    """The answer cannot be read from source; import the factory instead."""
+
+
+class MissingModule(Exception):
+    """The factory's module does not exist on ``sys.path``."""
+
+
+class MissingAttribute(Exception):
+    """The module exists, is readable, and certainly binds no such name."""
+
+
+@dataclass(frozen=True)
+class StaticDefault:
+    """A parameter default as written in the source (never evaluated)."""
+
+    source: str
+
+    def __repr__(self) -> str:
+        return self.source
+
+
+@dataclass(frozen=True)
+class _Ref:
+    """Something a name is bound to: a syntax node in a module, or a whole module."""
+
+    module: str
+    node: ast.AST | None  # None: the module itself
+
+
+# -- finding and parsing modules without importing them -----------------------------------------
+
+
+def module_source(name: str) -> Path | None:
+    """The ``.py`` file of module ``name`` (``None``: it exists but is not Python source).
+
+    Nothing is imported: parent packages are searched through their spec's search locations.
+
+    Raises:
+        MissingModule: no such module.
+    """
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        file = getattr(loaded, "__file__", None)
+        return Path(file) if file and file.endswith(".py") else None
+    parts = name.split(".")
+    try:
+        spec = importlib.util.find_spec(parts[0])
+        for i in range(1, len(parts)):
+            if spec is None:
+                break
+            full = ".".join(parts[: i + 1])
+            parent = sys.modules.get(full)
+            if parent is not None:
+                spec = parent.__spec__
+                continue
+            locations = spec.submodule_search_locations
+            if locations is None:  # the parent is a plain module, not a package
+                spec = None
+                break
+            spec = importlib.machinery.PathFinder.find_spec(full, list(locations))
+    except (ImportError, ValueError, AttributeError) as exc:
+        raise Unknown(str(exc)) from None
+    if spec is None:
+        raise MissingModule(name)
+    origin = spec.origin
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+@dataclass(frozen=True)
+class _ModuleInfo:
+    """What the source of one module says about its top-level names."""
+
+    bindings: dict[str, ast.AST]  # name -> what its last top-level binding binds it to
+    conditional: frozenset[str]  # bound inside top-level if/try/for/while/with, or by `global`
+    dynamic: bool  # may create names at run time (module __getattr__, import *, globals())
+    is_package: bool
+
+
+@lru_cache(maxsize=256)
+def _parse(path: Path, mtime: float) -> _ModuleInfo:
+    text = path.read_text(encoding="utf-8")
+    tree = ast.parse(text, filename=str(path))
+    bindings: dict[str, ast.AST] = {}
+    conditional: set[str] = set()
+    dynamic = "globals()" in text or "setattr(sys.modules" in text
+    for top in tree.body:
+        for name, value in _bound_names(top):
+            bindings[name] = value
+        if isinstance(top, ast.ImportFrom) and any(a.name == "*" for a in top.names):
+            dynamic = True
+        if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)) and top.name == "__getattr__":
+            dynamic = True
+        if isinstance(top, (ast.If, ast.Try, ast.For, ast.While, ast.With)):
+            for node in ast.walk(top):
+                if isinstance(node, ast.stmt) and node is not top:
+                    conditional.update(n for n, _ in _bound_names(node))
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                    conditional.add(node.id)
+    if re.search(r"^\s*global\s", text, flags=re.M):  # names a function may bind at module level
+        conditional.update(n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names)
+    return _ModuleInfo(bindings, frozenset(conditional), dynamic, path.name == "__init__.py")
+
+
+def _info(module: str) -> _ModuleInfo:
+    path = module_source(module)
+    if path is None:
+        raise Unknown(f"{module} is not Python source")
+    try:
+        return _parse(path, path.stat().st_mtime)
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
+        raise Unknown(str(exc)) from None
+
+
+# -- name bindings ----------------------------------------------------------------------------
+
+
+def _bound_names(node: ast.stmt) -> list[tuple[str, ast.AST]]:
+    """Names a statement binds, each with what it binds it to."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [(node.name, node)]
+    if isinstance(node, ast.Assign):
+        return [(t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+        return [(node.target.id, node.value)]
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return [((a.asname or a.name).split(".")[0], node) for a in node.names if a.name != "*"]
+    return []
+
+
+def _import_target(module: str, is_package: bool, stmt: ast.Import | ast.ImportFrom, bound: str) -> _Ref:
+    """What ``bound`` names after the import statement ``stmt`` in ``module``."""
+    for alias in stmt.names:
+        if (alias.asname or alias.name).split(".")[0] != bound:
+            continue
+        if isinstance(stmt, ast.Import):
+            return _Ref(alias.name if alias.asname else alias.name.split(".")[0], None)
+        base = module if is_package else module.rpartition(".")[0]
+        for _ in range(stmt.level - 1):
+            base = base.rpartition(".")[0]
+        source = ".".join(p for p in (base if stmt.level else "", stmt.module or "") if p)
+        return _Ref(source, ast.Name(id=alias.name, ctx=ast.Load()))
+    raise Unknown(f"{bound} is not bound by this import")
+
+
+def _binding(module: str, name: str) -> tuple[ast.AST, _ModuleInfo]:
+    """The raw top-level binding of ``name`` in ``module`` (imports not followed)."""
+    info = _info(module)
+    if name in info.conditional:
+        raise Unknown(f"{module}.{name} is bound conditionally")
+    bound = info.bindings.get(name)
+    if bound is None:
+        if info.dynamic:
+            raise Unknown(f"{module} may create names dynamically")
+        if info.is_package and module_source_exists(f"{module}.{name}"):
+            return ast.Import(names=[ast.alias(name=f"{module}.{name}", asname=name)]), info
+        raise MissingAttribute(f"module {module!r} has no attribute {name!r}")
+    return bound, info
+
+
+def _lookup(module: str, name: str, depth: int) -> _Ref:
+    """What top-level ``name`` of ``module`` is bound to, following imports and aliases."""
+    if depth > MAX_DEPTH:
+        raise Unknown("binding chain too long")
+    bound, info = _binding(module, name)
+    if isinstance(bound, (ast.Import, ast.ImportFrom)):
+        target = _import_target(module, info.is_package, bound, name)
+        if target.node is None:
+            return target
+        return _lookup(target.module, target.node.id, depth + 1)  # type: ignore[attr-defined]
+    return _Ref(module, bound)
+
+
+def module_source_exists(name: str) -> bool:
+    try:
+        module_source(name)
+    except (MissingModule, Unknown):
+        return False
+    return True
+
+
+def _follow(ref: _Ref, depth: int) -> _Ref:
+    """Resolve aliases (``a = b``, ``a = mod.b``) until a definition, a call or a module."""
+    node = ref.node
+    if depth > MAX_DEPTH:
+        raise Unknown("alias chain too long")
+    if isinstance(node, ast.Name):
+        return _follow(_lookup(ref.module, node.id, depth + 1), depth + 1)
+    if isinstance(node, ast.Attribute):
+        owner = _follow(_Ref(ref.module, node.value), depth + 1)
+        return _follow(_member(owner, node.attr, depth + 1), depth + 1)
+    return ref
+
+
+def _member(owner: _Ref, attr: str, depth: int) -> _Ref:
+    """``owner.attr`` for a module or a class definition."""
+    if owner.node is None:
+        return _lookup(owner.module, attr, depth + 1)
+    if isinstance(owner.node, ast.ClassDef):
+        for stmt in owner.node.body:
+            for n, value in _bound_names(stmt):
+                if n == attr:
+                    return _Ref(owner.module, value)
+        raise Unknown(f"{attr} is not defined in the body of class {owner.node.name}")
+    raise Unknown(f"cannot take attribute {attr} of this object statically")
+
+
+# -- parameters -------------------------------------------------------------------------------
+
+
+def _function_parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, drop_first: bool) -> list[inspect.Parameter]:
+    a = fn.args
+    P = inspect.Parameter
+    positional = [*a.posonlyargs, *a.args]
+    defaults: list[Any] = [P.empty] * (len(positional) - len(a.defaults)) + [
+        StaticDefault(ast.unparse(d)) for d in a.defaults
+    ]
+    params = [
+        P(arg.arg, P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD, default=d)
+        for i, (arg, d) in enumerate(zip(positional, defaults, strict=True))
+    ]
+    if a.vararg is not None:
+        params.append(P(a.vararg.arg, P.VAR_POSITIONAL))
+    for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
+        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if d is None else StaticDefault(ast.unparse(d))))
+    if a.kwarg is not None:
+        params.append(P(a.kwarg.arg, P.VAR_KEYWORD))
+    if drop_first:
+        if not params or params[0].kind not in (P.POSITIONAL_ONLY, P.POSITIONAL_OR_KEYWORD):
+            raise Unknown(f"{fn.name} has no self/cls parameter")
+        params = params[1:]
+    return params
+
+
+def _decorator_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else ""
+
+
+def _is_trivial_base(module: str, base: ast.expr) -> bool:
+    """``object``, or ``Generic``/``Protocol``/``ABC`` imported from typing or abc (no ``__init__``)."""
+    if isinstance(base, ast.Subscript):  # Generic[T], Protocol[T]
+        base = base.value
+    if isinstance(base, ast.Name) and base.id == "object":
+        return True
+    if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name):  # typing.Generic
+        name, owner = base.attr, base.value.id
+    elif isinstance(base, ast.Name):
+        name, owner = base.id, base.id
+    else:
+        return False
+    if name not in TRIVIAL_BASES:
+        return False
+    try:
+        bound, info = _binding(module, owner)
+    except (Unknown, MissingAttribute, MissingModule):
+        return False
+    if isinstance(bound, ast.ImportFrom) and bound.level == 0:
+        return (bound.module or "") in TRIVIAL_BASE_MODULES
+    if isinstance(bound, ast.Import):
+        return _import_target(module, info.is_package, bound, owner).module in TRIVIAL_BASE_MODULES
+    return False
+
+
+def _dataclass_fields(cls: ast.ClassDef, module: str, depth: int, kw_only: bool) -> list[inspect.Parameter]:
+    P = inspect.Parameter
+    inherited: list[inspect.Parameter] = []
+    for base in cls.bases:
+        if _is_trivial_base(module, base):
+            continue
+        ref = _follow(_Ref(module, base), depth + 1)
+        if not isinstance(ref.node, ast.ClassDef) or "dataclass" not in map(_decorator_name, ref.node.decorator_list):
+            raise Unknown("a dataclass with a base that is not a readable dataclass")
+        inherited = _class_parameters(ref.node, ref.module, depth + 1)
+    own: list[inspect.Parameter] = []
+    for stmt in cls.body:
+        if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
+            continue
+        annotation = ast.unparse(stmt.annotation)
+        if "ClassVar" in annotation or "KW_ONLY" in annotation or "InitVar" in annotation:
+            if "ClassVar" in annotation:
+                continue
+            raise Unknown("KW_ONLY/InitVar dataclass fields")
+        default: Any = P.empty
+        if stmt.value is not None:
+            value = stmt.value
+            if isinstance(value, ast.Call) and _decorator_name(value) == "field":
+                keywords = {k.arg: k.value for k in value.keywords}
+                init = keywords.get("init")
+                if isinstance(init, ast.Constant) and init.value is False:
+                    continue
+                if init is not None or "kw_only" in keywords:
+                    raise Unknown("dataclass field options")
+                if "default" in keywords or "default_factory" in keywords:
+                    default = StaticDefault(ast.unparse(value))
+            else:
+                default = StaticDefault(ast.unparse(value))
+        own.append(P(stmt.target.id, P.KEYWORD_ONLY if kw_only else P.POSITIONAL_OR_KEYWORD, default=default))
+    names = {p.name for p in own}
+    return [p for p in inherited if p.name not in names] + own
+
+
+def _class_parameters(cls: ast.ClassDef, module: str, depth: int) -> list[inspect.Parameter]:
+    if depth > MAX_DEPTH:
+        raise Unknown("inheritance chain too long")
+    if cls.keywords:
+        raise Unknown(f"class {cls.name} has a metaclass or class keywords")
+    body = {name: value for stmt in cls.body for name, value in _bound_names(stmt)}
+    if "__new__" in body or "__signature__" in body:
+        raise Unknown(f"class {cls.name} defines __new__ or __signature__")
+    init = body.get("__init__")
+    decorators = cls.decorator_list
+    if isinstance(init, ast.FunctionDef):
+        if init.decorator_list:
+            raise Unknown(f"{cls.name}.__init__ is decorated")
+        if any(_decorator_name(d) != "dataclass" for d in decorators):
+            raise Unknown(f"class {cls.name} is decorated")
+        return _function_parameters(init, drop_first=True)
+    if init is not None:
+        raise Unknown(f"{cls.name}.__init__ is not a plain function")
+    if decorators:
+        if len(decorators) != 1 or _decorator_name(decorators[0]) != "dataclass":
+            raise Unknown(f"class {cls.name} is decorated")
+        options = {k.arg: k.value for k in decorators[0].keywords} if isinstance(decorators[0], ast.Call) else {}
+        if any(k not in ("frozen", "eq", "order", "repr", "slots", "kw_only") for k in options):
+            raise Unknown("dataclass options")
+        kw_only = isinstance(options.get("kw_only"), ast.Constant) and options["kw_only"].value is True
+        return _dataclass_fields(cls, module, depth, kw_only)
+    bases = [b for b in cls.bases if not _is_trivial_base(module, b)]
+    if not bases:
+        return []  # object.__init__: no arguments
+    if len(bases) > 1:
+        raise Unknown(f"class {cls.name} has several bases and no __init__ of its own")
+    ref = _follow(_Ref(module, bases[0]), depth + 1)
+    if not isinstance(ref.node, ast.ClassDef):
+        raise Unknown(f"the base of {cls.name} is not a readable class")
+    return _class_parameters(ref.node, ref.module, depth + 1)
+
+
+def _returned_inner_function(fn: ast.FunctionDef) -> ast.FunctionDef:
+    """The nested function that a factory-of-factories returns (its last statement)."""
+    last = fn.body[-1] if fn.body else None
+    if fn.decorator_list or not (isinstance(last, ast.Return) and isinstance(last.value, ast.Name)):
+        raise Unknown(f"{fn.name} does not end by returning a nested function")
+    for stmt in fn.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == last.value.id and not stmt.decorator_list:
+            return stmt
+    raise Unknown(f"{fn.name} returns something other than one of its nested functions")
+
+
+def _parameters(ref: _Ref, depth: int, method_of: ast.ClassDef | None = None) -> list[inspect.Parameter]:
+    ref = _follow(ref, depth)
+    node = ref.node
+    if isinstance(node, ast.ClassDef):
+        return _class_parameters(node, ref.module, depth)
+    if isinstance(node, ast.FunctionDef):
+        decorators = [_decorator_name(d) for d in node.decorator_list]
+        if method_of is not None and decorators in (["classmethod"], ["staticmethod"]):
+            return _function_parameters(node, drop_first=decorators == ["classmethod"])
+        if decorators or method_of is not None:
+            raise Unknown(f"{node.name} is decorated or an instance method")
+        return _function_parameters(node, drop_first=False)
+    if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+        maker = _follow(_Ref(ref.module, node.func), depth + 1)
+        if isinstance(maker.node, ast.FunctionDef):
+            return _function_parameters(_returned_inner_function(maker.node), drop_first=False)
+    raise Unknown("not a function, a class or a factory-of-factories call")
+
+
+def _resolve_target(target: str) -> tuple[_Ref, ast.ClassDef | None]:
+    module, _, qualname = target.partition(":")
+    if not module or not qualname:
+        raise Unknown(f"{target!r} is not 'module:attribute'")
+    parts = qualname.split(".")
+    ref = _lookup(module, parts[0], 0)
+    owner: ast.ClassDef | None = None
+    for part in parts[1:]:
+        ref = _follow(ref, 1)
+        owner = ref.node if isinstance(ref.node, ast.ClassDef) else None
+        ref = _member(ref, part, 1)
+    return ref, owner
+
+
+def static_parameters(target: str) -> list[inspect.Parameter] | None:
+    """The call parameters of factory ``"module:qualname"``, or ``None`` if unknown statically.
+
+    For a class, the parameters of constructing it (``self`` dropped).
+    """
+    try:
+        ref, owner = _resolve_target(target)
+        return _parameters(ref, 0, owner)
+    except (Unknown, MissingModule, MissingAttribute, RecursionError):
+        return None
+
+
+def check_target(target: str) -> str | None:
+    """A one-line problem if ``"module:attr"`` certainly cannot be imported, else ``None``.
+
+    ``None`` also when the source cannot decide; only importing can say more.
+    """
+    module, _, qualname = target.partition(":")
+    if not module or not qualname:
+        return f"factory {target!r} must look like 'module:attribute'"
+    try:
+        _resolve_target(target)
+    except MissingModule as exc:
+        return f"module {exc.args[0]!r} not found"
+    except MissingAttribute as exc:
+        return str(exc.args[0])
+    except (Unknown, RecursionError):
+        return None
+    return None
+
+
+def _class_defines(cls: ast.ClassDef, module: str, member: str, depth: int) -> bool:
+    if depth > MAX_DEPTH:
+        raise Unknown("inheritance chain too long")
+    if cls.keywords:
+        raise Unknown(f"class {cls.name} has a metaclass or class keywords")
+    if any(n == member for stmt in cls.body for n, _ in _bound_names(stmt)):
+        return True
+    for base in cls.bases:
+        if _is_trivial_base(module, base):
+            continue
+        ref = _follow(_Ref(module, base), depth + 1)
+        if not isinstance(ref.node, ast.ClassDef):
+            raise Unknown(f"a base of {cls.name} is not a readable class")
+        if _class_defines(ref.node, ref.module, member, depth + 1):
+            return True
+    return False
+
+
+def static_defines(target: str, member: str) -> bool | None:
+    """Whether factory ``"module:qualname"`` defines attribute ``member`` (``None``: unknown).
+
+    A function never does; a class does if its body or a readable base binds ``member``.
+    """
+    try:
+        ref, _ = _resolve_target(target)
+        ref = _follow(ref, 0)
+        node = ref.node
+        if isinstance(node, ast.FunctionDef) and not node.decorator_list:
+            return False
+        if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
+            maker = _follow(_Ref(ref.module, node.func), 1)
+            if isinstance(maker.node, ast.FunctionDef):
+                _returned_inner_function(maker.node)  # a factory-of-factories returns a plain function
+                return False
+        if isinstance(node, ast.ClassDef):
+            return _class_defines(node, ref.module, member, 0)
+    except (Unknown, MissingModule, MissingAttribute, RecursionError):
+        return None
+    return None
