@@ -160,6 +160,20 @@ class Refusal:
     kept: str | None
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """A registration that did not take effect because another plugin holds the name.
+
+    ``kept`` is the plugin whose entry stays in use (``None`` when the name is contested by
+    third-party plugins and none of them is used).
+    """
+
+    kind: str
+    name: str
+    refused: str
+    kept: str | None
+
+
 @runtime_checkable
 class ArgsChecker(Protocol):
     """A factory that checks its recipe arguments further than its signature can, without building

@@ -212,3 +212,10 @@ def test_plugins_ship_recipes_that_listings_and_extends_find(cli_host, capsys, t
     assert (r.train.steps, r.train.lr, r.generator.name) == (4, 0.5, "digits-mlp")
     assert main(["recipes"]) == 0
     assert "a plugin recipe [for tests]" in capsys.readouterr().out  # brackets print literally
+
+
+def test_shipped_plugins_pass_the_deep_check(cli_host, capsys):
+    """Every shipped factory imports, is callable, and has the signature validate reads from source."""
+    cli_host(PluginHost(strict=False))
+    assert main(["plugins", "--check"]) == 0, capsys.readouterr().out
+    assert "0 problem(s)" in capsys.readouterr().out
