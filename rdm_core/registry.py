@@ -160,48 +160,6 @@ class Refusal:
     kept: str | None
 
 
-@dataclass(frozen=True)
-class Refusal:
-    """A registration that did not take effect because another plugin holds the name.
-
-    ``kept`` is the plugin whose entry stays in use (``None`` when the name is contested by
-    third-party plugins and none of them is used).
-    """
-
-    kind: str
-    name: str
-    refused: str
-    kept: str | None
-
-
-@runtime_checkable
-class ArgsChecker(Protocol):
-    """A factory that checks its recipe arguments further than its signature can, without building
-    anything: nested components (a ``mix``'s parts, a filter's scorer), required files, option
-    combinations. ``rdm validate`` calls it after binding the arguments to the signature."""
-
-    @classmethod
-    def check_recipe_args(cls, args: dict[str, Any], where: str) -> None: ...
-
-
-def missing_required(factory: Any, args: dict[str, Any], provided: tuple[str, ...] = ()) -> list[str]:
-    """Parameters of ``factory`` without a default that ``args`` (and ``provided``) leave unset."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    try:
-        params = list(inspect.signature(target).parameters.values())
-    except (TypeError, ValueError):
-        return []
-    return [
-        p.name
-        for p in params
-        if p.name != "self"
-        and p.default is p.empty
-        and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and args.get(p.name) is None
-        and p.name not in provided
-    ]
-
-
 @dataclass
 class CommandSpec:
     """What ``rdm --help`` shows for a plugin command, without importing the command."""
