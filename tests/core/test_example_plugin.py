@@ -64,6 +64,10 @@ def test_plugin_env_packages_are_visible_only_inside_the_environment(plugin_env)
                 @hookimpl
                 def rdm_register_encoders(registry):
                     registry.add("envcheck_encoder", "rdm_envcheck.hooks:build")
+
+
+                def build(variant="full", weights=None):  # rdm plugins checks that the factory exists
+                    raise RuntimeError("never built")
                 """
         },
         {"envcheck": "rdm_envcheck.hooks"},
