@@ -6,11 +6,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rdm_core.errors import RecipeError
 from rdm_example_encoder.hooks import SPEC
 
 
 class ColorStats(nn.Module):
-    """``[0,1]`` images -> per-channel mean and std at 64, 32, 16 and 8 px (24 features)."""
+    """``[0,1]`` images -> per-channel mean and std at 64, 32, 16 and 8 px (24 features).
+
+    The resize to 64 px is the encoder's own preprocessing (what ``SPEC.preprocessing`` states);
+    rdm hands over the images as they are. No ``no_grad``: gradients must reach the generator.
+    """
 
     def __init__(self) -> None:
         super().__init__()
@@ -28,5 +33,5 @@ class ColorStats(nn.Module):
 def build(variant: str = "full", weights: str | None = None) -> ColorStats:
     """The encoder has no weights, so both variants are the same function."""
     if weights is not None:
-        raise ValueError("color_stats has no weights; remove encoders.weights.color_stats from the recipe")
+        raise RecipeError("color_stats has no weights.", "remove encoders.weights.color_stats from the recipe")
     return ColorStats()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from rdm_core.artifacts import load_tensors, save_tensors
+from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.interfaces import Conditions
 
 
@@ -31,11 +32,19 @@ class ConvNet(nn.Module):
 
 
 class ConvGenerator:
-    """Unconditional: no conditions to draw. Recipe arguments are the constructor's."""
+    """Unconditional, so there are no conditions to draw. Recipe arguments are the constructor's.
+
+    rdm builds it under a seeded RNG (the same random init in every process), moves
+    ``trainable_module()`` to the run's device and draws the noise; ``generate`` must be a pure
+    function of the noise, the conditions and the parameters (training replays every chunk).
+    """
 
     def __init__(self, noise_dim: int = 16, width: int = 32, resolution: int = 16) -> None:
-        if resolution % 4:
-            raise ValueError(f"example-conv needs a resolution divisible by 4, got {resolution}")
+        if resolution % 4 or min(noise_dim, width, resolution) < 1:
+            raise RecipeError(
+                f"example-conv got noise_dim={noise_dim}, width={width}, resolution={resolution}.",
+                "use positive sizes and a resolution divisible by 4",
+            )
         self.module = ConvNet(noise_dim, width, resolution)
         self.noise_dim = noise_dim
 
@@ -53,7 +62,15 @@ class ConvGenerator:
         return self.module
 
     def load_weights(self, path: str, format: str = "auto") -> None:
-        self.module.load_state_dict(load_file(path))
+        """Base weights (``generator.weights``, ``rdm generate --weights``): strict, one-line errors."""
+        tensors, _ = load_tensors(path)
+        try:
+            self.module.load_state_dict(tensors, strict=True)
+        except RuntimeError as exc:
+            raise ArtifactError(
+                f"{path} does not fit example-conv: {str(exc).splitlines()[0]}",
+                "use the generator arguments the weights were saved with",
+            ) from None
 
     def save_weights(self, path: str, format: str = "rdm") -> None:
-        save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, path)
+        save_tensors(path, self.module.state_dict(), {"generator": "example-conv"})  # atomic
