@@ -126,7 +126,7 @@ def _parse(path: Path, mtime: float) -> _ModuleInfo:
     tree = ast.parse(text, filename=str(path))
     bindings: dict[str, ast.AST] = {}
     conditional: set[str] = set()
-    dynamic = "globals()" in text or "setattr(sys.modules" in text
+    dynamic = any(marker in text for marker in ("globals()", "vars()", "exec(", "setattr(sys.modules"))
     for top in tree.body:
         for name, value in _bound_names(top):
             bindings[name] = value
@@ -163,7 +163,16 @@ def _bound_names(node: ast.stmt) -> list[tuple[str, ast.AST]]:
     if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         return [(node.name, node)]
     if isinstance(node, ast.Assign):
-        return [(t.id, node.value) for t in node.targets if isinstance(t, ast.Name)]
+        bound: list[tuple[str, ast.AST]] = []
+        for target in node.targets:
+            if isinstance(target, ast.Name):
+                bound.append((target.id, node.value))
+            elif isinstance(target, (ast.Tuple, ast.List)):  # unpacking: bound, but to nothing readable
+                for element in target.elts:
+                    inner = element.value if isinstance(element, ast.Starred) else element
+                    if isinstance(inner, ast.Name):
+                        bound.append((inner.id, target))
+        return bound
     if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
         return [(node.target.id, node.value)]
     if isinstance(node, (ast.Import, ast.ImportFrom)):

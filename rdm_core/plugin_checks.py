@@ -13,10 +13,14 @@ Two depths, both one line per problem:
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rdm_core.errors import RdmError
 from rdm_core.registry import Entry, _parameters_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rdm_core.plugin_records import PluginProblem
+    from rdm_core.plugins import PluginHost
 
 FIX_FACTORY = "fix the factory string ('module:attribute') in the plugin's registration, or reinstall the plugin"
 
@@ -119,3 +123,27 @@ def describe_factory(entry: Entry) -> dict[str, Any]:
         "spec": spec,
         "offer": entry.offer,
     }
+
+
+def check_factories(host: PluginHost, *, deep: bool = False) -> list[PluginProblem]:
+    """Check every registration of every plugin; each problem is recorded on its plugin.
+
+    Args:
+        host: the plugin host (its registries are filled as needed).
+        deep: import every factory (``rdm plugins --check``) and compare its signature with the
+            one ``rdm validate`` reads from source; otherwise only read sources (cheap).
+
+    Returns:
+        The problems found by this call (also in ``host.problems()``).
+    """
+    found: list[PluginProblem] = []
+    for kind, entry in host.all_entries():
+        record = host.records.get(entry.plugin)
+        if record is None:
+            continue
+        problem = factory_problem(kind, entry, deep=deep)
+        if problem is not None:
+            before = len(record.problems)
+            host.report(record, "failed", f"{record.describe()}: {problem[0]}", problem[1], strict=False)
+            found += record.problems[before:]
+    return found

@@ -33,9 +33,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-import traceback
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from importlib import metadata
 from types import ModuleType
@@ -45,99 +43,21 @@ import pluggy
 
 from rdm_core import hookspecs
 from rdm_core.contracts import guard
-from rdm_core.errors import PluginError, RdmError
+from rdm_core.plugin_records import (
+    FIRST_PARTY_DISTRIBUTION,
+    PluginProblem,
+    PluginRecord,
+    canonical,
+    short_error,
+)
 from rdm_core.registry import REGISTRY_KINDS, Entry, Registry
 
 ENTRY_POINT_GROUP = "rdm"
-FIRST_PARTY_DISTRIBUTION = "rdm"
 CORE = "rdm"  # the plugin name listings show for core commands and the recipes in recipes/
-
-
-@dataclass(frozen=True)
-class PluginProblem:
-    """One thing wrong with one plugin: ``failed`` (broken) or ``refused`` (a name clash)."""
-
-    plugin: str
-    kind: str  # failed | refused
-    problem: str
-    fix: str
-
-    def as_error(self) -> PluginError:
-        return PluginError(self.problem, self.fix)
-
-    def line(self) -> str:
-        return f"{self.problem} Fix: {self.fix}"
-
-
-@dataclass
-class PluginRecord:
-    """What ``rdm plugins`` reports about one plugin.
-
-    ``name`` is the entry-point name; ``key`` is unique in the host (a refused plugin that
-    reuses another's entry-point name is keyed ``"name (distribution)"``).
-    """
-
-    name: str
-    module: str
-    distribution: str | None = None
-    version: str | None = None
-    hooks: list[str] = field(default_factory=list)
-    status: str = "loaded"  # loaded | failed | refused | disabled
-    source: str = "entry point"  # entry point | in-process
-    first_party: bool = False
-    problems: list[PluginProblem] = field(default_factory=list)
-    key: str = ""
-    order: int = 0
-
-    def __post_init__(self) -> None:
-        self.key = self.key or self.name
-
-    @property
-    def error(self) -> str | None:
-        """The first problem, as one line (``None`` when there is none)."""
-        return self.problems[0].line() if self.problems else None
-
-    def describe(self) -> str:
-        """``plugin 'x' (distribution d)`` for messages."""
-        return f"plugin {self.name!r} ({describe_distribution(self.distribution, self.first_party)})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "module": self.module,
-            "distribution": self.distribution,
-            "version": self.version,
-            "hooks": self.hooks,
-            "status": self.status,
-            "error": self.error,
-            "problems": [{"kind": p.kind, "problem": p.problem, "fix": p.fix} for p in self.problems],
-            "first_party": self.first_party,
-            "source": self.source,
-        }
-
-
-def describe_distribution(distribution: str | None, first_party: bool) -> str:
-    if first_party:
-        return f"first-party, distribution {FIRST_PARTY_DISTRIBUTION}"
-    return f"distribution {distribution}" if distribution else "in-process"
 
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _canonical(distribution: str | None) -> str:
-    return (distribution or "").lower().replace("_", "-").replace(".", "-")
-
-
-def _short_error(exc: BaseException) -> tuple[str, str | None]:
-    """``(what happened, the error's own fix if it has one)`` in one line each."""
-    if isinstance(exc, RdmError):
-        return exc.problem, exc.fix
-    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" ({os.path.basename(frame[0].filename)}:{frame[0].lineno})" if frame else ""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}{where}", None
 
 
 @lru_cache(maxsize=1)
@@ -146,7 +66,7 @@ def first_party_packages() -> frozenset[str]:
     packages = {"rdm_core"}
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         dist = ep.dist  # None when the entry point comes from no distribution
-        if dist is not None and _canonical(dist.name) == FIRST_PARTY_DISTRIBUTION:
+        if dist is not None and canonical(dist.name) == FIRST_PARTY_DISTRIBUTION:
             packages.add(ep.value.split(":")[0].split(".")[0])
     return frozenset(packages)
 
@@ -175,7 +95,8 @@ class PluginHost:
         if self.trace:
             print(f"rdm-trace: {message}", file=sys.stderr)
 
-    def _report(self, record: PluginRecord, kind: str, problem: str, fix: str, *, strict: bool = True) -> None:
+    def report(self, record: PluginRecord, kind: str, problem: str, fix: str, *, strict: bool = True) -> None:
+        """Record a problem on ``record`` (once); in strict mode (unless ``strict=False``) raise it."""
         found = PluginProblem(record.key, kind, problem, fix)
         if found in record.problems:
             return
@@ -187,22 +108,13 @@ class PluginHost:
             raise found.as_error()
 
     def _fail(self, record: PluginRecord, exc: BaseException, what: str) -> None:
-        text, own_fix = _short_error(exc)
+        text, own_fix = short_error(exc)
         fix = own_fix or f"fix the plugin, or skip it with RDM_DISABLE_PLUGINS={record.name}"
-        self._report(record, "failed", f"{record.describe()}: {what} failed: {text}", fix)
+        self.report(record, "failed", f"{record.describe()}: {what} failed: {text}", fix)
 
     def problems(self) -> list[PluginProblem]:
         """Every problem found so far, in load order."""
-        return [p for r in self._ordered_records() for p in r.problems]
-
-    def failed(self) -> list[PluginRecord]:
-        return [r for r in self.records.values() if r.problems]
-
-    def raise_first_problem(self) -> None:
-        """Strict mode: the first problem as a :class:`PluginError` (nothing if there is none)."""
-        found = self.problems()
-        if found:
-            raise found[0].as_error()
+        return [p for r in self.ordered_records() for p in r.problems]
 
     # -- loading ----------------------------------------------------------------------------
     def _add_record(self, record: PluginRecord) -> PluginRecord:
@@ -210,7 +122,7 @@ class PluginHost:
         self.records[record.key] = record
         return record
 
-    def _ordered_records(self) -> list[PluginRecord]:
+    def ordered_records(self) -> list[PluginRecord]:
         return sorted(self.records.values(), key=lambda r: (not r.first_party, r.order))
 
     def load_entry_points(self) -> None:
@@ -223,7 +135,7 @@ class PluginHost:
         points: dict[tuple[str, str], Any] = {}  # (name, distribution): the same one twice on sys.path counts once
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist  # None when the entry point comes from no distribution
-            points.setdefault((ep.name, _canonical(dist.name if dist else None)), ep)
+            points.setdefault((ep.name, canonical(dist.name if dist else None)), ep)
         by_name: dict[str, list[PluginRecord]] = {}
         loading: list[tuple[PluginRecord, Any]] = []
         for (name, dist_name), ep in points.items():
@@ -237,7 +149,7 @@ class PluginHost:
             )
             by_name.setdefault(name, []).append(record)
             loading.append((record, ep))
-        loading.sort(key=lambda pair: (not pair[0].first_party, pair[0].name, _canonical(pair[0].distribution)))
+        loading.sort(key=lambda pair: (not pair[0].first_party, pair[0].name, canonical(pair[0].distribution)))
         for record, ep in loading:
             rivals = [r for r in by_name[record.name] if r is not record]
             if rivals and not record.first_party:
@@ -271,7 +183,7 @@ class PluginHost:
             others = ", ".join(sorted(str(r.distribution) for r in rivals))
             problem = f"{record.describe()} shares its entry-point name with distribution(s) {others}; none is loaded."
         fix = f"rename the entry point in {record.distribution}'s pyproject.toml ([project.entry-points.rdm])"
-        self._report(record, "refused", problem, fix)
+        self.report(record, "refused", problem, fix)
 
     def _check_pending(self) -> None:
         try:
@@ -304,7 +216,7 @@ class PluginHost:
         if name in self.records:
             record.key = f"{name} (in-process)"
             self._add_record(record)
-            self._report(
+            self.report(
                 record,
                 "refused",
                 f"in-process plugin {name!r} reuses the name of an already registered plugin; it is not loaded.",
@@ -414,7 +326,7 @@ class PluginHost:
                 ]
                 problem = f"{record.describe()} and {', '.join(others)} all register {what}; none of them is used."
                 fix = f"uninstall one of them, or skip one with RDM_DISABLE_PLUGINS={record.name}"
-            self._report(record, "refused", problem, fix)
+            self.report(record, "refused", problem, fix)
 
     # -- replacements -------------------------------------------------------------------------
     def select_replacements(self, chosen: Mapping[str, str]) -> None:
@@ -444,27 +356,6 @@ class PluginHost:
     def all_entries(self, kinds: Iterable[str] | None = None) -> list[tuple[str, Entry]]:
         """``(kind, entry)`` for every registration (in use or not), by kind."""
         return [(kind, e) for kind in kinds or REGISTRY_KINDS for e, _ in self.registry(kind).registrations()]
-
-    def check_factories(self, *, deep: bool = False) -> list[PluginProblem]:
-        """Check every lazy factory; each problem is recorded on its plugin and returned.
-
-        Args:
-            deep: import every factory (``rdm plugins --check``) and compare its signature with
-                the one ``rdm validate`` reads from source; otherwise only read sources (cheap).
-        """
-        from rdm_core.plugin_checks import factory_problem
-
-        found = []
-        for kind, entry in self.all_entries():
-            record = self.records.get(entry.plugin)
-            if record is None:
-                continue
-            problem = factory_problem(kind, entry, deep=deep)
-            if problem is not None:
-                before = len(record.problems)
-                self._report(record, "failed", f"{record.describe()}: {problem[0]}", problem[1], strict=False)
-                found += record.problems[before:]
-        return found
 
     def disabled_provider(self, kind: str, name: str) -> str | None:
         """The disabled plugin that would register ``name`` in registry ``kind``, if any.

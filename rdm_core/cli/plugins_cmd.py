@@ -31,18 +31,19 @@ def _status(record: Any) -> tuple[str, str]:
 
 
 def run_plugins(args: argparse.Namespace) -> int:
+    from rdm_core.plugin_checks import check_factories
     from rdm_core.plugins import get_host
 
     host = get_host()
     strict, host.strict = host.strict, False  # list everything; the exit code says strict
     try:
         host.fill_all()
-        new = host.check_factories(deep=args.check)
+        check_factories(host, deep=args.check)
     finally:
         host.strict = strict
     if args.check:
-        return _report_check(host, new, args.json)
-    records = host._ordered_records()
+        return _report_check(host, args.json)
+    records = host.ordered_records()
     if args.json:
         print_json([r.to_dict() for r in records])
     else:
@@ -68,7 +69,7 @@ def _plugins_table(records: list[Any]) -> None:
     console.print(table)
 
 
-def _report_check(host: Any, new: list[Any], as_json: bool) -> int:
+def _report_check(host: Any, as_json: bool) -> int:
     problems = host.problems()
     if as_json:
         print_json([{"plugin": p.plugin, "kind": p.kind, "problem": p.problem, "fix": p.fix} for p in problems])

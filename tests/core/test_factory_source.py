@@ -100,6 +100,8 @@ try:
     maybe = plain
 except ImportError:
     maybe = None
+
+first, *rest = plain, Own
 """
 
 READABLE = [
@@ -114,7 +116,7 @@ READABLE = [
     "via_module",
     "imported",
 ]
-UNKNOWN = ["decorated", "Meta", "Two", "maybe", "SIZE"]
+UNKNOWN = ["decorated", "Meta", "Two", "maybe", "SIZE", "first", "rest"]
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +160,7 @@ def test_missing_modules_and_attributes_are_certain_problems(package):
     assert check_target(f"{package}:no_such") == "module 'fs_probe_pkg.mod' has no attribute 'no_such'"
     assert check_target("fs_probe_pkg.nope:x") == "module 'fs_probe_pkg.nope' not found"
     assert check_target(f"{package}:maybe") is None  # conditional: only importing can tell
+    assert check_target(f"{package}:rest") is None  # bound by unpacking: exists, not readable
     assert check_target("plain_string") == "factory 'plain_string' must look like 'module:attribute'"
 
 
