@@ -28,7 +28,7 @@ COMMANDS = {
     "rdm encoders": [*RDM, "encoders"],
     "rdm recipes": [*RDM, "recipes"],
     "rdm validate digits-cpu": [*RDM, "validate", "digits-cpu"],
-    "rdm validate flux2-klein-1step": [*RDM, "validate", "flux2-klein-1step"],
+    "rdm validate wan-tiny (extends)": [*RDM, "validate", "wan-tiny"],
     "rdm validate flux2-klein-tiny (extends)": [*RDM, "validate", "flux2-klein-tiny"],
 }
 TORCH_BASELINE = "python -c 'import torch' (baseline)"

@@ -109,12 +109,11 @@ class Entry(Generic[T]):
 
 
 def _parameters_of(factory: Any) -> list[inspect.Parameter] | None:
-    target = factory.__init__ if inspect.isclass(factory) else factory
+    """What calling ``factory`` accepts (for a class: constructing it, ``self`` excluded)."""
     try:
-        params = list(inspect.signature(target).parameters.values())
+        return list(inspect.signature(factory).parameters.values())
     except (TypeError, ValueError):  # builtins without signatures: nothing to check
         return None
-    return params[1:] if inspect.isclass(factory) and params else params
 
 
 @runtime_checkable
