@@ -117,20 +117,23 @@ class Rehearsal:
 
 
 def _first_prompts(path: Path, rows: int) -> list[str]:
-    """The first ``rows`` lines of a prompt file; for GenEval rows (``tag`` + ``include``) the first per tag."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    """The first ``rows`` prompts of a prompt file as lines; for GenEval rows (``tag`` + ``include``)
+    the first row of every tag."""
     if path.suffix == ".jsonl":
-        first = json.loads(lines[0]) if lines else {}
-        if isinstance(first, dict) and "tag" in first and "include" in first:
-            seen: dict[str, str] = {}
-            for line in lines:
-                seen.setdefault(str(json.loads(line)["tag"]), line)
-            return list(seen.values())
+        from rdm_core.artifacts import read_jsonl
+
+        values = [row for _, row in read_jsonl(path, fix="write one JSON object per line", error=RecipeError)]
+        if values and all(isinstance(row, dict) and "tag" in row and "include" in row for row in values):
+            first: dict[str, Any] = {}
+            for row in values:
+                first.setdefault(str(row["tag"]), row)
+            return [json.dumps(row) for row in first.values()]
+        return [json.dumps(row) for row in values[:rows]]
     if path.suffix == ".json":
         from rdm_core.prompts import read_prompts
 
         return read_prompts(path)[:rows]
-    return lines[:rows]
+    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()][:rows]
 
 
 def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:

@@ -151,7 +151,7 @@ def test_inception_autocast_disabled_even_inside_outer_autocast(tiny):
     assert torch.equal(plain, inside)
 
 
-# -- pooling traps (ENCODERS.md §0.1) -----------------------------------------------------------
+# -- pooling traps (docs/encoders.md: pooling is explicit per encoder) ----------------------------
 
 
 def _ff(enc, x):

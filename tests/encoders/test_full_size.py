@@ -11,7 +11,7 @@ import torch
 from rdm_core.registry import import_object
 from rdm_encoders.specs import FACTORIES, PANEL
 
-# Millions of parameters, from ENCODERS.md §1 (flux_vae: encoder only, the decoder is dropped).
+# Millions of parameters, the published column of docs/encoders.md (flux_vae: encoder only, the decoder is dropped).
 EXPECTED_PARAMS_M = {
     "inception": 23.85,
     "convnext": 87.69,
