@@ -46,12 +46,11 @@ def randomize(module: Any, seed: int = 0) -> None:
 
 def make_generator(config: dict[str, Any] | None = None, seed: int = 0, **kwargs: Any) -> Any:
     """A ``pmf`` generator of the :data:`MICRO` layout (overridden by ``config``), randomised with ``seed``."""
-    import torch
-
+    from rdm_core.seeding import seeded_init
     from rdm_pmf.generator import PMFGenerator
 
-    torch.manual_seed(seed)
     kwargs.setdefault("precision", "fp32")
-    gen = PMFGenerator(variant="tiny", config={**MICRO, **(config or {})}, **kwargs)
+    with seeded_init(seed=seed):
+        gen = PMFGenerator(variant="tiny", config={**MICRO, **(config or {})}, **kwargs)
     randomize(gen.trainable_module(), seed)
     return gen

@@ -10,6 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rdm_core.interfaces import Conditions
+from rdm_core.seeding import seeded_init
 from rdm_gradcache.gradcache import Chunk
 
 NOISE = 6
@@ -82,12 +83,12 @@ class NystromRef:
 
 def make_setup(dropout: float = 0.0, dtype: torch.dtype = torch.float64, seed: int = 0):
     """(generator, encoders, references) with fixed random weights."""
-    torch.manual_seed(seed)
-    gen = TinyGenerator(dropout).to(dtype)
-    encoders = {"a": TinyEncoderA().to(dtype), "b": TinyEncoderB().to(dtype)}
+    with seeded_init(seed=seed):
+        gen = TinyGenerator(dropout).to(dtype)
+        encoders = {"a": TinyEncoderA().to(dtype), "b": TinyEncoderB().to(dtype)}
+        real = torch.rand(64, 3, RES, RES).to(dtype)  # same values for every dtype
     refs = {}
     with torch.no_grad():
-        real = torch.rand(64, 3, RES, RES).to(dtype)  # same values for every dtype
         for name, enc in encoders.items():
             feats = enc(real)
             refs[name] = NystromRef(feats, 16, float(torch.cdist(feats, feats).median()))

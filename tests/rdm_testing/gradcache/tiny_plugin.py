@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from rdm_core import hookimpl
 from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing, TrainerOptions
+from rdm_core.seeding import seeded_init
 from rdm_testing.gradcache.tiny_models import CLASSES, NOISE, RES, TinyEncoderA, TinyEncoderB, TinyGenerator
 
 # The kill drill: `rdm train RECIPE --set train.trainer=gc-kill-drill` with this variable set to k
@@ -47,8 +48,7 @@ class TinyGen:
     """Class-conditional tiny generator; caption ids = class ids (for the joint feature)."""
 
     def __init__(self, dropout: float = 0.0, seed: int = 0) -> None:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded_init(seed=seed):
             self.module = TinyGenerator(dropout)
 
     def noise_shape(self) -> tuple[int, ...]:
@@ -83,14 +83,12 @@ class _Enc(nn.Module):
 
 
 def encoder_a(variant: str = "tiny", weights: str | None = None, seed: int = 10) -> _Enc:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return _Enc(SPECS["gc_tiny_a"], TinyEncoderA())
 
 
 def encoder_b(variant: str = "tiny", weights: str | None = None, seed: int = 11) -> _Enc:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_init(seed=seed):
         return _Enc(SPECS["gc_tiny_b"], TinyEncoderB())
 
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from rdm_core import hookimpl
 from rdm_core.interfaces import Conditions, EncoderSpec, Preprocessing
+from rdm_core.seeding import seeded_init
 
 
 def _spec(name: str, dim: int, split: str) -> EncoderSpec:
@@ -86,8 +87,10 @@ class TinyTeacher:
         from rdm_core.prompts import read_prompts
 
         self.prompts = read_prompts(prompts) if prompts else None
-        torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(3 + 4, width, 3, padding=1), nn.Tanh(), nn.Conv2d(width, 3, 3, padding=1))
+        with seeded_init(seed=0):
+            self.net = nn.Sequential(
+                nn.Conv2d(3 + 4, width, 3, padding=1), nn.Tanh(), nn.Conv2d(width, 3, 3, padding=1)
+            )
         self.calls = 0
 
     def noise_shape(self) -> tuple[int, ...]:
