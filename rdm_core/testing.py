@@ -3,14 +3,16 @@
 :class:`GeneratorContract` is a pytest mixin, in the spirit of diffusers' pipeline tester mixins:
 a test class that inherits it and provides a tiny generator runs every check of the
 :class:`~rdm_core.interfaces.Generator` contract and of the optional generator capabilities the
-class declares. Every shipped generator runs it (``tests/contracts/``); a third-party generator
-plugin gets the same checks with a few lines::
+class declares. Every generator a shipped plugin registers runs it under its registry name (a
+test fails when one has no contract class); a third-party generator plugin gets the same checks
+with a few lines::
 
     from rdm_core.capabilities import PromptConditionedGenerator
     from rdm_core.testing import GeneratorContract
 
 
     class TestMyGenerator(GeneratorContract):
+        registry_name = "my-generator"
         capabilities = (PromptConditionedGenerator,)
 
         def make_generator(self):
@@ -22,6 +24,7 @@ building the generator needs other fixtures (e.g. a tiny weights folder written 
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -81,6 +84,9 @@ class GeneratorContract:
     Everything runs on the CPU in float32; keep the generator tiny.
     """
 
+    #: the name the generator is registered under (``generators`` registry), when it is one: the
+    #: contract then checks the generator is of the type that registry entry builds
+    registry_name: ClassVar[str | None] = None
     #: optional capabilities the generator implements; the contract checks it implements exactly
     #: these (of :data:`GENERATOR_CAPABILITIES`) and exercises each of them
     capabilities: ClassVar[tuple[type, ...]] = ()
@@ -130,6 +136,21 @@ class GeneratorContract:
         assert isinstance(module, torch.nn.Module)
         assert generator.trainable_module() is module, "trainable_module() must return the same module every time"
         assert any(p.requires_grad for p in module.parameters()), "the trainable module has no trainable parameter"
+
+    def test_is_what_its_registry_entry_builds(self, generator):
+        if self.registry_name is None:
+            pytest.skip("no registry_name: not a registered generator")
+        from rdm_core.plugins import registry
+
+        factory = registry("generators").resolve(self.registry_name)
+        # a class is its own type; a factory function declares the type it returns
+        built = factory if isinstance(factory, type) else typing.get_type_hints(factory).get("return")
+        assert isinstance(built, type), (
+            f"the factory of generator {self.registry_name!r} is neither a class nor annotated with its return type"
+        )
+        assert isinstance(generator, built), (
+            f"generator {self.registry_name!r} builds {built.__name__}, but the contract tests {type(generator).__name__}"
+        )
 
     def test_noise_shape(self, generator):
         shape = generator.noise_shape()
@@ -228,6 +249,8 @@ class GeneratorContract:
         cond = generator.conditions_from_prompts(prompts)
         assert cond.captions == prompts and cond.caption_ids is None
         assert _rows(cond.inputs) == len(prompts)
+        again = generator.conditions_from_prompts(prompts)
+        assert _same(cond.inputs, again.inputs), "conditions_from_prompts must be a function of the prompts"
         noise, _ = self._inputs(generator)
         with torch.no_grad():
             self._check_images(generator.generate(noise[: len(prompts)], cond), len(prompts), "generate(prompts)")

@@ -1,14 +1,22 @@
-"""rdm_core.testing.GeneratorContract: a minimal generator passes it, and each defect it exists to
-catch makes the matching check fail (the contract is run on every shipped generator elsewhere)."""
+"""rdm_core.testing.GeneratorContract: a minimal generator passes it, each defect it exists to
+catch makes the matching check fail, and every generator a shipped plugin registers has a contract
+class (the classes live beside each plugin's tests)."""
 
 from __future__ import annotations
+
+import ast
+from importlib.metadata import entry_points
+from pathlib import Path
 
 import pytest
 import torch
 
 from rdm_core.capabilities import PromptConditionedGenerator
 from rdm_core.interfaces import Conditions
+from rdm_core.seeding import seeded_init
 from rdm_core.testing import GeneratorContract
+
+TESTS = Path(__file__).resolve().parents[1]
 
 
 class LinearGenerator:
@@ -16,8 +24,7 @@ class LinearGenerator:
 
     def __init__(self, defect: str | None = None) -> None:
         self.defect = defect
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with seeded_init(seed=0):
             self.module = torch.nn.ModuleDict({"proj": torch.nn.Linear(8, 48)})
             if defect == "dead_parameter":
                 self.module["unused"] = torch.nn.Linear(2, 2)
@@ -102,3 +109,46 @@ def test_an_undeclared_capability_fails_the_declaration_check():
         GeneratorContract().test_declares_exactly_its_capabilities(PromptedLinearGenerator())
     with pytest.raises(NotImplementedError, match="make_generator"):
         GeneratorContract().make_generator()
+
+
+def test_a_generator_of_another_type_fails_the_registry_check():
+    class Mislabelled(GeneratorContract):
+        registry_name = "digits-mlp"
+
+    Mislabelled().test_is_what_its_registry_entry_builds(
+        __import__("rdm_toy.generator").generator.DigitsMLPGenerator(seed=0)
+    )
+    with pytest.raises(AssertionError, match="builds DigitsMLPGenerator"):
+        Mislabelled().test_is_what_its_registry_entry_builds(LinearGenerator())
+
+
+def _contract_classes() -> dict[str, list[str]]:
+    """``registry_name -> [test file::class]`` of every GeneratorContract subclass in the test tree
+    (read from the source, so no test module is imported here)."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(TESTS.rglob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            if not any(isinstance(b, ast.Name) and b.id == "GeneratorContract" for b in node.bases):
+                continue
+            for stmt in node.body:
+                target = stmt.targets[0] if isinstance(stmt, ast.Assign) else getattr(stmt, "target", None)
+                if isinstance(target, ast.Name) and target.id == "registry_name":
+                    value = stmt.value
+                    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                        found.setdefault(value.value, []).append(f"{path.relative_to(TESTS)}::{node.name}")
+    return found
+
+
+def test_every_shipped_generator_runs_the_contract():
+    from rdm_core.plugins import registry
+
+    shipped_plugins = {ep.name for ep in entry_points(group="rdm") if ep.dist is not None and ep.dist.name == "rdm"}
+    shipped = {e.name for e in registry("generators").entries() if e.plugin in shipped_plugins}
+    assert {"digits-mlp", "digits-classcond", "pmf", "flux2-klein", "flux1", "wan"} <= shipped
+    classes = _contract_classes()
+    missing = sorted(shipped - set(classes))
+    assert not missing, f"shipped generators without a GeneratorContract class (registry_name=...): {missing}"
+    unknown = sorted(set(classes) - set(registry("generators").names()))
+    assert not unknown, f"contract classes name generators nobody registers: {unknown}"

@@ -29,6 +29,7 @@ def prompts_file(tmp_path_factory):
 
 
 class TestKleinContract(GeneratorContract):
+    registry_name = "flux2-klein"
     capabilities = (*TEXT_TO_IMAGE, ContextEncoder, PlanStatsProvider)
 
     @pytest.fixture
@@ -41,6 +42,7 @@ class TestKleinContract(GeneratorContract):
 
 
 class TestFlux1Contract(GeneratorContract):
+    registry_name = "flux1"
     capabilities = TEXT_TO_IMAGE
 
     @pytest.fixture
@@ -51,6 +53,7 @@ class TestFlux1Contract(GeneratorContract):
 
 
 class TestWanContract(GeneratorContract):
+    registry_name = "wan"
     capabilities = TEXT_TO_IMAGE
     batch_size = 1
 

@@ -10,6 +10,7 @@ from rdm_testing.pmf import make_generator
 
 
 class TestPMFContract(GeneratorContract):
+    registry_name = "pmf"
     capabilities = (ClassConditionedGenerator, GradientCheckpointing, PlanStatsProvider)
     plan_stats_args: ClassVar[dict[str, Any]] = {"variant": "tiny"}
 

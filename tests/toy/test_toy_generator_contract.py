@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from rdm_core.capabilities import ClassConditionedGenerator
+from rdm_core.plugins import registry
 from rdm_core.testing import GeneratorContract
-from rdm_toy.conditional import DigitsClassCondGenerator
-from rdm_toy.generator import DigitsMLPGenerator
 
 
 class TestDigitsMLPContract(GeneratorContract):
+    registry_name = "digits-mlp"
     batch_size = 4
 
     def make_generator(self):
-        return DigitsMLPGenerator(seed=0)
+        return registry("generators").create("digits-mlp", seed=0)
 
 
 class TestDigitsClassCondContract(GeneratorContract):
+    registry_name = "digits-classcond"
     capabilities = (ClassConditionedGenerator,)
     batch_size = 4
 
     def make_generator(self):
-        return DigitsClassCondGenerator(seed=0)
+        return registry("generators").create("digits-classcond", seed=0)
