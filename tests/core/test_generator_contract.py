@@ -112,12 +112,12 @@ def test_an_undeclared_capability_fails_the_declaration_check():
 
 
 def test_a_generator_of_another_type_fails_the_registry_check():
+    from rdm_toy.generator import DigitsMLPGenerator
+
     class Mislabelled(GeneratorContract):
         registry_name = "digits-mlp"
 
-    Mislabelled().test_is_what_its_registry_entry_builds(
-        __import__("rdm_toy.generator").generator.DigitsMLPGenerator(seed=0)
-    )
+    Mislabelled().test_is_what_its_registry_entry_builds(DigitsMLPGenerator(seed=0))
     with pytest.raises(AssertionError, match="builds DigitsMLPGenerator"):
         Mislabelled().test_is_what_its_registry_entry_builds(LinearGenerator())
 
