@@ -1,4 +1,4 @@
-"""Self-normalisation, combination and the gated Lagrangian controller (SPEC 5.3, 5.5)."""
+"""Self-normalisation, combination and the gated Lagrangian controller (docs/method.md, "Combining encoders")."""
 
 from __future__ import annotations
 

@@ -116,7 +116,7 @@ def make_encode(gen: TinyGenerator, encoders: dict[str, nn.Module], autocast: bo
 
 
 def make_loss(refs: dict[str, NystromRef], weights: dict[str, float] | None = None, eps: float = 1e-7):
-    """Self-normalised weighted sum of the per-encoder Nystrom MMD (SPEC 5.3)."""
+    """Self-normalised weighted sum of the per-encoder Nystrom MMD (docs/method.md, "Combining encoders")."""
 
     def loss_fn(feats: dict[str, Tensor]):
         raw = {name: refs[name].distance(f) for name, f in feats.items()}
