@@ -96,16 +96,21 @@ def save_checkpoint(
     *,
     meta: dict[str, Any] | None = None,
     keep: int | None = None,
+    finite: bool = True,
 ) -> Path:
     """Write one checkpoint atomically (the directory appears whole or not at all).
 
-    ``keep`` newest checkpoints survive rotation, and so does the newest one whose weights are
-    all finite when every kept one holds NaN/Inf (a diverged run keeps something to go back to).
+    Args:
+        finite: ``False`` when the trainer knows these weights are diverged (the step that led
+            here had a non-finite loss) even if every number in them is finite.
+
+    ``keep`` newest checkpoints survive rotation, and so does the newest finite one when none
+    of those is (a diverged run keeps something to go back to).
     """
     final = checkpoint_dir(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=TEMP_SUFFIX, dir=final.parent))
-    finite = not non_finite_tensors(model_state)
+    finite = bool(finite) and not non_finite_tensors(model_state)
     try:
         files = {
             MODEL_FILE: save_tensors(tmp / MODEL_FILE, model_state, {"step": step, "finite": finite, **(meta or {})}),
@@ -175,11 +180,12 @@ def resolve_model_file(path: str | os.PathLike[str]) -> Path:
 def load_model_weights(path: str | os.PathLike[str], module: nn.Module, *, strict: bool = True) -> Path:
     """Load trained weights into ``module`` (the generator's trainable module); returns the file."""
     file = resolve_model_file(path)
-    state, _ = load_tensors(file, fix=corrupt_checkpoint_fix(file.parent))
+    state, meta = load_tensors(file, fix=corrupt_checkpoint_fix(file.parent))
     bad = non_finite_tensors(state)
-    if bad:
+    if bad or meta.get("finite") is False:
+        what = f"NaN/Inf in {len(bad)} tensor(s), e.g. {bad[0]}" if bad else "written after non-finite steps"
         raise NonFiniteError(
-            f"{file} holds non-finite weights (NaN/Inf in {len(bad)} tensor(s), e.g. {bad[0]}): the run diverged.",
+            f"{file} holds non-finite weights ({what}): the run diverged.",
             f"use an earlier checkpoint with finite weights{_finite_hint(file)}",
         )
     try:
@@ -250,4 +256,10 @@ def load_generator_weights(path: str | os.PathLike[str], generator: Any, *, form
             f"{p} does not fit the generator ({detail}).",
             "use the checkpoint of this recipe's model (same size and variant)",
         ) from None
+    bad = non_finite_tensors(generator.trainable_module().state_dict())
+    if bad:
+        raise NonFiniteError(
+            f"{p} holds non-finite weights (NaN/Inf in {len(bad)} tensor(s), e.g. {bad[0]}).",
+            "use a checkpoint whose weights are finite",
+        )
     return p

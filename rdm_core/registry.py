@@ -342,6 +342,16 @@ class Registry(Generic[T]):
                         f"{where}: {self.kind} {name!r} has no argument {key!r}{set_in}.{did}",
                         f"use one of: {', '.join(accepted) or '(none)'}",
                     )
+        if params is not None:
+            from rdm_core.recipe.arg_types import first_type_problem
+
+            wrong = first_type_problem(params, args)
+            if wrong:
+                set_in = origin(wrong[0]) if origin is not None else ""
+                raise RecipeError(
+                    f"{where}: {self.kind} {name!r} argument {wrong[0]!r}{set_in}: {wrong[1]}.",
+                    f"give {wrong[0]} a value of the type its factory declares",
+                )
         if entry.may_define("check_recipe_args"):
             factory = entry.resolve()
             if isinstance(factory, ArgsChecker):

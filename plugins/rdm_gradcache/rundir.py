@@ -80,8 +80,13 @@ class RunDir:
         *,
         meta: dict[str, Any],
         keep: int,
+        finite: bool = True,
     ) -> Path:
-        """Write checkpoint ``step`` atomically (rank 0 only; ``rng_per_rank`` from every rank)."""
+        """Write checkpoint ``step`` atomically (rank 0 only; ``rng_per_rank`` from every rank).
+
+        ``finite=False`` marks weights written during a run of non-finite steps (see
+        :mod:`rdm_gradcache.divergence`) even when every number in them is finite.
+        """
         tensors: dict[str, Tensor] = {}
         opt_tensors, opt_tree = split_state(optimizer, "optim")
         obj_tensors, obj_tree = split_state(objective, "objective")
@@ -96,7 +101,7 @@ class RunDir:
             "rng_keys": sorted(rng_per_rank[0]),
             **extra,
         }
-        return save_checkpoint(self.root, step, model, tensors, state, meta=meta, keep=keep or None)
+        return save_checkpoint(self.root, step, model, tensors, state, meta=meta, keep=keep or None, finite=finite)
 
     @staticmethod
     def load(path: Path, rank: int, world_size: int) -> dict[str, Any]:

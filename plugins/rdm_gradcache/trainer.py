@@ -34,6 +34,7 @@ from rdm_core.interfaces import Conditions, ObjectiveContext, TrainerOptions, as
 from rdm_core.recipe.assemble import build_encoders, build_generator, build_objective, plain
 from rdm_core.recipe.load import to_yaml
 from rdm_gradcache.budget import CpuBudget
+from rdm_gradcache.divergence import DivergenceGuard
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.plots import save_loss_curve
@@ -258,6 +259,7 @@ class GradCacheTrainer:
                 {"layout": vars(self.layout), "samples_seen": step * self.layout.rollout},
                 meta=meta,
                 keep=int(self.recipe.train.keep_checkpoints),
+                finite=not self.divergence.diverging,
             )
         barrier()
 
@@ -290,6 +292,7 @@ class GradCacheTrainer:
                 "pass --resume to continue it, or choose another run.name / run.output_dir",
             )
         budget = CpuBudget.from_recipe(train)
+        self.divergence = DivergenceGuard(int(train.max_nonfinite_steps))
         self._setup(ctx)
         start = self._resume(run, ctx) if resume else 0
         self._open_run_dir(run, start, ctx)
@@ -312,6 +315,7 @@ class GradCacheTrainer:
                     torch.cuda.synchronize(ctx.device)
                 seconds = time.perf_counter() - wall
                 out_of_budget = budget.end_step(ctx)  # every rank stops at the same step
+                self.divergence.record(step, finite=not result.skipped)  # the same verdict on every rank
                 final = step == steps or out_of_budget
 
                 # Logging: one metrics row (rank 0), the progress bar.
@@ -339,6 +343,10 @@ class GradCacheTrainer:
                             self.objective.save_plots(run.metrics, run.root)
                 for callback in self.options.step_callbacks:
                     callback(step)
+
+                # Divergence: stop after train.max_nonfinite_steps non-finite steps in a row.
+                if self.divergence.exhausted:
+                    raise self.divergence.error(step, run.root, self.options.recipe_ref)
 
                 # Budget: stop after the first step over train.max_seconds.
                 if out_of_budget:

@@ -384,7 +384,7 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
         for item in overrides:
             key, _, text = item.partition("=")
             try:
-                value = OmegaConf.from_dotlist([f"value={text}"])["value"]
+                value = _override_value(item, text)
                 if key.strip() == "objective.name" and value != objective_name(merged.objective):
                     merged.objective = {}  # another objective: the old settings were not its own
                     _forget(origin, "objective")
@@ -408,6 +408,21 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 _RECIPE_PATHS: dict[int, tuple[Path, dict[str, str]]] = {}
+
+
+def _override_value(item: str, text: str) -> Any:
+    """The YAML value of ``--set KEY=TEXT`` (one line naming the override when it is not YAML)."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    try:
+        return OmegaConf.from_dotlist([f"value={text}"])["value"]
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise RecipeError(
+            f"--set {item}: the value is not valid YAML ({problem}).",
+            "quote it, or close its brackets: e.g. --set train.betas=[0.9,0.95] or --set run.name='a:b'",
+        ) from None
 
 
 def recipe_path(recipe: Any) -> Path | None:

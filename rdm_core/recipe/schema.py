@@ -102,6 +102,8 @@ class TrainSection:
     # stop after the first step at which this run segment's training-step CPU seconds
     # (time.process_time) exceed it; None: run all train.steps
     max_seconds: Optional[float] = None
+    # stop (non-zero exit) after this many consecutive steps with a non-finite loss or gradient
+    max_nonfinite_steps: int = 10
 
 
 @dataclass

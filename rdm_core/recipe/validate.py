@@ -16,6 +16,7 @@ from rdm_core.errors import RecipeError, UnknownNameError
 from rdm_core.plugins import registry
 from rdm_core.recipe.assemble import plain
 from rdm_core.recipe.load import recipe_origin, recipe_path
+from rdm_core.recipe.ranges import check_ranges
 
 CHOICES = {
     "encoders.variant": ("full", "tiny"),
@@ -174,6 +175,7 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
         _component(recipe, "data_sources", refs.val.name, refs.val.args, "references.val", "references.val.args")
     done.append("reference sources")
 
+    check_ranges(recipe)
     tr = recipe.train
     _name("trainers", tr.trainer, "train.trainer")
     if tr.rollout % tr.micro_batch:
