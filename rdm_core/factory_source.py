@@ -260,6 +260,12 @@ def _member(owner: _Ref, attr: str, depth: int) -> _Ref:
 # -- parameters -------------------------------------------------------------------------------
 
 
+def _annotation(arg: ast.arg) -> Any:
+    """The annotation as source text (what ``from __future__ import annotations`` keeps), so
+    recipe values can be checked against simple types (:mod:`rdm_core.recipe.arg_types`)."""
+    return inspect.Parameter.empty if arg.annotation is None else ast.unparse(arg.annotation)
+
+
 def _function_parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, drop_first: bool) -> list[inspect.Parameter]:
     a = fn.args
     P = inspect.Parameter
@@ -268,13 +274,19 @@ def _function_parameters(fn: ast.FunctionDef | ast.AsyncFunctionDef, drop_first:
         StaticDefault(ast.unparse(d)) for d in a.defaults
     ]
     params = [
-        P(arg.arg, P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD, default=d)
+        P(
+            arg.arg,
+            P.POSITIONAL_ONLY if i < len(a.posonlyargs) else P.POSITIONAL_OR_KEYWORD,
+            default=d,
+            annotation=_annotation(arg),
+        )
         for i, (arg, d) in enumerate(zip(positional, defaults, strict=True))
     ]
     if a.vararg is not None:
         params.append(P(a.vararg.arg, P.VAR_POSITIONAL))
     for arg, d in zip(a.kwonlyargs, a.kw_defaults, strict=True):
-        params.append(P(arg.arg, P.KEYWORD_ONLY, default=P.empty if d is None else StaticDefault(ast.unparse(d))))
+        default = P.empty if d is None else StaticDefault(ast.unparse(d))
+        params.append(P(arg.arg, P.KEYWORD_ONLY, default=default, annotation=_annotation(arg)))
     if a.kwarg is not None:
         params.append(P(a.kwarg.arg, P.VAR_KEYWORD))
     if drop_first:
