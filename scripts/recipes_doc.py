@@ -43,7 +43,7 @@ first problem), then runs every stage the recipe declares, in this order:
 | `context` | the generator reads a context pool (`generator.args.context_pool`, klein) | `rdm context build` of `generator.args.prompts` | the pool `.npy` + `_meta.json` |
 | `references` | `references.train` is set | `rdm reference build`: sources and curation filters, features, training references, eval banks, floors, tau tables | `references.dir` (and `objective.joint.text_table`) |
 | `train` | always | `rdm train` (resumes from the latest checkpoint) | `<run dir>/checkpoints` |
-| `generate` | always | `rdm generate`: `train.sample_count` samples of the last checkpoint, seed 0, prompts recorded | `<run dir>/generated` (PNGs, `grid.png`, `samples.json`) |
+| `generate` | always | `rdm generate` on the last checkpoint, seed 0: `train.sample_count` samples with conditions the generator draws, plus one sample per `train.sample_prompts` entry (prompt-conditioned generators; `rdm validate` refuses them otherwise); prompts recorded | `<run dir>/generated` (PNGs, `grid.png`, `samples.json`), `<run dir>/generated/prompts` (the same for `sample_prompts`) |
 | `eval` | `eval.metrics` is not empty | `rdm eval` of the last checkpoint with every listed metric | `<run dir>/eval` |
 
 Each stage is resumable (the command behind it resumes where it stopped) and is **skipped** when
@@ -88,7 +88,7 @@ never hides a missing argument), then rewrites it by these rules:
 | PickScore | a tiny CLIP built locally (`model: tiny`, through the real loading code), `num_samples` <= 8, no baseline |
 | GenEval | the official scorer's command line run on a detector **stand-in** (below), the first prompt of each of the six tasks, `samples_per_prompt` <= 2 |
 | prompt files | a copy of their first 8 prompts (GenEval-format files: the first prompt of each task) in the rehearsal directory; a file that does not exist here is replaced by 8 stand-in prompts and listed in `stand_ins` (the full run needs the real one) |
-| `train` | `steps` 2, `micro_batch` <= 2, `chunks` 2, `rollout` = their product, a checkpoint every step, `sample_count` <= 4, no `max_seconds`, no FSDP |
+| `train` | `steps` 2, `micro_batch` <= 2, `chunks` 2, `rollout` = their product, a checkpoint every step, `sample_count` <= 4, the first 2 `sample_prompts`, no `max_seconds`, no FSDP |
 | `objective` | its own rule (`rehearsal_args` of the objective's class): `mmd` caps `distance.landmarks` at 16 and `distance.bandwidth_subsample` at 256, sets `balance.floor_draws` 2 and moves `joint.text_table` into the rehearsal directory |
 | `references` | `batch_size` <= 8, `shard_size` 32, `eval_bank_size` 32, `resolution` <= 64 |
 | `eval` | `num_samples` <= 16, `batch_size` <= 8 |

@@ -142,6 +142,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def load_sampling_generator(
+    recipe: Any, *, checkpoint: str | None = None, weights: str | None = None, weights_format: str = "auto"
+) -> Any:
+    """The recipe's generator on its device, with trained weights (a checkpoint or third-party
+    weights; neither: the base weights), in eval mode."""
+    from rdm_core.checkpoints import load_generator_weights
+    from rdm_core.devices import resolve_device
+    from rdm_core.recipe.assemble import build_generator
+
+    gen = build_generator(recipe, device=resolve_device(recipe.run.device))
+    if checkpoint:
+        load_generator_weights(checkpoint, gen)
+    elif weights:
+        gen.load_weights(weights, format=weights_format)
+    gen.trainable_module().eval()
+    return gen
+
+
 def write_samples(
     recipe: Any,
     out: str | Path,
@@ -156,31 +174,28 @@ def write_samples(
     teacher_steps: int = 0,
     batch_size: int = 16,
     recipe_ref: str = "",
+    generator: Any = None,
 ) -> Path:
     """Write samples as ``<out>/<i:05d>.png``, ``grid.png`` and ``samples.json`` (seeds, prompts).
 
     With ``prompts``, ``per_prompt`` samples of each (encoded from their own text); otherwise
     ``num`` samples whose conditions the generator draws (``sample_conditions``, seeded ``seed``);
-    their captions, when the generator has them, are recorded too.
+    their captions, when the generator has them, are recorded too. ``generator``: one already
+    built by :func:`load_sampling_generator` (callers writing several sets build it once).
     """
     import numpy as np
     import torch
 
     from rdm_core.artifacts import write_json
     from rdm_core.capabilities import PromptConditionedGenerator, require
-    from rdm_core.checkpoints import load_generator_weights
     from rdm_core.devices import resolve_device
     from rdm_core.images import save_grid, save_png
-    from rdm_core.recipe.assemble import build_generator
 
     device = resolve_device(recipe.run.device)
-    gen = build_generator(recipe, device=device)
-    if checkpoint:
-        load_generator_weights(checkpoint, gen)
-    elif weights:
-        gen.load_weights(weights, format=weights_format)
+    gen = generator or load_sampling_generator(
+        recipe, checkpoint=checkpoint, weights=weights, weights_format=weights_format
+    )
     label = f"generator {recipe.generator.name!r}"
-    gen.trainable_module().eval()
 
     if prompts is not None:
         prompted = require(

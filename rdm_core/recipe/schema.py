@@ -96,6 +96,8 @@ class TrainSection:
     keep_checkpoints: int = 3
     sample_every: int = 0  # 0 -> only at checkpoints
     sample_count: int = 64
+    # prompts the generate stage of `rdm run` renders, one sample each (prompt-conditioned generators)
+    sample_prompts: List[str] = field(default_factory=list)
     log_every: int = 1
     fsdp: bool = False
     compile: bool = False

@@ -112,6 +112,28 @@ def _component(recipe: Any, kind: str, name: str, args: Any, where: str, args_ke
         ) from None
 
 
+def _prompt_conditioned(generator: str, where: str) -> None:
+    """The generator encodes prompts, checked on its class (the factory, or the class a factory
+    function is annotated to return): nothing is built. An unannotated factory function is
+    checked when the generate stage builds it."""
+    import typing
+
+    from rdm_core.capabilities import PromptConditionedGenerator
+
+    factory = registry("generators").resolve(generator)
+    cls = factory
+    if not isinstance(factory, type):
+        try:
+            cls = typing.get_type_hints(factory).get("return")
+        except Exception:  # a third-party annotation that does not resolve: left to the stage
+            cls = None
+    if isinstance(cls, type) and not issubclass(cls, PromptConditionedGenerator):
+        raise RecipeError(
+            f"{where} needs a prompt-conditioned generator; {generator!r} does not encode prompts.",
+            f"remove {where}, or use a text-conditioned generator",
+        )
+
+
 def validate_recipe(recipe: Any, *, files: bool = True, metric_args: bool = True) -> list[str]:
     """Run every check; return a description of each check that passed.
 
@@ -161,6 +183,8 @@ def _validate(recipe: Any, metric_args: bool) -> list[str]:
     done.append(f"{len(enc.train)} training + {len(enc.held_out)} held-out encoders")
 
     _component(recipe, "generators", recipe.generator.name, recipe.generator.args, "generator", "generator.args")
+    if recipe.train.sample_prompts:
+        _prompt_conditioned(recipe.generator.name, "train.sample_prompts")
     done.append(f"generator {recipe.generator.name!r}")
 
     done.extend(_objective(recipe))

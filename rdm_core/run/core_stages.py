@@ -63,8 +63,9 @@ class TrainStage:
 
 
 class GenerateStage:
-    """A sample grid of the trained generator: ``train.sample_count`` samples, seed 0, with the
-    prompts the generator drew recorded in ``samples.json``."""
+    """Samples of the trained generator, seed 0: a grid of ``train.sample_count`` samples whose
+    conditions the generator draws (``generated/``), and one sample per ``train.sample_prompts``
+    entry (``generated/prompts/``); each set records its seeds and prompts in ``samples.json``."""
 
     name = "generate"
     order = 40
@@ -80,21 +81,26 @@ class GenerateStage:
 
     def run(self, recipe: Any, ctx: StageContext) -> StageResult:
         from rdm_core.checkpoints import latest_checkpoint
-        from rdm_core.cli.generate_cmd import write_samples
+        from rdm_core.cli.generate_cmd import load_sampling_generator, write_samples
 
         checkpoint = latest_checkpoint(ctx.run_dir)
         if checkpoint is None:
             raise RecipeError(f"{ctx.run_dir} has no checkpoint to sample from.", "run the train stage first")
-        out = write_samples(
-            recipe,
-            ctx.run_dir / "generated",
-            checkpoint=str(checkpoint),
-            num=max(1, int(recipe.train.sample_count)),
-            seed=0,
-            batch_size=max(1, int(recipe.eval.batch_size)),
-            recipe_ref=str(recipe.run.name),
-        )
-        return StageResult(outputs=[str(out / "grid.png"), str(out / "samples.json")])
+        common = {
+            "checkpoint": str(checkpoint),
+            "seed": 0,
+            "batch_size": max(1, int(recipe.eval.batch_size)),
+            "recipe_ref": str(recipe.run.name),
+            "generator": load_sampling_generator(recipe, checkpoint=str(checkpoint)),
+        }
+        out = ctx.run_dir / "generated"
+        write_samples(recipe, out, num=max(1, int(recipe.train.sample_count)), **common)
+        outputs = [str(out / "grid.png"), str(out / "samples.json")]
+        prompts = [str(p) for p in recipe.train.sample_prompts]
+        if prompts:
+            write_samples(recipe, out / "prompts", prompts=prompts, **common)
+            outputs += [str(out / "prompts" / "grid.png"), str(out / "prompts" / "samples.json")]
+        return StageResult(outputs=outputs)
 
 
 CORE_STAGES = (TrainStage, GenerateStage)

@@ -185,6 +185,7 @@ def rehearsal_recipe(recipe: Any, root: str | Path) -> tuple[Any, Rehearsal]:
         keep_checkpoints=2,
         sample_every=0,
         sample_count=min(int(tr["sample_count"]), 4),
+        sample_prompts=list(tr.get("sample_prompts") or [])[:2],
         log_every=1,
         max_seconds=None,
         fsdp=False,

@@ -57,6 +57,14 @@ def test_klein_rehearsal_runs_every_stage_and_a_second_run_skips_them(tmp_path):
     assert (geneval / "00000" / "metadata.jsonl").is_file() and (geneval / "00000" / "samples" / "0001.png").is_file()
     refs = tmp_path / "refs" / "flux2-klein-geall"
     assert list((refs / "curation").rglob("kept/*.png")) and list((refs / "eval").glob("dinov2_val.safetensors"))
+    # the generate stage renders the recipe's sample prompts (the rehearsal keeps the first two)
+    rendered = json.loads(
+        (tmp_path / "runs" / "flux2-klein-1step" / "generated" / "prompts" / "samples.json").read_text()
+    )
+    assert [s["prompt"] for s in rendered["samples"]] == [
+        "a red bicycle leaning against a blue wall",
+        "two cats sleeping on a green sofa",
+    ]
     # inputs absent here are named, never silently invented
     assert set(body["stand_ins"]) == {"data/flux2/geall_g32_prompts.txt", "data/flux2/coco_captions.txt"}
 
@@ -106,9 +114,13 @@ def test_killed_mid_stage_and_rerun_gives_the_uninterrupted_outputs(tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("recipe", "name"),
-    [("recipes/flux1-schnell-1step.yaml", "flux1-schnell-1step"), ("recipes/wan-t2v-1step.yaml", "wan-t2v-1step")],
+    [
+        ("recipes/flux1-schnell-1step.yaml", "flux1-schnell-1step"),
+        ("recipes/wan-t2v-1step.yaml", "wan-t2v-1step"),
+        ("recipes/imagenet-irdm.yaml", "imagenet-irdm"),
+    ],
 )
-def test_flux1_and_wan_rehearsals(tmp_path, recipe, name):
+def test_flux1_wan_and_imagenet_rehearsals(tmp_path, recipe, name):
     done = rdm_run(recipe, tmp_path)
     assert done.returncode == 0, done.stderr[-2000:] + done.stdout[-2000:]
     body = report(tmp_path, name)

@@ -99,3 +99,11 @@ def test_the_shipped_klein_recipe_passes_its_rehearsal_check_and_names_missing_d
     assert main(["validate", "--rehearse", str(KLEIN)]) == 0
     assert main(["validate", str(KLEIN)]) == 2  # the full run needs the GenEval scorer and the data
     assert "data/geneval/repo" in capsys.readouterr().err
+
+
+def test_sample_prompts_need_a_prompt_conditioned_generator(monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["validate", "recipes/digits-cpu.yaml", "--set", "train.sample_prompts=[a cat]"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("error:") == 1 and "'digits-mlp' does not encode prompts" in err, err
+    assert main(["validate", "recipes/flux2-klein-tiny.yaml", "--set", "train.sample_prompts=[a cat]"]) == 0
