@@ -518,3 +518,25 @@ def static_defines(target: str, member: str) -> bool | None:
     except (Unknown, MissingModule, MissingAttribute, RecursionError):
         return None
     return None
+
+
+def static_product_defines(target: str, member: str) -> bool | None:
+    """Whether what factory ``"module:qualname"`` builds defines ``member`` (``None``: unknown).
+
+    A class builds itself; an undecorated function builds the class its return annotation names.
+    """
+    try:
+        ref, _ = _resolve_target(target)
+        ref = _follow(ref, 0)
+        node = ref.node
+        if isinstance(node, ast.FunctionDef) and not node.decorator_list and node.returns is not None:
+            returns = node.returns
+            if isinstance(returns, ast.Constant) and isinstance(returns.value, str):
+                returns = ast.parse(returns.value, mode="eval").body
+            ref = _follow(_Ref(ref.module, returns), 1)
+            node = ref.node
+        if isinstance(node, ast.ClassDef):
+            return _class_defines(node, ref.module, member, 0)
+    except (Unknown, MissingModule, MissingAttribute, RecursionError, SyntaxError):
+        return None
+    return None

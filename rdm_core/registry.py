@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
@@ -106,6 +107,28 @@ class Entry(Generic[T]):
 
             return static_defines(self.factory, member) is not False
         return True
+
+    def product_may_define(self, member: str) -> bool:
+        """Whether what the factory builds may define ``member``: a class itself, or the class a
+        factory function's return annotation names (read from source when not yet imported;
+        ``True`` when unsure)."""
+        if isinstance(self.factory, str) and self._resolved is None:
+            from rdm_core.factory_source import static_product_defines
+
+            return static_product_defines(self.factory, member) is not False
+        built = _product_class(self.resolve())
+        return built is None or any(member in vars(k) for k in built.__mro__)
+
+
+def _product_class(factory: Any) -> type | None:
+    """The class ``factory`` builds, when known without calling it."""
+    if isinstance(factory, type):
+        return factory
+    try:
+        built = typing.get_type_hints(factory).get("return")
+    except Exception:  # an annotation that does not resolve: unknown
+        return None
+    return built if isinstance(built, type) else None
 
 
 def _parameters_of(factory: Any) -> list[inspect.Parameter] | None:

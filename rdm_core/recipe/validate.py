@@ -113,21 +113,9 @@ def _component(recipe: Any, kind: str, name: str, args: Any, where: str, args_ke
 
 
 def _prompt_conditioned(generator: str, where: str) -> None:
-    """The generator encodes prompts, checked on its class (the factory, or the class a factory
-    function is annotated to return): nothing is built. An unannotated factory function is
-    checked when the generate stage builds it."""
-    import typing
-
-    from rdm_core.capabilities import PromptConditionedGenerator
-
-    factory = registry("generators").resolve(generator)
-    cls = factory
-    if not isinstance(factory, type):
-        try:
-            cls = typing.get_type_hints(factory).get("return")
-        except Exception:  # a third-party annotation that does not resolve: left to the stage
-            cls = None
-    if isinstance(cls, type) and not issubclass(cls, PromptConditionedGenerator):
+    """The generator encodes prompts, read from its class's source (nothing is imported or built);
+    a factory whose product is unknown statically is checked when the generate stage builds it."""
+    if not registry("generators").get(generator).product_may_define("conditions_from_prompts"):
         raise RecipeError(
             f"{where} needs a prompt-conditioned generator; {generator!r} does not encode prompts.",
             f"remove {where}, or use a text-conditioned generator",
