@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from rdm_core.errors import RecipeError, ShapeError
 from rdm_core.interfaces import EncoderSpec, Preprocessing
+from rdm_core.precision import encoder_compute_dtype
 
 
 def tf1_bilinear_resize(x: Tensor, size: int) -> Tensor:
@@ -98,9 +99,10 @@ class FrozenEncoder(nn.Module):
         """Always stays in eval mode: frozen encoders never use dropout or batch statistics."""
         return super().train(False)
 
-    def precision_context(self, device_type: str) -> AbstractContextManager[None]:
-        """bf16 autocast on the input's device, or autocast disabled for fp32 encoders."""
-        if self.spec.precision == "fp32":
+    def precision_context(self, device_type: str, dtype: torch.dtype = torch.float32) -> AbstractContextManager[None]:
+        """bf16 autocast on the input's device, or autocast disabled for fp32 encoders and in
+        float64 exactness runs (``dtype`` float64)."""
+        if self.spec.precision == "fp32" or dtype == torch.float64:
             return torch.autocast(device_type=device_type, enabled=False)
         return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 
@@ -113,16 +115,18 @@ class FrozenEncoder(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement embed()")
 
     def forward(self, images: Tensor) -> Tensor:
-        """``[0,1]`` images ``(B,3,H,W)`` -> ``(B, dim)`` float32 features (differentiable)."""
+        """``[0,1]`` images ``(B,3,H,W)`` -> ``(B, dim)`` float32 features (differentiable; float64
+        when an ``fp64`` run has cast the encoder to float64)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ShapeError(
                 f"encoder {self.spec.name!r} expects (B,3,H,W) images in [0,1], got shape {tuple(images.shape)}.",
                 "flatten video frames with rdm_core.interfaces.as_image_batch and pass RGB images",
             )
-        x = self.preprocess(images.float())
-        with self.precision_context(images.device.type):
+        dtype = encoder_compute_dtype(self)
+        x = self.preprocess(images.to(dtype))
+        with self.precision_context(images.device.type, dtype):
             feats = self.embed(x)
-        return feats.float()
+        return feats.to(dtype)
 
 
 def resolve_pretrained(variant: str, weights: str | None, pretrained: bool | None, name: str) -> bool:

@@ -72,7 +72,9 @@ class DreamSimEncoder(FrozenEncoder):
         )
         cls = inter[0][1][:, 0]
         xc = normalize(x, specs.CLIP_MEAN, specs.CLIP_STD)
-        e = torch.cat([cls, b["clip"](xc), b["open_clip"](xc)], dim=1).float()
+        e = torch.cat([cls, b["clip"](xc), b["open_clip"](xc)], dim=1).to(
+            x.dtype
+        )  # bf16 autocast branches -> the input dtype
         e = e - e.mean(dim=1, keepdim=True)
         return e / e.norm(dim=1, keepdim=True)
 

@@ -127,8 +127,8 @@ class GradCacheTrainer:
         for enc in self.encoders.values():
             enc.requires_grad_(False)
             enc.eval()
-            if self.dtype == torch.float64:
-                enc.to(torch.float64)
+            if self.dtype == torch.float64:  # an exactness run: noise to features in float64
+                enc.to(torch.float64)  # (encoders compute in their weights' dtype, rdm_core.precision)
         self.objective = build_objective(
             ObjectiveContext(recipe, self.encoders, ctx.device, self.layout.rollout, self.options.recipe_ref)
         )

@@ -2,7 +2,7 @@
 
 Every encoder takes ``[0,1]`` NCHW images at any size (1 or 3 channels), resizes them
 differentiably to 16 x 16, averages the channels to grey and returns float32 ``(B, dim)``
-features. Parameters are frozen; gradients flow to the images.
+features (float64 when an ``fp64`` run has cast the encoder to float64). Parameters are frozen; gradients flow to the images.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from rdm_core.errors import ArtifactError, RecipeError, ShapeError
 from rdm_core.interfaces import EncoderSpec
+from rdm_core.precision import encoder_compute_dtype
 from rdm_toy.specs import RESOLUTION, SPECS
 from rdm_toy.training import DEFAULT_SEEDS, load_or_train, new_network
 
@@ -46,7 +47,8 @@ class ToyEncoder(nn.Module):
                 f"{self.spec.name} expects [0,1] images (B, 3, H, W) or (B, 1, H, W), got shape {tuple(images.shape)}.",
                 "pass NCHW image batches",
             )
-        x = images.float()
+        dtype = encoder_compute_dtype(self)
+        x = images.to(dtype)
         if x.shape[-2:] != (RESOLUTION, RESOLUTION):
             x = F.interpolate(
                 x,
@@ -58,7 +60,7 @@ class ToyEncoder(nn.Module):
         grey = x.mean(dim=1, keepdim=True)
         # autocast off: these nets are tiny and fp32 keeps features identical across passes
         with torch.autocast(device_type=grey.device.type, enabled=False):
-            return self.net.features(grey).float()
+            return self.net.features(grey).to(dtype)
 
     def extra_repr(self) -> str:
         return f"name={self.spec.name}, dim={self.spec.dim}, split={self.spec.split}, weights={self.source}"

@@ -70,3 +70,23 @@ def test_recipe_docs_cover_every_installed_objectives_settings():
             if prefix != "objective":
                 assert f"#### `{prefix}`" in section, f"{name}: {prefix} has no table"
             assert f"| `{key}` |" in section, f"{name}: {prefix}.{key} is not documented"
+
+
+def test_architecture_walk_names_code_that_exists():
+    """Every ``path.py:Name`` / ``path.py:Class.method`` of docs/architecture.md is defined there."""
+    import ast
+
+    root = DOC.parents[1]
+    text = (root / "docs" / "architecture.md").read_text()
+    hops = set(re.findall(r"`((?:rdm_core|plugins)/[\w/]+\.py):([\w.]+)`", text))
+    assert len(hops) >= 15  # the training step walk
+    for path, dotted in sorted(hops):
+        node: ast.AST = ast.parse((root / path).read_text())
+        for part in dotted.split("."):
+            found = [
+                n
+                for n in ast.iter_child_nodes(node)
+                if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and n.name == part
+            ]
+            assert found, f"docs/architecture.md names {path}:{dotted}, but {part} is not defined there"
+            node = found[0]

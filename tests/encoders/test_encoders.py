@@ -141,6 +141,24 @@ def test_precision_policy_bf16_path_is_finite_and_close_to_fp32(name, tiny):
         assert 0 < rel < 0.1, rel  # bf16 really ran (not identical) and stayed close
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_fp64_runs_compute_the_whole_encoder_in_float64(name, tiny):
+    """``train.precision: fp64`` casts the frozen encoders to float64: inputs and features follow."""
+    enc = tiny(name)
+    x = _images(seed=4)
+    with torch.no_grad():
+        ref = enc.embed(enc.preprocess(x)).double()  # float32, no autocast
+        enc.to(torch.float64)
+        try:
+            y = enc(x)  # float32 images, as a bf16/fp32 caller would pass them
+            y64 = enc(x.double())
+        finally:
+            enc.to(torch.float32)
+    assert y.dtype == y64.dtype == torch.float64 and torch.equal(y, y64)
+    rel = (y - ref).norm() / ref.norm()
+    assert rel < 1e-3, rel  # the same features, at a finer rounding (no bf16 autocast inside)
+
+
 def test_inception_autocast_disabled_even_inside_outer_autocast(tiny):
     enc = tiny("inception")
     x = _images(seed=4)
