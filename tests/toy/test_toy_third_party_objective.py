@@ -7,6 +7,7 @@ from __future__ import annotations
 import ast
 import itertools
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,7 +43,7 @@ def _sets(tmp_path: Path, steps: int) -> list[str]:
         "train.micro_batch=128",
         "train.chunks=2",
         "train.log_every=1",
-        f"train.checkpoint_every={steps}",
+        "train.checkpoint_every=4",
         "train.sample_count=0",
     ]
     return [arg for s in sets for arg in ("--set", s)]
@@ -85,10 +86,13 @@ def test_a_third_party_objective_trains_the_digits_recipe(host, tmp_path, capsys
     first, last = sum(rows[0]["raw"].values()), sum(rows[-1]["raw"].values())
     assert last < 0.5 * first  # the generator moves towards the real digits under this distance
     assert "objective:\n  name: energy\n  real_samples: 256" in (run / "recipe.yaml").read_text()
-    # and resumes like any run (the objective has no state to checkpoint)
-    assert main(["train", RECIPE, *_sets(tmp_path, 10), "--no-progress", "--resume"]) == 0
-    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == list(range(1, 11))
+    # and resumes like any run (the objective has no state to checkpoint): drop the last
+    # checkpoint, resume from step 4, and steps 5-8 come out as they did the first time
+    shutil.rmtree(run / "checkpoints" / "step_0000008")
+    assert main(["train", RECIPE, *_sets(tmp_path, 8), "--no-progress", "--resume"]) == 0
+    again = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in again] == list(range(1, 9))
+    assert [r["raw"] for r in again] == [r["raw"] for r in rows]
 
 
 def test_the_trainer_imports_no_objective():
