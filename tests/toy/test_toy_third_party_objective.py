@@ -8,6 +8,8 @@ import ast
 import itertools
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,7 @@ from rdm_core.interfaces import ObjectiveContext
 from rdm_core.plugins import get_host, set_host
 from rdm_core.recipe.assemble import build_encoders
 from rdm_core.recipe.load import load_recipe
+from rdm_testing import subprocess_env
 from rdm_testing.energy_objective import EnergyObjective, energy_host
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +108,22 @@ def test_the_trainer_imports_no_objective():
             elif isinstance(node, ast.Import):
                 imported.update(alias.name for alias in node.names)
     assert imported and not [m for m in imported if m.startswith(("rdm_mmd", "rdm_testing"))]
+
+
+def test_rdm_train_imports_no_evaluation_code(tmp_path):
+    """``rdm train`` checks the recipe's metric names (``eval.metrics: [sw_r14]``) as registry
+    strings: up to building the objective (which then stops on the missing references) nothing of
+    rdm_eval is imported but its registration entry point (``rdm_eval.hooks``, which the plugin
+    host loads for every command)."""
+    code = (
+        "import sys\n"
+        "from rdm_core.cli.main import main\n"
+        f"rc = main(['train', {RECIPE!r}, '--set', 'references.dir={tmp_path}/none', "
+        f"'--set', 'run.output_dir={tmp_path}/runs', '--no-progress'])\n"
+        "print(rc, 'rdm_mmd.objective' in sys.modules, sorted(m for m in sys.modules if m.startswith('rdm_eval')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
+    assert "no reference set for encoder" in out.stderr  # it got as far as the objective
+    rc, objective_built, evaluation = out.stdout.splitlines()[-1].split(" ", 2)
+    assert rc != "0" and objective_built == "True"
+    assert evaluation == "['rdm_eval', 'rdm_eval.hooks']", out.stdout
