@@ -320,27 +320,13 @@ class GradCacheTrainer:
 
                 # Logging: one metrics row (rank 0), the progress bar.
                 last = self._metrics_row(step, lr, result, seconds, ctx, budget)
-                if ctx.is_main and (step % max(1, int(train.log_every)) == 0 or result.skipped or final):
-                    run.log(last)
-                if result.skipped and ctx.is_main:
-                    err_console.print(
-                        f"step {step}: non-finite loss or gradient, optimizer step skipped", style="yellow"
-                    )
+                self._log_step(run, last, result, final, ctx)
                 if bar is not None:
                     terms = " ".join(f"{k}={v:.3g}" for k, v in (last.get("raw") or {}).items())
                     bar.update(task, completed=step, status=f"{terms} | {last['samples_per_s']:.0f} samples/s")
 
-                # Cadence: checkpoints (every checkpoint_every steps and at the end), sample grids.
-                at_checkpoint = step % max(1, int(train.checkpoint_every)) == 0 or final
-                if at_checkpoint:
-                    self.save_checkpoint(run, step, ctx)
-                sample_every = int(train.sample_every)
-                if at_checkpoint or (sample_every > 0 and step % sample_every == 0):
-                    self.save_samples(run.sample_path(step), ctx)
-                    if ctx.is_main:
-                        save_loss_curve(run.metrics, run.loss_png)
-                        if isinstance(self.objective, PlottingObjective):
-                            self.objective.save_plots(run.metrics, run.root)
+                # Cadence: checkpoints, sample grids and plots; then the step callbacks.
+                self._cadence(run, step, final, ctx)
                 for callback in self.options.step_callbacks:
                     callback(step)
 
@@ -363,6 +349,33 @@ class GradCacheTrainer:
         if budget.enabled:
             summary["train_cpu_seconds"] = budget.used
         return summary
+
+    def _log_step(self, run: RunDir, row: dict[str, Any], result: StepResult, final: bool, ctx: DistContext) -> None:
+        """Rank 0 appends the row every ``log_every`` steps, on skipped steps and at the end."""
+        if not ctx.is_main:
+            return
+        if row["step"] % max(1, int(self.recipe.train.log_every)) == 0 or result.skipped or final:
+            run.log(row)
+        if result.skipped:
+            err_console.print(
+                f"step {row['step']}: non-finite loss or gradient, optimizer step skipped", style="yellow"
+            )
+
+    def _cadence(self, run: RunDir, step: int, final: bool, ctx: DistContext) -> None:
+        """A checkpoint every ``checkpoint_every`` steps and at the end; sample grids, ``loss.png``
+        and the objective's plots with every checkpoint and every ``sample_every`` steps."""
+        train = self.recipe.train
+        at_checkpoint = step % max(1, int(train.checkpoint_every)) == 0 or final
+        if at_checkpoint:
+            self.save_checkpoint(run, step, ctx)
+        sample_every = int(train.sample_every)
+        if not (at_checkpoint or (sample_every > 0 and step % sample_every == 0)):
+            return
+        self.save_samples(run.sample_path(step), ctx)
+        if ctx.is_main:
+            save_loss_curve(run.metrics, run.loss_png)
+            if isinstance(self.objective, PlottingObjective):
+                self.objective.save_plots(run.metrics, run.root)
 
     def _open_run_dir(self, run: RunDir, start: int, ctx: DistContext) -> None:
         """The resolved recipe beside the checkpoints; a metrics log without a checkpoint is stale."""
