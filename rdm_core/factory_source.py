@@ -26,31 +26,26 @@ here, so a divergence cannot go unnoticed.
 from __future__ import annotations
 
 import ast
-import importlib.machinery
-import importlib.util
 import inspect
-import re
-import sys
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
-MAX_DEPTH = 12  # alias/import/base chains longer than this are treated as unknown
+from rdm_core.source_names import (
+    MAX_DEPTH,
+    MissingAttribute,
+    MissingModule,
+    SourceRef,
+    Unknown,
+    binding,
+    bound_names,
+    follow,
+    import_target,
+    lookup,
+    member,
+)
+
 TRIVIAL_BASE_MODULES = frozenset({"typing", "typing_extensions", "abc", "builtins"})
 TRIVIAL_BASES = frozenset({"object", "Generic", "Protocol", "ABC"})
-
-
-class Unknown(Exception):
-    """The answer cannot be read from source; import the factory instead."""
-
-
-class MissingModule(Exception):
-    """The factory's module does not exist on ``sys.path``."""
-
-
-class MissingAttribute(Exception):
-    """The module exists, is readable, and certainly binds no such name."""
 
 
 @dataclass(frozen=True)
@@ -61,200 +56,6 @@ class StaticDefault:
 
     def __repr__(self) -> str:
         return self.source
-
-
-@dataclass(frozen=True)
-class _Ref:
-    """Something a name is bound to: a syntax node in a module, or a whole module."""
-
-    module: str
-    node: ast.AST | None  # None: the module itself
-
-
-# -- finding and parsing modules without importing them -----------------------------------------
-
-
-def module_source(name: str) -> Path | None:
-    """The ``.py`` file of module ``name`` (``None``: it exists but is not Python source).
-
-    Nothing is imported: parent packages are searched through their spec's search locations.
-
-    Raises:
-        MissingModule: no such module.
-    """
-    loaded = sys.modules.get(name)
-    if loaded is not None:
-        file = getattr(loaded, "__file__", None)
-        return Path(file) if file and file.endswith(".py") else None
-    parts = name.split(".")
-    try:
-        spec = importlib.util.find_spec(parts[0])
-        for i in range(1, len(parts)):
-            if spec is None:
-                break
-            full = ".".join(parts[: i + 1])
-            parent = sys.modules.get(full)
-            if parent is not None:
-                spec = parent.__spec__
-                continue
-            locations = spec.submodule_search_locations
-            if locations is None:  # the parent is a plain module, not a package
-                spec = None
-                break
-            spec = importlib.machinery.PathFinder.find_spec(full, list(locations))
-    except (ImportError, ValueError, AttributeError) as exc:
-        raise Unknown(str(exc)) from None
-    if spec is None:
-        raise MissingModule(name)
-    origin = spec.origin
-    return Path(origin) if origin and origin.endswith(".py") else None
-
-
-@dataclass(frozen=True)
-class _ModuleInfo:
-    """What the source of one module says about its top-level names."""
-
-    bindings: dict[str, ast.AST]  # name -> what its last top-level binding binds it to
-    conditional: frozenset[str]  # bound inside top-level if/try/for/while/with, or by `global`
-    dynamic: bool  # may create names at run time (module __getattr__, import *, globals())
-    is_package: bool
-
-
-@lru_cache(maxsize=256)
-def _parse(path: Path, mtime: float) -> _ModuleInfo:
-    text = path.read_text(encoding="utf-8")
-    tree = ast.parse(text, filename=str(path))
-    bindings: dict[str, ast.AST] = {}
-    conditional: set[str] = set()
-    dynamic = any(marker in text for marker in ("globals()", "vars()", "exec(", "setattr(sys.modules"))
-    for top in tree.body:
-        for name, value in _bound_names(top):
-            bindings[name] = value
-        if isinstance(top, ast.ImportFrom) and any(a.name == "*" for a in top.names):
-            dynamic = True
-        if isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef)) and top.name == "__getattr__":
-            dynamic = True
-        if isinstance(top, (ast.If, ast.Try, ast.For, ast.While, ast.With)):
-            for node in ast.walk(top):
-                if isinstance(node, ast.stmt) and node is not top:
-                    conditional.update(n for n, _ in _bound_names(node))
-                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                    conditional.add(node.id)
-    if re.search(r"^\s*global\s", text, flags=re.M):  # names a function may bind at module level
-        conditional.update(n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names)
-    return _ModuleInfo(bindings, frozenset(conditional), dynamic, path.name == "__init__.py")
-
-
-def _info(module: str) -> _ModuleInfo:
-    path = module_source(module)
-    if path is None:
-        raise Unknown(f"{module} is not Python source")
-    try:
-        return _parse(path, path.stat().st_mtime)
-    except (OSError, SyntaxError, UnicodeDecodeError, ValueError) as exc:
-        raise Unknown(str(exc)) from None
-
-
-# -- name bindings ----------------------------------------------------------------------------
-
-
-def _bound_names(node: ast.stmt) -> list[tuple[str, ast.AST]]:
-    """Names a statement binds, each with what it binds it to."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [(node.name, node)]
-    if isinstance(node, ast.Assign):
-        bound: list[tuple[str, ast.AST]] = []
-        for target in node.targets:
-            if isinstance(target, ast.Name):
-                bound.append((target.id, node.value))
-            elif isinstance(target, (ast.Tuple, ast.List)):  # unpacking: bound, but to nothing readable
-                for element in target.elts:
-                    inner = element.value if isinstance(element, ast.Starred) else element
-                    if isinstance(inner, ast.Name):
-                        bound.append((inner.id, target))
-        return bound
-    if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-        return [(node.target.id, node.value)]
-    if isinstance(node, (ast.Import, ast.ImportFrom)):
-        return [((a.asname or a.name).split(".")[0], node) for a in node.names if a.name != "*"]
-    return []
-
-
-def _import_target(module: str, is_package: bool, stmt: ast.Import | ast.ImportFrom, bound: str) -> _Ref:
-    """What ``bound`` names after the import statement ``stmt`` in ``module``."""
-    for alias in stmt.names:
-        if (alias.asname or alias.name).split(".")[0] != bound:
-            continue
-        if isinstance(stmt, ast.Import):
-            return _Ref(alias.name if alias.asname else alias.name.split(".")[0], None)
-        base = module if is_package else module.rpartition(".")[0]
-        for _ in range(stmt.level - 1):
-            base = base.rpartition(".")[0]
-        source = ".".join(p for p in (base if stmt.level else "", stmt.module or "") if p)
-        return _Ref(source, ast.Name(id=alias.name, ctx=ast.Load()))
-    raise Unknown(f"{bound} is not bound by this import")
-
-
-def _binding(module: str, name: str) -> tuple[ast.AST, _ModuleInfo]:
-    """The raw top-level binding of ``name`` in ``module`` (imports not followed)."""
-    info = _info(module)
-    if name in info.conditional:
-        raise Unknown(f"{module}.{name} is bound conditionally")
-    bound = info.bindings.get(name)
-    if bound is None:
-        if info.dynamic:
-            raise Unknown(f"{module} may create names dynamically")
-        if info.is_package and module_source_exists(f"{module}.{name}"):
-            return ast.Import(names=[ast.alias(name=f"{module}.{name}", asname=name)]), info
-        raise MissingAttribute(f"module {module!r} has no attribute {name!r}")
-    return bound, info
-
-
-def _lookup(module: str, name: str, depth: int) -> _Ref:
-    """What top-level ``name`` of ``module`` is bound to, following imports and aliases."""
-    if depth > MAX_DEPTH:
-        raise Unknown("binding chain too long")
-    bound, info = _binding(module, name)
-    if isinstance(bound, (ast.Import, ast.ImportFrom)):
-        target = _import_target(module, info.is_package, bound, name)
-        if target.node is None:
-            return target
-        return _lookup(target.module, target.node.id, depth + 1)  # type: ignore[attr-defined]
-    return _Ref(module, bound)
-
-
-def module_source_exists(name: str) -> bool:
-    try:
-        module_source(name)
-    except (MissingModule, Unknown):
-        return False
-    return True
-
-
-def _follow(ref: _Ref, depth: int) -> _Ref:
-    """Resolve aliases (``a = b``, ``a = mod.b``) until a definition, a call or a module."""
-    node = ref.node
-    if depth > MAX_DEPTH:
-        raise Unknown("alias chain too long")
-    if isinstance(node, ast.Name):
-        return _follow(_lookup(ref.module, node.id, depth + 1), depth + 1)
-    if isinstance(node, ast.Attribute):
-        owner = _follow(_Ref(ref.module, node.value), depth + 1)
-        return _follow(_member(owner, node.attr, depth + 1), depth + 1)
-    return ref
-
-
-def _member(owner: _Ref, attr: str, depth: int) -> _Ref:
-    """``owner.attr`` for a module or a class definition."""
-    if owner.node is None:
-        return _lookup(owner.module, attr, depth + 1)
-    if isinstance(owner.node, ast.ClassDef):
-        for stmt in owner.node.body:
-            for n, value in _bound_names(stmt):
-                if n == attr:
-                    return _Ref(owner.module, value)
-        raise Unknown(f"{attr} is not defined in the body of class {owner.node.name}")
-    raise Unknown(f"cannot take attribute {attr} of this object statically")
 
 
 # -- parameters -------------------------------------------------------------------------------
@@ -319,13 +120,13 @@ def _is_trivial_base(module: str, base: ast.expr) -> bool:
     if name not in TRIVIAL_BASES:
         return False
     try:
-        bound, info = _binding(module, owner)
+        bound, info = binding(module, owner)
     except (Unknown, MissingAttribute, MissingModule):
         return False
     if isinstance(bound, ast.ImportFrom) and bound.level == 0:
         return (bound.module or "") in TRIVIAL_BASE_MODULES
     if isinstance(bound, ast.Import):
-        return _import_target(module, info.is_package, bound, owner).module in TRIVIAL_BASE_MODULES
+        return import_target(module, info.is_package, bound, owner).module in TRIVIAL_BASE_MODULES
     return False
 
 
@@ -335,7 +136,7 @@ def _dataclass_fields(cls: ast.ClassDef, module: str, depth: int, kw_only: bool)
     for base in cls.bases:
         if _is_trivial_base(module, base):
             continue
-        ref = _follow(_Ref(module, base), depth + 1)
+        ref = follow(SourceRef(module, base), depth + 1)
         if not isinstance(ref.node, ast.ClassDef) or "dataclass" not in map(_decorator_name, ref.node.decorator_list):
             raise Unknown("a dataclass with a base that is not a readable dataclass")
         inherited = _class_parameters(ref.node, ref.module, depth + 1)
@@ -372,7 +173,7 @@ def _class_parameters(cls: ast.ClassDef, module: str, depth: int) -> list[inspec
         raise Unknown("inheritance chain too long")
     if cls.keywords:
         raise Unknown(f"class {cls.name} has a metaclass or class keywords")
-    body = {name: value for stmt in cls.body for name, value in _bound_names(stmt)}
+    body = {name: value for stmt in cls.body for name, value in bound_names(stmt)}
     if "__new__" in body or "__signature__" in body:
         raise Unknown(f"class {cls.name} defines __new__ or __signature__")
     init = body.get("__init__")
@@ -398,7 +199,7 @@ def _class_parameters(cls: ast.ClassDef, module: str, depth: int) -> list[inspec
         return []  # object.__init__: no arguments
     if len(bases) > 1:
         raise Unknown(f"class {cls.name} has several bases and no __init__ of its own")
-    ref = _follow(_Ref(module, bases[0]), depth + 1)
+    ref = follow(SourceRef(module, bases[0]), depth + 1)
     if not isinstance(ref.node, ast.ClassDef):
         raise Unknown(f"the base of {cls.name} is not a readable class")
     return _class_parameters(ref.node, ref.module, depth + 1)
@@ -415,8 +216,8 @@ def _returned_inner_function(fn: ast.FunctionDef) -> ast.FunctionDef:
     raise Unknown(f"{fn.name} returns something other than one of its nested functions")
 
 
-def _parameters(ref: _Ref, depth: int, method_of: ast.ClassDef | None = None) -> list[inspect.Parameter]:
-    ref = _follow(ref, depth)
+def _parameters(ref: SourceRef, depth: int, method_of: ast.ClassDef | None = None) -> list[inspect.Parameter]:
+    ref = follow(ref, depth)
     node = ref.node
     if isinstance(node, ast.ClassDef):
         return _class_parameters(node, ref.module, depth)
@@ -428,23 +229,23 @@ def _parameters(ref: _Ref, depth: int, method_of: ast.ClassDef | None = None) ->
             raise Unknown(f"{node.name} is decorated or an instance method")
         return _function_parameters(node, drop_first=False)
     if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
-        maker = _follow(_Ref(ref.module, node.func), depth + 1)
+        maker = follow(SourceRef(ref.module, node.func), depth + 1)
         if isinstance(maker.node, ast.FunctionDef):
             return _function_parameters(_returned_inner_function(maker.node), drop_first=False)
     raise Unknown("not a function, a class or a factory-of-factories call")
 
 
-def _resolve_target(target: str) -> tuple[_Ref, ast.ClassDef | None]:
+def _resolve_target(target: str) -> tuple[SourceRef, ast.ClassDef | None]:
     module, _, qualname = target.partition(":")
     if not module or not qualname:
         raise Unknown(f"{target!r} is not 'module:attribute'")
     parts = qualname.split(".")
-    ref = _lookup(module, parts[0], 0)
+    ref = lookup(module, parts[0], 0)
     owner: ast.ClassDef | None = None
     for part in parts[1:]:
-        ref = _follow(ref, 1)
+        ref = follow(ref, 1)
         owner = ref.node if isinstance(ref.node, ast.ClassDef) else None
-        ref = _member(ref, part, 1)
+        ref = member(ref, part, 1)
     return ref, owner
 
 
@@ -484,12 +285,12 @@ def _class_defines(cls: ast.ClassDef, module: str, member: str, depth: int) -> b
         raise Unknown("inheritance chain too long")
     if cls.keywords:
         raise Unknown(f"class {cls.name} has a metaclass or class keywords")
-    if any(n == member for stmt in cls.body for n, _ in _bound_names(stmt)):
+    if any(n == member for stmt in cls.body for n, _ in bound_names(stmt)):
         return True
     for base in cls.bases:
         if _is_trivial_base(module, base):
             continue
-        ref = _follow(_Ref(module, base), depth + 1)
+        ref = follow(SourceRef(module, base), depth + 1)
         if not isinstance(ref.node, ast.ClassDef):
             raise Unknown(f"a base of {cls.name} is not a readable class")
         if _class_defines(ref.node, ref.module, member, depth + 1):
@@ -504,12 +305,12 @@ def static_defines(target: str, member: str) -> bool | None:
     """
     try:
         ref, _ = _resolve_target(target)
-        ref = _follow(ref, 0)
+        ref = follow(ref, 0)
         node = ref.node
         if isinstance(node, ast.FunctionDef) and not node.decorator_list:
             return False
         if isinstance(node, ast.Call) and isinstance(node.func, (ast.Name, ast.Attribute)):
-            maker = _follow(_Ref(ref.module, node.func), 1)
+            maker = follow(SourceRef(ref.module, node.func), 1)
             if isinstance(maker.node, ast.FunctionDef):
                 _returned_inner_function(maker.node)  # a factory-of-factories returns a plain function
                 return False

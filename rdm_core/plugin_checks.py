@@ -26,14 +26,15 @@ FIX_FACTORY = "fix the factory string ('module:attribute') in the plugin's regis
 
 
 def _spec_problem(kind: str, entry: Entry) -> str | None:
-    from rdm_core.interfaces import EncoderSpec
+    from rdm_core.interfaces import EncoderSpec, ObjectiveSpec
     from rdm_core.registry import CommandSpec
 
-    expected: dict[str, type] = {"encoders": EncoderSpec, "commands": CommandSpec}
+    expected: dict[str, type] = {"encoders": EncoderSpec, "commands": CommandSpec, "objectives": ObjectiveSpec}
     want = expected.get(kind)
     if want is None or entry.spec is None or isinstance(entry.spec, want):
         return None
-    return f"its spec is a {type(entry.spec).__name__}, not a {want.__name__}"
+    article = "an" if want.__name__[0] in "AEIOU" else "a"
+    return f"its spec is a {type(entry.spec).__name__}, not {article} {want.__name__}"
 
 
 def _recipe_problem(entry: Entry, deep: bool) -> tuple[str, str] | None:
@@ -78,6 +79,28 @@ def _import_problem(entry: Entry) -> str | None:
     return None
 
 
+def _objective_spec_problem(entry: Entry) -> str | None:
+    """Import what an ``ObjectiveSpec`` names (settings, check, plan); settings must be a dataclass."""
+    from dataclasses import is_dataclass
+
+    from rdm_core.registry import import_object
+
+    for field in ("settings", "check", "plan"):
+        target = getattr(entry.spec, field, None)
+        if target is None:
+            continue
+        try:
+            obj = import_object(target) if isinstance(target, str) else target
+        except Exception as exc:  # any import-time error of the plugin's module
+            detail = " ".join(str(exc).split())
+            return f"ObjectiveSpec.{field} {target!r} cannot be imported ({type(exc).__name__}: {detail})"
+        if field == "settings" and not (isinstance(obj, type) and is_dataclass(obj)):
+            return f"ObjectiveSpec.settings {target!r} is not a dataclass"
+        if field != "settings" and not callable(obj):
+            return f"ObjectiveSpec.{field} {target!r} is not callable"
+    return None
+
+
 def factory_problem(kind: str, entry: Entry, *, deep: bool) -> tuple[str, str] | None:
     """``(problem, fix)`` for one registration, or ``None`` when it looks right.
 
@@ -92,6 +115,10 @@ def factory_problem(kind: str, entry: Entry, *, deep: bool) -> tuple[str, str] |
     spec = _spec_problem(kind, entry)
     if spec is not None:
         return f"{what}: {spec}.", "register the spec type the hook reference asks for (docs/plugins.md)"
+    if deep and kind == "objectives" and entry.spec is not None:
+        spec = _objective_spec_problem(entry)
+        if spec is not None:
+            return f"{what}: {spec}.", "fix the ObjectiveSpec in the plugin's registration (docs/plugins.md)"
     if not isinstance(entry.factory, str):
         return None
     if deep:
@@ -147,3 +174,34 @@ def check_factories(host: PluginHost, *, deep: bool = False) -> list[PluginProbl
             host.report(record, "failed", f"{record.describe()}: {problem[0]}", problem[1], strict=False)
             found += record.problems[before:]
     return found
+
+
+def disabled_provider(host: PluginHost, kind: str, name: str) -> str | None:
+    """The disabled plugin of ``host`` that would register ``name`` in registry ``kind``, if any.
+
+    Only called on the error path of a missing name, to say which plugin to re-enable: each
+    disabled plugin's module is imported and its hook run into a scratch registry that nothing
+    else sees.
+    """
+    import importlib
+
+    import pluggy
+
+    from rdm_core import hookspecs
+    from rdm_core.plugins import ENTRY_POINT_GROUP
+    from rdm_core.registry import REGISTRY_KINDS, Registry
+
+    for record in host.records.values():
+        if record.status != "disabled":
+            continue
+        scratch_pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
+        scratch_pm.add_hookspecs(hookspecs)
+        scratch: Registry = Registry(REGISTRY_KINDS[kind])
+        try:
+            scratch_pm.register(importlib.import_module(record.module), name=record.name)
+            getattr(scratch_pm.hook, f"rdm_register_{kind}")(registry=scratch)
+        except Exception:  # a plugin disabled because it is broken: it provides nothing here
+            continue
+        if name in scratch:
+            return record.name
+    return None

@@ -358,28 +358,11 @@ class PluginHost:
         return [(kind, e) for kind in kinds or REGISTRY_KINDS for e, _ in self.registry(kind).registrations()]
 
     def disabled_provider(self, kind: str, name: str) -> str | None:
-        """The disabled plugin that would register ``name`` in registry ``kind``, if any.
+        """The disabled plugin that would register ``name`` in registry ``kind``, if any (see
+        :func:`rdm_core.plugin_checks.disabled_provider`)."""
+        from rdm_core.plugin_checks import disabled_provider
 
-        Only called on the error path of a missing name, to say which plugin to re-enable: each
-        disabled plugin's module is imported and its hook run into a scratch registry that
-        nothing else sees.
-        """
-        import importlib
-
-        for record in self.records.values():
-            if record.status != "disabled":
-                continue
-            scratch_pm = pluggy.PluginManager(ENTRY_POINT_GROUP)
-            scratch_pm.add_hookspecs(hookspecs)
-            scratch: Registry = Registry(REGISTRY_KINDS[kind])
-            try:
-                scratch_pm.register(importlib.import_module(record.module), name=record.name)
-                getattr(scratch_pm.hook, f"rdm_register_{kind}")(registry=scratch)
-            except Exception:  # a plugin disabled because it is broken: it provides nothing here
-                continue
-            if name in scratch:
-                return record.name
-        return None
+        return disabled_provider(self, kind, name)
 
 
 _HOST: PluginHost | None = None

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from rdm_core.errors import RecipeError, close_matches
+from rdm_core.recipe.layers import forget, merge_into, read_yaml, remove, where_set
 from rdm_core.recipe.objective import keys_of, objective_name, settings_schema
 from rdm_core.recipe.schema import Recipe
 
 RECIPE_SUFFIXES = (".yaml", ".yml")
-REPLACE_TAG = "!replace"
 
 
 def shipped_recipes_dir() -> Path:
@@ -51,7 +51,7 @@ def recipe_file(factory: Any) -> Path:
     package, sep, relative = text.partition(":")
     if not sep or "/" in package or "\\" in package or Path(text).is_file():
         return Path(text)
-    from rdm_core.factory_source import MissingModule, Unknown, module_source
+    from rdm_core.source_names import MissingModule, Unknown, module_source
 
     try:
         source = module_source(package)
@@ -106,74 +106,6 @@ def find_recipe(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
     )
 
 
-# -- reading YAML with the !replace tag ---------------------------------------------------------
-
-
-class _Replace(dict):
-    """A mapping tagged ``!replace`` (replaced, not merged, into the parent's)."""
-
-
-def _yaml_loader() -> Any:
-    """OmegaConf's YAML loader (``1e-4`` is a float, duplicate keys fail) plus ``!replace``."""
-    try:
-        from omegaconf._yaml import get_yaml_loader  # omegaconf >= 2.4
-    except ImportError:  # pragma: no cover - omegaconf 2.3
-        from omegaconf._utils import get_yaml_loader
-
-    base = get_yaml_loader()
-
-    class RecipeLoader(base):  # type: ignore[misc, valid-type]
-        pass
-
-    def construct_replace(loader: Any, node: Any) -> Any:
-        import yaml
-
-        if not isinstance(node, yaml.MappingNode):
-            raise yaml.constructor.ConstructorError(
-                None, None, f"{REPLACE_TAG} applies to a mapping ({REPLACE_TAG} {{...}})", node.start_mark
-            )
-        return _Replace(loader.construct_mapping(node, deep=True))
-
-    RecipeLoader.add_constructor(REPLACE_TAG, construct_replace)
-    return RecipeLoader
-
-
-def _untag(data: Any, prefix: str, replaced: list[str]) -> Any:
-    """Plain containers, with the dotted paths of ``!replace`` mappings collected."""
-    if isinstance(data, dict):
-        if isinstance(data, _Replace):
-            replaced.append(prefix)
-        return {k: _untag(v, f"{prefix}.{k}" if prefix else str(k), replaced) for k, v in data.items()}
-    if isinstance(data, list):
-        return [_untag(v, f"{prefix}.{i}", replaced) for i, v in enumerate(data)]
-    return data
-
-
-def _read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
-    """``(data, dotted paths tagged !replace)`` of one recipe file."""
-    import yaml
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = yaml.load(f, Loader=_yaml_loader())
-    except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise RecipeError(f"{path}: not valid YAML ({detail}).", "fix the YAML syntax") from None
-    except OSError as exc:
-        raise RecipeError(f"{path}: cannot be read ({exc.strerror}).", "check the path and permissions") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise RecipeError(
-            f"{path}: a recipe must be a mapping of sections.", "start the file with sections such as `run:`"
-        )
-    replaced: list[str] = []
-    plain_data = _untag(data, "", replaced)
-    if "" in replaced:
-        raise RecipeError(f"{path}: {REPLACE_TAG} cannot tag the whole recipe.", "tag a section or a mapping in it")
-    return plain_data, replaced
-
-
 def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any], list[str]]]:
     """[(path, data, replaced paths)] from the root ancestor down to ``path``."""
     path = path.resolve()
@@ -181,7 +113,7 @@ def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str
         raise RecipeError(
             f"{path}: `extends:` forms a cycle ({' -> '.join(str(s) for s in seen)}).", "remove one `extends:`"
         )
-    data, replaced = _read_yaml(path)
+    data, replaced = read_yaml(path)
     parent = data.get("extends")
     if parent is None:
         return [(path, data, replaced)]
@@ -190,54 +122,6 @@ def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str
     except RecipeError as exc:
         raise RecipeError(f"{path}: `extends: {parent}`: {exc.problem}", exc.fix) from None
     return [*_chain(parent_path.resolve(), (*seen, path)), (path, data, replaced)]
-
-
-# -- merging with provenance --------------------------------------------------------------------
-
-
-def _forget(origin: dict[str, str], dotted: str) -> None:
-    for key in [k for k in origin if k == dotted or k.startswith(dotted + ".")]:
-        del origin[key]
-
-
-def _remove(tree: dict[str, Any], dotted: str) -> None:
-    *parents, last = dotted.split(".")
-    node: Any = tree
-    for part in parents:
-        node = node.get(part) if isinstance(node, dict) else None
-        if node is None:
-            return
-    if isinstance(node, dict):
-        node.pop(last, None)
-
-
-def _merge_into(base: dict[str, Any], layer: dict[str, Any], origin: dict[str, str], source: str, prefix: str) -> None:
-    """Merge ``layer`` into ``base`` (mappings key by key, anything else replaced)."""
-    for key, value in layer.items():
-        dotted = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge_into(base[key], value, origin, source, dotted)
-            if not value:
-                origin.setdefault(dotted, source)
-            continue
-        _forget(origin, dotted)
-        base[key] = _copy(value)
-        _record(origin, value, source, dotted)
-
-
-def _copy(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy(v) for v in value]
-    return value
-
-
-def _record(origin: dict[str, str], value: Any, source: str, dotted: str) -> None:
-    origin[dotted] = source
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _record(origin, v, source, f"{dotted}.{k}")
 
 
 def _open_free_mappings(cfg: Any) -> None:
@@ -269,17 +153,6 @@ def _valid_keys(full_key: str, objective_schema: type | None) -> tuple[str, list
     return ".".join(parent), keys
 
 
-def _where(origin: dict[str, str] | None, full_key: str, fallback: str) -> str:
-    """The file (or ``--set``) that set ``full_key`` or its closest parent."""
-    if origin:
-        parts = full_key.split(".") if full_key else []
-        for n in range(len(parts), 0, -1):
-            found = origin.get(".".join(parts[:n]))
-            if found is not None:
-                return found
-    return fallback
-
-
 def _explain(
     exc: Exception,
     where: str,
@@ -298,7 +171,7 @@ def _explain(
     full_key = str((exc.full_key if isinstance(exc, OmegaConfBaseException) else None) or "")
     if prefix:
         full_key = f"{prefix}.{full_key}" if full_key else prefix
-    where = _where(origin, full_key, where)
+    where = where_set(origin, full_key, where)
     message = " ".join(str(exc).splitlines()[0].split()) if str(exc) else type(exc).__name__
     name = type(exc).__name__
     if name in ("ConfigKeyError", "ConfigAttributeError") or "not in" in message:
@@ -326,7 +199,7 @@ def _objective_starts_afresh(combined: dict[str, Any], layer: dict[str, Any], or
     section = layer.get("objective")
     if isinstance(section, dict) and "name" in section and section["name"] != objective_name(combined.get("objective")):
         combined.pop("objective", None)
-        _forget(origin, "objective")
+        forget(origin, "objective")
 
 
 def _type_objective(merged: Any, where: str, origin: dict[str, str] | None = None) -> Any:
@@ -366,10 +239,10 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
     origin: dict[str, str] = {}
     for layer_path, data, replaced in _chain(path):
         for dotted in replaced:
-            _remove(combined, dotted)
-            _forget(origin, dotted)
+            remove(combined, dotted)
+            forget(origin, dotted)
         _objective_starts_afresh(combined, data, origin)
-        _merge_into(combined, {k: v for k, v in data.items() if k != "extends"}, origin, str(layer_path), "")
+        merge_into(combined, {k: v for k, v in data.items() if k != "extends"}, origin, str(layer_path), "")
     merged = OmegaConf.structured(Recipe)
     OmegaConf.set_struct(merged, True)
     try:
@@ -387,12 +260,12 @@ def load_recipe(name_or_path: str | Path, overrides: list[str] | None = None) ->
                 value = _override_value(item, text)
                 if key.strip() == "objective.name" and value != objective_name(merged.objective):
                     merged.objective = {}  # another objective: the old settings were not its own
-                    _forget(origin, "objective")
+                    forget(origin, "objective")
                 _open_free_mappings(merged)
                 OmegaConf.update(merged, key.strip(), value, merge=True)
             except (OmegaConfBaseException, TypeError, ValueError) as exc:
                 raise _explain(exc, f"override {item!r}") from None
-            _forget(origin, key.strip())
+            forget(origin, key.strip())
             origin[key.strip()] = f"--set {item}"
     merged.extends = None  # resolved: the merged recipe stands alone
     merged = _type_objective(merged, f"{path} with --set overrides" if overrides else str(path), origin)
@@ -439,7 +312,7 @@ def recipe_origin(recipe: Any, dotted: str) -> str | None:
     found = _RECIPE_PATHS.get(id(recipe))
     if not found:
         return None
-    return _where(found[1], dotted, "") or None
+    return where_set(found[1], dotted, "") or None
 
 
 def to_yaml(recipe: Any) -> str:

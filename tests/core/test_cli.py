@@ -5,6 +5,8 @@ import subprocess
 import sys
 import types
 
+import pytest
+
 from rdm_core import hookimpl
 from rdm_core.cli.main import main
 from rdm_core.plugins import PluginHost, get_host, set_host
@@ -98,3 +100,12 @@ def _env():
 
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     return {**env, "TERM": "dumb"}
+
+
+def test_generate_without_a_weights_source_asks_for_one(capsys, tmp_path):
+    """No silent sampling of untrained weights: --checkpoint, --weights or an explicit --base."""
+    with pytest.raises(SystemExit) as exited:
+        main(["generate", "digits-cpu", "--num", "1", "--out", str(tmp_path / "s")])
+    assert exited.value.code == 2
+    assert "one of the arguments --checkpoint --weights --base is required" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()

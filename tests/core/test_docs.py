@@ -90,3 +90,33 @@ def test_architecture_walk_names_code_that_exists():
             ]
             assert found, f"docs/architecture.md names {path}:{dotted}, but {part} is not defined there"
             node = found[0]
+
+
+def test_plugin_docs_give_the_contract_of_every_component_kind():
+    """Each kind whose factories build a component has a contract section naming its protocol,
+    and every optional capability (with its methods) appears in one of those tables."""
+    from typing import Protocol
+
+    from rdm_core import capabilities
+
+    text = DOC.read_text()
+    required = {
+        "encoders": "Encoder",
+        "kernels": "Kernel",
+        "references": "ReferenceSet",
+        "objectives": "Objective",
+        "generators": "Generator",
+        "trainers": "Trainer",
+        "metrics": "Metric",
+        "data_sources": "ImageSource",
+    }
+    sections = set(re.findall(r"^### .*\(`(\w+)`", text, flags=re.M))
+    assert set(required.values()) <= sections
+    for name in capabilities.__all__:
+        cls = getattr(capabilities, name)
+        if not (isinstance(cls, type) and issubclass(cls, Protocol) and cls is not Protocol):
+            continue
+        row = next((line for line in text.splitlines() if line.startswith(f"| `{name}` |")), None)
+        assert row is not None, f"capability {name} has no row in docs/plugins.md"
+        for member in capabilities.capability_members(cls):
+            assert f"{member}" in row, f"{name}.{member} is not in its docs/plugins.md row"

@@ -127,6 +127,30 @@ def test_plugins_check_imports_every_factory_one_line_per_problem(cli_host, caps
     assert any("is a str, not a callable" in line for line in out)
 
 
+def test_plugins_check_imports_what_an_objective_spec_names(cli_host, capsys):
+    from rdm_core.interfaces import ObjectiveSpec
+
+    def objectives(registry):
+        registry.add("ghost_settings", "rdm_core.errors:close_matches", spec=ObjectiveSpec(settings="no_pkg_q:S"))
+        registry.add(
+            "not_dataclass", "rdm_core.errors:close_matches", spec=ObjectiveSpec(settings="rdm_core.errors:RdmError")
+        )
+        registry.add("wrong_spec", "rdm_core.errors:close_matches", spec={"settings": None})
+        registry.add("fine", "rdm_core.errors:close_matches", spec=ObjectiveSpec(check="rdm_core.errors:close_matches"))
+
+    host = cli_host(PluginHost(discover=False, strict=False))
+    host.register_module(plugin("objs", rdm_register_objectives=objectives), "objs")
+    assert main(["plugins", "--check"]) == 1
+    out = [line for line in capsys.readouterr().out.splitlines() if line.startswith("failed:")]
+    assert len(out) == 3, out
+    assert any("objective 'ghost_settings': ObjectiveSpec.settings 'no_pkg_q:S' cannot be imported" in ln for ln in out)
+    assert any(
+        "objective 'not_dataclass': ObjectiveSpec.settings 'rdm_core.errors:RdmError' is not a dataclass" in ln
+        for ln in out
+    )
+    assert any("objective 'wrong_spec': its spec is a dict, not an ObjectiveSpec" in ln for ln in out)
+
+
 def test_every_command_reports_problems_on_stderr_and_strict_fails_with_the_same_line(cli_host, capsys, monkeypatch):
     host = cli_host(PluginHost(discover=False, strict=False))
     host.register_module(plugin("toy", rdm_register_encoders=shipped_encoders), "toy", first_party=True)
