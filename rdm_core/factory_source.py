@@ -328,13 +328,13 @@ def static_product_defines(target: str, member: str) -> bool | None:
     """
     try:
         ref, _ = _resolve_target(target)
-        ref = _follow(ref, 0)
+        ref = follow(ref, 0)
         node = ref.node
         if isinstance(node, ast.FunctionDef) and not node.decorator_list and node.returns is not None:
             returns = node.returns
             if isinstance(returns, ast.Constant) and isinstance(returns.value, str):
                 returns = ast.parse(returns.value, mode="eval").body
-            ref = _follow(_Ref(ref.module, returns), 1)
+            ref = follow(SourceRef(ref.module, returns), 1)
             node = ref.node
         if isinstance(node, ast.ClassDef):
             return _class_defines(node, ref.module, member, 0)
