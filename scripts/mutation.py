@@ -4,6 +4,7 @@
     scripts/mutants balance           # mutate the controller, run its narrowest tests, report
     scripts/mutants balance --resume  # continue an interrupted run
     scripts/mutants gradcache --sample 05  # only mutants numbered ...0 or ...5 (a fixed fifth)
+    scripts/mutants balance --report  # rewrite the result JSON (e.g. after explaining a survivor)
 
 mutmut imports the code under test by the dotted name it derives from the file path and only
 understands ``./``, ``src/`` or ``source/`` layouts, while rdm's plugins live in ``plugins/``. Each
@@ -33,6 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "mutants"
 EQUIVALENT = ROOT / "benchmarks" / "mutants_equivalent.json"
+SAMPLE_FILE = "rdm-sample.txt"  # in the staged project: the --sample digits of its last run
 
 # Error-message text is not mutated: a `raise X(` line, or a line holding only a prose string
 # literal (a message continued on its own line). The wording of errors is checked by the error
@@ -46,7 +48,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
     "balance": (["rdm_mmd/balance.py"], ["tests/mmd/test_mmd_balance.py"]),
     "gradcache": (
         ["rdm_gradcache/gradcache.py", "rdm_gradcache/step.py"],
-        ["tests/gradcache/test_gradcache_algorithm.py"],
+        ["tests/gradcache/test_gradcache_algorithm.py", "tests/gradcache/test_plan_and_helpers.py"],
     ),
     "eval_metrics": (
         ["rdm_eval/sliced.py", "rdm_eval/rff.py", "rdm_eval/metrics.py"],
@@ -56,6 +58,7 @@ TARGETS: dict[str, tuple[list[str], list[str]]] = {
         ["rdm_gradcache/state.py", "rdm_core/checkpoints.py"],
         [
             "tests/gradcache/test_plan_and_helpers.py",
+            "tests/core/test_checkpoints.py",
             "tests/core/test_artifacts.py",
             "tests/gradcache/test_max_seconds.py",
         ],
@@ -100,8 +103,10 @@ def mutmut(work: Path, *args: str, capture: bool = False) -> str:
     return done.stdout if capture else ""
 
 
-def report(target: str, work: Path, sample: str | None = None) -> dict:
+def report(target: str, work: Path) -> dict:
     """Counts, score and survivors of a finished run (and which survivors are explained)."""
+    sample_file = work / SAMPLE_FILE
+    sample = (sample_file.read_text().strip() if sample_file.is_file() else "") or None
     mutmut(work, "export-cicd-stats", capture=True)
     counts = json.loads((work / "mutants" / "mutmut-cicd-stats.json").read_text())
     listing = mutmut(work, "results", "--all", "true", capture=True)
@@ -135,6 +140,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("target", nargs="?", choices=sorted(TARGETS), help="what to mutate (omit to list)")
     parser.add_argument("--resume", action="store_true", help="continue the staged run instead of restarting")
     parser.add_argument(
+        "--report", action="store_true", help="only rewrite the result JSON from the staged run (e.g. new reasons)"
+    )
+    parser.add_argument(
         "--sample",
         metavar="DIGITS",
         help="run only the mutants whose number ends in one of DIGITS (e.g. 05: a fixed fifth), for slow targets",
@@ -148,13 +156,15 @@ def main(argv: list[str]) -> int:
         print("mutants: mutmut is not installed; pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     work = Path(os.environ.get("RDM_MUTANTS_DIR", Path.home() / ".cache" / "rdm" / "mutants")) / args.target
-    if not (args.resume and (work / "mutants").is_dir()):
-        stage(args.target, work)
     if args.sample and not args.sample.isdigit():
         parser.error("--sample takes digits, e.g. 05")
-    selection = [f"*__mutmut_*[{args.sample}]"] if args.sample else []
-    mutmut(work, "run", "--max-children", "1", *selection)
-    out = report(args.target, work, args.sample)
+    if not args.report:
+        if not (args.resume and (work / "mutants").is_dir()):
+            stage(args.target, work)
+        selection = [f"*__mutmut_*[{args.sample}]"] if args.sample else []
+        (work / SAMPLE_FILE).write_text(args.sample or "")
+        mutmut(work, "run", "--max-children", "1", *selection)
+    out = report(args.target, work)
     c = out["counts"]
     print(
         f"\n{args.target}: score {out['score']}  killed {c['killed']}  survived {c['survived']}  "

@@ -124,3 +124,71 @@ def test_gen_and_val_share_n_and_dims_are_checked():
     assert out["n"] == 300
     with pytest.raises(ShapeError, match="train bank has dim 3"):
         mmd_rff_ratios(torch.randn(50, 4), val, train, features=256)
+
+
+def _phi_mean(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """mean_i sqrt(2/D) cos(x_i W + b) in float64 numpy."""
+    wd, bd = w.double().numpy(), b.double().numpy()
+    return math.sqrt(2.0 / wd.shape[1]) * np.cos(x.double().numpy() @ wd + bd).mean(axis=0)
+
+
+def test_a_stored_map_replaces_the_draw_and_never_ignores_it():
+    g = torch.Generator().manual_seed(21)
+    train, val, gen = torch.randn(400, 4, generator=g), torch.randn(300, 4, generator=g) + 0.2, torch.randn(350, 4)
+    w, b = torch.randn(4, 256, generator=g) / 1.3, torch.rand(256, generator=g) * 2 * math.pi
+    mu_r = torch.from_numpy(_phi_mean(train[:50], w, b))
+    bank = EvalBank("e", train, val, meta={"rff": {"sigma": 1.3, "mean_n": 50}}, rff={"W": w, "b": b, "mu_r": mu_r})
+    res = RffMmdRatio(features=256).evaluate(generated={"e": gen}, banks={"e": bank})
+    m_gen = 1000 * np.sum((_phi_mean(gen[:300], w, b) - mu_r.numpy()) ** 2)
+    m_val = 1000 * np.sum((_phi_mean(val, w, b) - mu_r.numpy()) ** 2)
+    d = res.extra["details"]["e"]
+    assert d["m_gen"] == pytest.approx(m_gen, rel=1e-5) and d["m_val"] == pytest.approx(m_val, rel=1e-5)
+    assert (d["rff_map"], d["sigma"], d["mean_rows"], d["n"]) == ("stored", 1.3, 50, 300)
+    assert res.per_item["e"] == pytest.approx(m_gen / m_val, rel=1e-5)
+    # a stored map without its row count says so (-1) instead of guessing
+    bank.meta = {"rff": {"sigma": 1.3}}
+    assert (
+        RffMmdRatio(features=256).evaluate(generated={"e": gen}, banks={"e": bank}).extra["details"]["e"]["mean_rows"]
+        == -1
+    )
+    drawn = RffMmdRatio(features=256, sigma_subsample=200, stored="never", seed=123)
+    res = drawn.evaluate(generated={"e": gen}, banks={"e": bank})
+    assert res.extra["details"]["e"]["rff_map"] == "drawn" and res.extra["seed"] == 123
+    want = brute.mmd_ratio(gen, val, train, features=256, seed=123, sigma_subsample=200)
+    assert res.per_item["e"] == pytest.approx(want, rel=1e-6)
+
+
+def test_first_rows_rule_and_a_val_bank_equal_to_mu_rs_rows():
+    g = torch.Generator().manual_seed(22)
+    train = torch.randn(500, 3, generator=g)
+    bank = RffBank.from_train(train, features=128, mean_subsample=200, mean_rows="first", sigma=2.5)
+    assert bank.mean_rows == 200 and bank.rff.sigma == 2.5
+    assert torch.allclose(bank.rff.weight, torch.randn(3, 128, generator=torch.Generator().manual_seed(99999)) / 2.5)
+    assert np.allclose(bank.mu_r.numpy(), _phi_mean(train[:200], bank.rff.weight, bank.rff.bias), atol=1e-7)
+    # val made of exactly the rows mu_r averages: m_val = 0, and the ratio is NaN, not an error
+    out = mmd_rff_ratios(torch.randn(300, 3), train[:200], train, features=128, mean_subsample=200, mean_rows="first")
+    assert out["m_val"] == 0.0 and math.isnan(out["ratio"])
+    assert mmd_rff_ratios(train[:100], train[100:200], train, features=128, sigma=0.75)["sigma"] == 0.75
+
+
+def test_mean_embedding_is_float32_phi_summed_in_float64():
+    g = torch.Generator().manual_seed(23)
+    x = torch.randn(3000, 6, generator=g, dtype=torch.float64) * 4
+    rff = RandomFourierFeatures.draw(6, 0.9, features=64, seed=1)
+    got = rff.mean_embedding(x, chunk=1000)
+    assert got.dtype == torch.float64
+    assert torch.equal(got, rff.mean_embedding(x.float(), chunk=1000))  # float64 inputs are cast to float32
+    # phi in float32 (the documented precision), the sums over rows in float64
+    phi = torch.cat([torch.cos(x[i : i + 1000].float() @ rff.weight + rff.bias) for i in range(0, 3000, 1000)])
+    want = phi.double().sum(0) * math.sqrt(2.0 / 64) / 3000
+    assert torch.allclose(got, want, rtol=0, atol=1e-15)
+
+
+def test_the_draw_does_not_follow_the_default_dtype():
+    before = RandomFourierFeatures.draw(3, 1.0, features=32, seed=4)
+    torch.set_default_dtype(torch.float64)
+    try:
+        after = RandomFourierFeatures.draw(3, 1.0, features=32, seed=4)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    assert after.weight.dtype == torch.float32 and torch.equal(after.weight, before.weight)

@@ -132,3 +132,55 @@ def test_nonfinite_loss_skips_pass_two():
     loss, logs = gradcache_backward(chunks, make_encode(gen, encoders), bad_loss)
     assert not logs["finite"] and torch.isnan(loss)
     assert all(p.grad is None for p in gen.parameters())
+
+
+def test_an_encoder_the_loss_ignores_gets_a_zero_gradient():
+    """Only "a" enters the loss: "b"'s features get no gradient, and the step is still exact."""
+    gen, encoders, refs = make_setup()
+    chunks = make_chunks(3, 4)
+    encode, loss_fn = make_encode(gen, encoders), make_loss(refs)
+    only_a = lambda feats: loss_fn({"a": feats["a"]})
+    ref_loss, ref_grads = full_batch_grads(gen, encode, only_a, chunks)
+    loss, grads, logs = _gradcache_grads(gen, encode, only_a, chunks)
+    assert set(logs["raw"]) == {"a"} and abs(loss - ref_loss) <= 1e-12 * max(1.0, abs(ref_loss))
+    assert _rel(grads, ref_grads) < 1e-10
+
+
+def test_before_chunk_backward_sees_every_chunk_and_flags_only_the_last():
+    gen, encoders, refs = make_setup()
+    calls: list[tuple[int, bool]] = []
+    gradcache_backward(
+        make_chunks(3, 4),
+        make_encode(gen, encoders),
+        make_loss(refs),
+        before_chunk_backward=lambda i, last: calls.append((i, last)),
+    )
+    assert calls == [(0, False), (1, False), (2, True)]
+
+
+def test_bad_encoder_outputs_are_named_with_the_pass_and_chunk():
+    gen, encoders, refs = make_setup()
+    chunks = make_chunks(2, 4)
+    encode, loss_fn = make_encode(gen, encoders), make_loss(refs)
+    with pytest.raises(ShapeError, match=r"encoder 'a' gave list in pass 1, chunk 0"):
+        gradcache_backward(chunks, lambda c: {"a": [1.0, 2.0]}, loss_fn)
+    with pytest.raises(ShapeError, match=r"encoder 'a' gave \(4,\) in pass 1, chunk 0"):
+        gradcache_backward(chunks, lambda c: {"a": torch.zeros(4)}, loss_fn)
+    calls = {"n": 0}
+
+    def drops_b_in_pass_two(chunk):
+        calls["n"] += 1
+        feats = encode(chunk)
+        return feats if calls["n"] <= 2 else {"a": feats["a"]}
+
+    with pytest.raises(ShapeError, match=r"pass 2 of chunk 0: encoder 'b' gave None rows, pass 1 gave 4"):
+        gradcache_backward(chunks, drops_b_in_pass_two, loss_fn)
+    calls["n"] = 0
+
+    def one_row_short_in_pass_two(chunk):
+        calls["n"] += 1
+        feats = encode(chunk)
+        return feats if calls["n"] <= 2 else {k: v[:-1] for k, v in feats.items()}
+
+    with pytest.raises(ShapeError, match=r"pass 2 of chunk 0: encoder 'a' gave 3 rows, pass 1 gave 4"):
+        gradcache_backward(chunks, one_row_short_in_pass_two, loss_fn)

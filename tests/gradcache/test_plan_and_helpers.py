@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import typing
 
@@ -93,7 +94,8 @@ def test_nonfinite_step_is_skipped():
         lambda f: (sum(v.sum() for v in f.values()) * float("inf"), {}),
         grad_clip=1.0,
     )
-    assert result.skipped and all(torch.equal(a, b) for a, b in zip(before, params, strict=True))
+    assert result.skipped is True and math.isnan(result.grad_norm) and result.logs["finite"] is False
+    assert all(torch.equal(a, b) for a, b in zip(before, params, strict=True))
     assert all(p.grad is None for p in params) and not opt.state
 
 
@@ -243,3 +245,73 @@ def test_generator_stats_use_the_plan_stats_capability_or_count_parameters(tmp_p
         {"params": 9, "flops_per_sample": 18.0},
         "parameter count (flops = 2 x params: a lower bound)",
     )
+
+
+def _sgd_step_by_hand(grad_clip: float):
+    """gradcache_step with plain SGD (lr 1) against the full-batch gradient computed here: the step
+    is params - clip(full gradient / chunks), the clip factor min(1, c / (norm + 1e-6))."""
+    from rdm_testing.gradcache.tiny_models import full_batch_grads, make_loss
+
+    gen, encoders, refs = make_setup()
+    chunks, encode, loss_fn = make_chunks(3, 4), make_encode(gen, encoders), make_loss(refs)
+    params = list(gen.parameters())
+    ref_loss, ref_grads = full_batch_grads(gen, encode, loss_fn, chunks)
+    grads = [g / 3 for g in ref_grads]  # the trainer's scale: 1 / chunks (one rank)
+    norm = float(torch.sqrt(sum(g.double().pow(2).sum() for g in grads)))
+    factor = min(1.0, grad_clip / (norm + 1e-6)) if grad_clip > 0 else 1.0
+    want = [p.detach() - factor * g for p, g in zip(params, grads, strict=True)]
+    unused = torch.nn.Parameter(torch.ones(2, dtype=torch.float64))  # a trainable parameter no chunk reaches
+    averaged: list[int] = []
+    hooked: list[tuple[int, bool]] = []
+    result = gradcache_step(
+        [*params, unused],
+        torch.optim.SGD([*params, unused], lr=1.0),
+        chunks,
+        encode,
+        loss_fn,
+        grad_clip=grad_clip,
+        gather=lambda t: t,
+        average=lambda gs: averaged.append(len(gs)),
+        before_chunk_backward=lambda i, last: hooked.append((i, last)),
+    )
+    assert result.skipped is False and result.loss == pytest.approx(ref_loss, rel=1e-12)
+    assert result.logs["finite"] is True and set(result.logs["raw"]) == {"a", "b"}
+    assert hooked == [(0, False), (1, False), (2, True)]  # forwarded to the GradCache backward
+    assert result.grad_norm == pytest.approx(norm, rel=1e-10)
+    # every parameter joins the cross-rank average, the unreached one with a zero gradient
+    assert averaged == [len(params) + 1] and torch.equal(unused.grad, torch.zeros(2, dtype=torch.float64))
+    for got, ref in zip(params, want, strict=True):
+        assert torch.allclose(got.detach(), ref, rtol=0, atol=1e-12)
+    return norm
+
+
+def test_step_is_the_clipped_full_batch_gradient():
+    norm = _sgd_step_by_hand(grad_clip=0.0)
+    assert _sgd_step_by_hand(grad_clip=-1.0) == pytest.approx(norm)  # a clip <= 0 is off, not a flipped step
+    assert _sgd_step_by_hand(grad_clip=norm / 4) == pytest.approx(norm)  # clipping on: a quarter of the step
+
+
+def test_finite_loss_with_an_overflowing_gradient_norm_is_skipped():
+    gen, encoders, _ = make_setup()
+    params = list(gen.parameters())
+    before = [p.detach().clone() for p in params]
+    opt = torch.optim.SGD(params, lr=1.0)
+    # the loss (~1e301) is finite in float64, the squared gradient norm is not
+    result = gradcache_step(
+        params, opt, make_chunks(2, 3), make_encode(gen, encoders), lambda f: (f["a"].sum() * 1e300, {})
+    )
+    assert result.skipped is True and result.grad_norm == math.inf and math.isfinite(result.loss)
+    with torch.no_grad():
+        want = float(sum(make_encode(gen, encoders)(c)["a"].sum() for c in make_chunks(2, 3))) * 1e300
+    assert result.loss == pytest.approx(want, rel=1e-12)
+    assert all(torch.equal(a, b) for a, b in zip(before, params, strict=True)) and all(p.grad is None for p in params)
+
+
+def test_global_grad_norm_is_float64_and_skips_parameters_without_gradient():
+    from rdm_gradcache.step import global_grad_norm
+
+    a, b, c = (torch.nn.Parameter(torch.zeros(3)) for _ in range(3))
+    a.grad = torch.full((3,), 2.0**70)  # its squares (2^140) overflow float32
+    b.grad = torch.tensor([3.0, 4.0, 0.0])
+    assert global_grad_norm([b, c]) == 5.0
+    assert global_grad_norm([a, b, c]) == pytest.approx(math.sqrt(3 * 2.0**140), rel=1e-15)
