@@ -24,7 +24,9 @@ Every shipped recipe starts with a comment that gives the command that runs it a
 ## Inheritance and overrides
 
 - `extends: parent.yaml` (relative to the recipe) merges the parent first; child keys win. Chains
-  are followed to the root; cycles are an error.
+  are followed to the root; cycles are an error. A relative `extends:` must stay inside the
+  directory tree of the recipe you run (or the shipped recipes): `../../elsewhere/base.yaml` is
+  refused; write the parent's absolute path to inherit from a file elsewhere knowingly.
 - Command-line overrides: `rdm train RECIPE --set train.lr=1e-4 --set encoders.variant=tiny`
   (`key=value`, values parsed as YAML; list items by index, `references.filters.0.args.k=3`).
 - The resolved recipe (after inheritance and overrides) is written into every run directory.

@@ -60,6 +60,18 @@ def _untag(data: Any, prefix: str, replaced: list[str]) -> Any:
     return data
 
 
+def yaml_problem(exc: Exception) -> str:
+    """Where and what, never the text around it: a parent recipe may be any file on the machine
+    (an absolute ``extends:``), and an error must not echo its contents."""
+    import yaml
+
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        return where + (exc.problem or "syntax error")
+    return type(exc).__name__
+
+
 def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
     """``(data, dotted paths tagged !replace)`` of one recipe file."""
     import yaml
@@ -68,8 +80,7 @@ def read_yaml(path: Path) -> tuple[dict[str, Any], list[str]]:
         with open(path, encoding="utf-8") as f:
             data = yaml.load(f, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
-        detail = " ".join(str(exc).split())
-        raise RecipeError(f"{path}: not valid YAML ({detail}).", "fix the YAML syntax") from None
+        raise RecipeError(f"{path}: not valid YAML ({yaml_problem(exc)}).", "fix the YAML syntax") from None
     except OSError as exc:
         raise RecipeError(f"{path}: cannot be read ({exc.strerror}).", "check the path and permissions") from None
     if data is None:

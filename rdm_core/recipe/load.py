@@ -106,8 +106,17 @@ def find_recipe(name_or_path: str | Path, relative_to: Path | None = None) -> Pa
     )
 
 
-def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str, Any], list[str]]]:
-    """[(path, data, replaced paths)] from the root ancestor down to ``path``."""
+def _chain(
+    path: Path, seen: tuple[Path, ...] = (), roots: list[Path] | None = None
+) -> list[tuple[Path, dict[str, Any], list[str]]]:
+    """[(path, data, replaced paths)] from the root ancestor down to ``path``.
+
+    ``roots`` are the trees a relative ``extends:`` may reach (:mod:`rdm_core.recipe.confine`);
+    the top call starts from the recipe's own directory and the shipped recipes.
+    """
+    from rdm_core.recipe.confine import allowed_roots, check_extends
+
+    roots = allowed_roots(path) if roots is None else roots
     path = path.resolve()
     if path in seen:
         raise RecipeError(
@@ -121,7 +130,11 @@ def _chain(path: Path, seen: tuple[Path, ...] = ()) -> list[tuple[Path, dict[str
         parent_path = find_recipe(str(parent), relative_to=path.parent)
     except RecipeError as exc:
         raise RecipeError(f"{path}: `extends: {parent}`: {exc.problem}", exc.fix) from None
-    return [*_chain(parent_path.resolve(), (*seen, path)), (path, data, replaced)]
+    if (path.parent / str(parent)).is_file():  # a path (relative or absolute): confined
+        roots = check_extends(path, str(parent), parent_path, roots)
+    else:  # a recipe named by name (shipped or a plugin's): its own directory is its tree
+        roots = [*roots, parent_path.resolve().parent]
+    return [*_chain(parent_path.resolve(), (*seen, path), roots), (path, data, replaced)]
 
 
 def _open_free_mappings(cfg: Any) -> None:
