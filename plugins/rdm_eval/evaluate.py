@@ -1,5 +1,9 @@
 """``rdm eval`` as a library call: pick the input, get features, run the metrics, write the report.
 
+The inputs and their features are :mod:`rdm_eval.eval_inputs`, the files written
+:mod:`rdm_eval.eval_outputs`; the metrics that render with the generator (PickScore, class
+accuracy, GenEval) are run here.
+
 Inputs (exactly one): a generator checkpoint (seeded render), the recipe's base weights
 (``base=True``, explicit so an untrained base is never evaluated by accident), an image folder,
 a cached features file, or the real val bank itself (a seeded half split, the ~1 sanity floor).
@@ -9,19 +13,19 @@ Nothing here imports training code (rdm_gradcache, rdm_mmd): a test enforces it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rdm_core.devices import resolve_device
-from rdm_core.errors import ArtifactError, RdmError, RecipeError
+from rdm_core.errors import RdmError, RecipeError
 from rdm_core.recipe.persist import persisted_value
+from rdm_eval.eval_inputs import build_generator_with, checked_encoders, generated_features, real_val_split
+from rdm_eval.eval_outputs import EvalOutcome, default_out_dir, write_outputs
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
 
     from rdm_core.interfaces import Generator, MetricResult
-    from rdm_eval.banks import EvalBank
 
 FEATURE_METRICS = ("sw_r14", "mmd_r14")
 GENERATOR_METRICS = ("pickscore", "geneval", "class_accuracy")
@@ -36,111 +40,10 @@ GENEVAL_PROMPTS = {
 }
 
 
-@dataclass
-class EvalOutcome:
-    """What an evaluation produced: metric results and the files written."""
-
-    results: dict[str, MetricResult]
-    encoders: list[str]
-    held_out: list[str]
-    out_dir: Path
-    context: dict[str, Any] = field(default_factory=dict)
-    files: dict[str, str] = field(default_factory=dict)
-
-
 def _metric_args(recipe: Any, name: str) -> dict[str, Any]:
     from rdm_core.recipe.assemble import plain
 
     return dict(plain(recipe.eval.args).get(name, {}) or {})
-
-
-def real_val_split(banks: dict[str, EvalBank], seed: int) -> tuple[dict[str, Tensor], dict[str, EvalBank]]:
-    """Score real data against itself: a seeded half split of each val bank, the first half as
-    "generated", the second half as the floor (both then share the common N)."""
-    import torch
-
-    from rdm_eval.banks import EvalBank
-
-    generated, floors = {}, {}
-    for enc, bank in banks.items():
-        perm = torch.randperm(bank.val.shape[0], generator=torch.Generator().manual_seed(seed))
-        half = bank.val.shape[0] // 2
-        generated[enc] = bank.val[perm[:half]]
-        floors[enc] = EvalBank(enc, bank.train, bank.val[perm[half:]], bank.meta, bank.rff)
-    return generated, floors
-
-
-def build_generator_with(recipe: Any, checkpoint: str | None, device: str) -> Generator:
-    """The recipe's generator with the checkpoint's weights (or the base weights when None)."""
-    from rdm_core.checkpoints import load_generator_weights
-    from rdm_core.recipe.assemble import build_generator
-
-    generator = build_generator(recipe, device)
-    if checkpoint is not None:
-        try:
-            load_generator_weights(checkpoint, generator)
-        except RuntimeError as exc:  # torch's state-dict mismatch
-            raise ArtifactError(
-                f"checkpoint {checkpoint} does not fit generator {recipe.generator.name!r}: {str(exc).splitlines()[0]}",
-                "evaluate with the recipe the checkpoint was trained with",
-            ) from exc
-    return generator
-
-
-def generated_features(
-    recipe: Any,
-    encoders: list[str],
-    source: dict[str, Any],
-    device: str,
-    out_dir: Path,
-    generator: Generator | None,
-    modules: dict[str, Any] | None = None,
-    fingerprints: dict[str, str] | None = None,
-) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Generated features for every encoder, from the chosen source; rendered ones are cached.
-
-    Args:
-        modules: the built encoders (built here when ``None``).
-        fingerprints: their weights fingerprints, recorded in the cached features file.
-    """
-    from rdm_core.battery import Battery
-    from rdm_core.recipe.assemble import build_encoders
-    from rdm_eval.banks import load_features, save_features, select_features
-    from rdm_eval.render import folder_batches, image_files, render_batches
-
-    if source["kind"] == "features":
-        feats, meta = load_features(source["path"])
-        return select_features(feats, encoders, source["path"]), {"features_meta": meta}
-    batch = int(recipe.eval.batch_size)
-    modules = modules if modules is not None else build_encoders(recipe, "all", device)
-    battery = Battery(modules, chunk_size=batch, device=device)
-    if source["kind"] == "images":
-        files = image_files(source["path"])
-        feats = battery.extract(
-            folder_batches(files, batch, int(recipe.references.resolution)), description=f"encoding {len(files)} images"
-        )
-        meta = {"source": "images", "path": str(source["path"]), "n": len(files)}
-    else:
-        assert generator is not None
-        n, seed = int(recipe.eval.num_samples), int(recipe.eval.seed)
-        precision = str(recipe.train.precision)
-        renders = (
-            imgs for imgs, _ in render_batches(generator, n, batch, seed=seed, device=device, precision=precision)
-        )
-        feats = battery.extract(renders, description=f"render + encode {n} samples")
-        meta = {"source": source["kind"], "checkpoint": source.get("path"), "n": n, "seed": seed}
-    path = out_dir / "features.safetensors"
-    save_features(
-        path,
-        feats,
-        {
-            **meta,
-            "held_out": list(recipe.encoders.held_out),
-            "dims": {k: int(v.shape[1]) for k, v in feats.items()},
-            "encoder_fingerprints": dict(fingerprints or {}),
-        },
-    )
-    return feats, {**meta, "features_file": str(path)}
 
 
 def _prompts_for(cond: Any, class_names: list[str]) -> list[str]:
@@ -331,7 +234,7 @@ def evaluate(
     encoders, held_out = encoder_names(recipe, "all"), list(recipe.encoders.held_out)
     source = {"kind": kind, "path": checkpoint or images or features}
     feature_metrics = [m for m in names if m not in GENERATOR_METRICS]
-    modules, fingerprints = _checked_encoders(recipe, kind, features, device) if feature_metrics else (None, None)
+    modules, fingerprints = checked_encoders(recipe, kind, features, device) if feature_metrics else (None, None)
     generator = build_generator_with(recipe, checkpoint, device) if kind in ("checkpoint", "base") else None
     if generator is not None:
         _check_prompt_capability(recipe, generator, names)
@@ -370,7 +273,7 @@ def evaluate(
         assert generator is not None
         results["pickscore"] = run_pickscore(recipe, generator, device, checkpoint)
     outcome = EvalOutcome(results, encoders, held_out, out, context)
-    _write_outputs(outcome)
+    write_outputs(outcome)
     return outcome
 
 
@@ -383,73 +286,3 @@ def _check_prompt_capability(recipe: Any, generator: Generator, names: list[str]
         require(generator, PromptConditionedGenerator, what=what, **GENEVAL_PROMPTS)
     if "pickscore" in names and _metric_args(recipe, "pickscore").get("prompts"):
         require(generator, PromptConditionedGenerator, what=what, **PICKSCORE_PROMPTS)
-
-
-def default_out_dir(recipe: Any, kind: str, checkpoint: str | None) -> Path:
-    """Where ``rdm eval`` writes without ``--out``.
-
-    A checkpoint's evaluation goes beside it, never into the recipe's run directory (which may
-    be another run): an rdm checkpoint ``RUN/checkpoints/step_N`` (or ``RUN`` itself, meaning its
-    latest checkpoint) -> ``RUN/eval/step_N``; any other weights file or folder ``X`` ->
-    ``<folder of X>/eval/<name of X>``. Other inputs go to ``<recipe run dir>/eval/<input kind>``.
-    """
-    from rdm_core.run_dir import run_directory
-
-    if kind != "checkpoint" or checkpoint is None:
-        return run_directory(recipe) / "eval" / kind
-    from rdm_core.checkpoints import rdm_model_file
-
-    model = rdm_model_file(checkpoint)
-    if model is not None and model.parent.parent.name == "checkpoints":
-        return model.parent.parent.parent / "eval" / model.parent.name
-    p = Path(checkpoint).expanduser()
-    return p.parent / "eval" / (p.stem if p.is_file() else p.name)
-
-
-def _checked_encoders(
-    recipe: Any, kind: str, features: str | None, device: str
-) -> tuple[dict[str, Any] | None, dict[str, str] | None]:
-    """Build the battery (inputs that extract features) and refuse banks that do not fit it.
-
-    Returns:
-        ``(encoders, weights fingerprints)``; ``(None, fingerprints recorded in the features file
-        or None)`` for inputs that extract nothing.
-    """
-    from rdm_core.recipe.assemble import build_encoders
-    from rdm_references.check import check_references
-    from rdm_references.stages import encoder_fingerprint
-
-    if kind in ("checkpoint", "base", "images"):
-        modules = build_encoders(recipe, "all", device)
-        fingerprints = {n: encoder_fingerprint(m) for n, m in modules.items()}
-        check_references(recipe, fingerprints, stage="eval")  # feature dims are checked against the banks
-        return modules, fingerprints
-    recorded = None
-    if kind == "features" and features is not None and Path(features).is_file():
-        from rdm_core.artifacts import read_meta
-
-        recorded = read_meta(features).get("encoder_fingerprints") or None
-    check_references(recipe, recorded, stage="eval")
-    return None, recorded
-
-
-def _write_outputs(outcome: EvalOutcome) -> None:
-    from rdm_eval.report import bar_chart, write_report
-
-    outcome.files["report"] = str(write_report(outcome.out_dir / "eval.json", outcome.results, outcome.context))
-    png = bar_chart(
-        outcome.out_dir / "ratios.png",
-        outcome.results,
-        outcome.encoders,
-        outcome.held_out,
-        title=f"{outcome.context['input']['kind']}: ratio to real val (dashed = 1; * held-out, hatched)",
-    )
-    if png is not None:
-        outcome.files["chart"] = str(png)
-    if "generated" in outcome.context and "features_file" in outcome.context["generated"]:
-        outcome.files["features"] = outcome.context["generated"]["features_file"]
-
-
-def headline(outcome: EvalOutcome) -> dict[str, float]:
-    """Metric name -> headline value."""
-    return {name: res.value for name, res in outcome.results.items()}

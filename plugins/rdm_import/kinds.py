@@ -128,7 +128,7 @@ def convert_bundle(
 ) -> Converted:
     """A Nystrom (or joint) bundle -> an rdm ``nystrom`` reference set."""
     from rdm_mmd.nystrom import NystromReference
-    from rdm_mmd.reference_base import JOINT_KEYS
+    from rdm_mmd.reference_header import JOINT_KEYS
 
     z = _tensor(obj, "Z", source, 2)
     alpha = _tensor(obj, "alpha", source, 1)

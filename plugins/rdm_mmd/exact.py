@@ -12,7 +12,8 @@ from torch import Tensor
 
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_mmd.estimator import DEFAULT_GEN_CHUNK, kernel_mean_constant, mmd_loss
-from rdm_mmd.reference_base import Fitted, SteppedReference
+from rdm_mmd.reference_base import Fitted
+from rdm_mmd.stepped_reference import SteppedReference
 
 
 class ExactReference(SteppedReference):

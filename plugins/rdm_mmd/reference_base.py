@@ -1,14 +1,15 @@
-"""What every reference-set kind shares: the build call, the header, ``expect`` checks, save/load, devices.
+"""What every reference-set kind shares: the build call, save/load, runtime options, devices.
 
 A reference file is a safetensors file whose JSON header (``rdm`` metadata key, written by
-:func:`rdm_core.artifacts.save_tensors`) records how it was built; ``docs/references.md`` lists
-the keys and tensors of every kind.
+:func:`rdm_core.artifacts.save_tensors`) records how it was built; the header and the
+``expect`` checks on it are :mod:`rdm_mmd.reference_header`, references that draw per step
+:mod:`rdm_mmd.stepped_reference`, and ``docs/references.md`` lists the keys and tensors of every
+kind.
 """
 
 from __future__ import annotations
 
 import inspect
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,32 +18,12 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from rdm_core import __version__ as rdm_version
-from rdm_core.artifacts import fingerprint_tensor, load_tensors, save_tensors
+from rdm_core.artifacts import load_tensors, save_tensors
 from rdm_core.errors import ArtifactError, RecipeError, ReferenceMismatchError, ShapeError
-from rdm_core.interfaces import EncoderSpec, Kernel
+from rdm_core.interfaces import Kernel
 from rdm_core.numerics import median_bandwidth
 from rdm_mmd.kernels import KERNELS, kernel_from_description
-
-JOINT_KEYS = ("beta", "s_txt", "d_img", "d_txt")
-
-
-def encoder_fields(encoder: Any) -> tuple[str | None, dict[str, Any] | None]:
-    """``(name, spec dict or None)`` from an EncoderSpec, its dict, a name, or None."""
-    if encoder is None:
-        return None, None
-    if isinstance(encoder, str):
-        return encoder, None
-    if isinstance(encoder, EncoderSpec):
-        spec = encoder.to_dict()
-        return spec.get("name"), spec
-    if isinstance(encoder, Mapping):
-        spec = dict(encoder)
-        return spec.get("name"), spec
-    raise RecipeError(
-        f"encoder must be a name, an EncoderSpec or its dict, got {type(encoder).__name__}.",
-        "pass encoder='dinov2' or encoder=spec",
-    )
+from rdm_mmd.reference_header import check_expect, make_header
 
 
 def resolve_kernel(
@@ -82,107 +63,6 @@ def check_features(features: Tensor, what: str = "reference features") -> None:
         raise NonFiniteError(
             f"{what} contain NaN or Inf.", "re-extract the features (check the encoder precision policy and the images)"
         )
-
-
-def make_header(
-    kind: str,
-    features: Tensor,
-    kernel: Any,
-    *,
-    encoder: Any = None,
-    bandwidth_scale: float | None = None,
-    landmarks: int | None = None,
-    seed: int = 0,
-    source_fingerprint: str | None = None,
-    k_rr: float | None = None,
-    joint: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The JSON header shared by every kind (kind-specific keys go in ``extra``)."""
-    name, spec = encoder_fields(encoder)
-    dim = int(features.shape[1])
-    header: dict[str, Any] = {
-        "kind": kind,
-        "encoder": name,
-        "encoder_spec": spec,
-        "dim": dim,
-        "kernel": kernel.describe() if kernel is not None else None,
-        "bandwidth": float(kernel.bandwidth) if kernel is not None else None,
-        "bandwidth_scale": None if bandwidth_scale is None else float(bandwidth_scale),
-        "landmarks": None if landmarks is None else int(landmarks),
-        "seed": int(seed),
-        "n": int(features.shape[0]),
-        "source_fingerprint": source_fingerprint or fingerprint_tensor(features),
-        "rdm_version": rdm_version,
-        "k_rr": None if k_rr is None else float(k_rr),
-        "joint": joint is not None,
-    }
-    for key in JOINT_KEYS:
-        header[key] = None
-    if joint is not None:
-        missing = [k for k in JOINT_KEYS if joint.get(k) is None]
-        if missing:
-            raise RecipeError(
-                f"joint reference options miss {', '.join(missing)}.",
-                "pass joint={'beta': .., 's_txt': .., 'd_img': .., 'd_txt': ..}",
-            )
-        if int(joint["d_img"]) + int(joint["d_txt"]) != dim:
-            raise ShapeError(
-                f"joint features have dim {dim} but d_img + d_txt = {joint['d_img']} + {joint['d_txt']}.",
-                "build joint features with rdm_mmd.joint.joint_features(phi, tau, beta)",
-            )
-        header.update(
-            {
-                "beta": float(joint["beta"]),
-                "s_txt": float(joint["s_txt"]),
-                "d_img": int(joint["d_img"]),
-                "d_txt": int(joint["d_txt"]),
-            }
-        )
-    header.update(dict(extra or {}))
-    return header
-
-
-def _same(have: Any, want: Any) -> bool:
-    if isinstance(want, bool) or isinstance(have, bool):
-        return bool(have) == bool(want)
-    if isinstance(want, (int, float)) and isinstance(have, (int, float)):
-        return math.isclose(float(have), float(want), rel_tol=1e-6, abs_tol=1e-12)
-    return have == want
-
-
-def _kernel_matches(have: Any, want: Any) -> bool:
-    if have is None:
-        return want is None
-    if isinstance(want, str):
-        return have.get("name") == want
-    if isinstance(want, Kernel):
-        want = want.describe()
-    if isinstance(want, Mapping):
-        return all(_same(have.get(k), v) for k, v in want.items())
-    return False
-
-
-def check_expect(header: Mapping[str, Any], expect: Mapping[str, Any] | None, path: str | Path) -> None:
-    """Refuse a reference whose header differs from what the caller expects.
-
-    Raises:
-        ReferenceMismatchError: naming the key, both values and the rebuild command.
-    """
-    if not expect:
-        return
-    encoder = expect.get("encoder") or header.get("encoder") or "NAME"
-    fix = f"rebuild it: `rdm reference build RECIPE --encoders {encoder}` (or point the recipe at the right file)"
-    for key, want in expect.items():
-        if want is None:
-            continue
-        have = header.get(key)
-        ok = _kernel_matches(have, want) if key == "kernel" else _same(have, want)
-        if not ok:
-            shown = (
-                have.get("name") if key == "kernel" and isinstance(have, Mapping) and isinstance(want, str) else have
-            )
-            raise ReferenceMismatchError(f"{path}: reference set has {key}={shown!r} but {want!r} is expected.", fix)
 
 
 @dataclass
@@ -400,38 +280,3 @@ class ReferenceBase:
     def __repr__(self) -> str:
         h = self.header
         return f"{type(self).__name__}(encoder={h.get('encoder')!r}, dim={self.dim}, n={h.get('n')})"
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """A CPU generator for per-step draws: identical on every rank for the same (seed, step)."""
-    # Mix (seed, step) so consecutive steps of nearby seeds do not share streams.
-    return torch.Generator().manual_seed((int(seed) * 0x9E3779B1 + int(step) * 0x85EBCA77 + 1) % (2**63 - 1))
-
-
-class SteppedReference(ReferenceBase):
-    """A reference that draws fresh real rows (or projections) per call, seeded by a step counter.
-
-    Every rank must draw the same rows: the trainer either calls ``set_step(step)`` before each
-    distance, or relies on the internal counter, which advances once per ``distance`` call and is
-    identical across ranks as long as every rank calls ``distance`` the same number of times.
-    """
-
-    def __init__(self, tensors: Mapping[str, Tensor], header: Mapping[str, Any], **options: Any) -> None:
-        self.step = 0
-        super().__init__(tensors, header, **options)
-
-    def set_step(self, step: int) -> None:
-        """Draw the next sample for optimizer step ``step`` (resume-safe)."""
-        self.step = int(step)
-
-    def _next_generator(self) -> torch.Generator:
-        gen = step_generator(int(self.header.get("seed", 0)), self.step)
-        self.step += 1
-        return gen
-
-    def real_sample(self, n: int, gen: torch.Generator) -> Tensor:
-        """``n`` pool rows drawn with ``gen``: without replacement when the pool is large enough."""
-        pool = self.tensors["pool"]
-        size = pool.shape[0]
-        idx = torch.randperm(size, generator=gen)[:n] if n <= size else torch.randint(size, (n,), generator=gen)
-        return pool.index_select(0, idx.to(pool.device))

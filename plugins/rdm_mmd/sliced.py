@@ -13,7 +13,8 @@ from torch import Tensor
 from rdm_core.errors import ArtifactError, RecipeError
 from rdm_core.numerics import sliced_wasserstein, unit_directions
 from rdm_mmd.estimator import compute_dtype, full_precision
-from rdm_mmd.reference_base import Fitted, SteppedReference
+from rdm_mmd.reference_base import Fitted
+from rdm_mmd.stepped_reference import SteppedReference
 
 
 class SlicedWassersteinReference(SteppedReference):

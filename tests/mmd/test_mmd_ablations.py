@@ -18,9 +18,9 @@ from rdm_core.recipe.assemble import load_reference
 from rdm_mmd.exact import ExactReference
 from rdm_mmd.frechet import FrechetReference
 from rdm_mmd.kernels import GaussianKernel
-from rdm_mmd.reference_base import step_generator
 from rdm_mmd.rff import RFFReference
 from rdm_mmd.sliced import SlicedWassersteinReference
+from rdm_mmd.stepped_reference import step_generator
 from rdm_testing.mmd.mmd_brute import kernel_matrix
 
 

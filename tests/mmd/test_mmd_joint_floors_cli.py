@@ -236,7 +236,7 @@ def test_build_reference_from_recipe_marginal_and_joint(tmp_path: Path):
     recipe = _recipe(tmp_path, "  distance: {landmarks: 10, bandwidth_scale: 0.5, seed: 2}")
     ref = build_reference_from_recipe(recipe, "tiny", phi)
     assert ref.header["landmarks"] == 10 and ref.header["seed"] == 2 and ref.header["joint"] is False
-    from rdm_mmd.reference_base import check_expect
+    from rdm_mmd.reference_header import check_expect
 
     check_expect(ref.header, expected_header(recipe, "tiny", dim=4), "ref")
     joint = _recipe(
