@@ -1,7 +1,7 @@
 """Benchmark: reference building. Feature-extraction throughput and Nystrom build time vs M.
 
 1. Extraction: a folder of random PNGs goes through the real pipeline (fingerprints, decode,
-   ADM crop, every encoder, atomic shard writes) of :mod:`rdm_references.pipeline`, timed
+   ADM crop, every encoder, atomic shard writes) of :mod:`rdm_references.reference_build`, timed
    against the baseline measured in the same run: the encoders' raw forward passes on images
    already decoded into one tensor. ``overhead`` = pipeline time / raw forward time. Encoders
    are the tiny random-weight stand-ins of the real classes (``clip``, ``convnext``).
@@ -45,7 +45,8 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
     from rdm_core.images import list_images, load_images
     from rdm_core.recipe.assemble import build_encoder
     from rdm_core.recipe.load import recipe_from_dict
-    from rdm_references.pipeline import _Build, open_sources
+    from rdm_references.build_sources import open_sources
+    from rdm_references.reference_build import ReferenceBuild
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,7 +88,7 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
             }
         )
         # The pipeline: fingerprints + decode + crop + encoders + shard writes.
-        build = _Build(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
+        build = ReferenceBuild(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
         for name in ENCODERS:
             build.encoder(name)  # model construction is not part of the throughput
         start = time.perf_counter()
@@ -106,7 +107,7 @@ def extraction(n_images: int, resolution: int, batch: int) -> list[dict]:
         )
         # Same encoder objects: the tiny stand-ins are randomly initialised per construction, and a
         # different initialisation rightly invalidates every shard.
-        build2 = _Build(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
+        build2 = ReferenceBuild(recipe, list(ENCODERS), ("train",), torch.device("cpu"))
         build2.encoders, build2.identity = build.encoders, build.identity
         start = time.perf_counter()
         src2 = open_sources(recipe, ("train",))

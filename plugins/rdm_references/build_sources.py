@@ -1,5 +1,7 @@
 """Turning recipe components into sources: registry lookup, resolution injection, filters.
 
+:func:`open_sources` opens the sources a recipe's ``references`` section names, per split.
+
 ``references.train`` / ``references.val`` are ``{name, args}`` components of the
 ``data_sources`` registry; curation filters (``references.filters``) are registered in the same
 registry and wrap the source they receive as ``source=``.
@@ -11,6 +13,8 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+from rdm_core.devices import resolve_device
+from rdm_core.errors import RecipeError
 from rdm_core.plugins import registry
 from rdm_core.recipe.assemble import plain
 
@@ -91,3 +95,29 @@ def apply_filters(source: Any, filters: Any, cache_dir: str | Path | None = None
             args["device"] = device
         source = factory(source=source, **args)
     return source
+
+
+def open_sources(recipe: Any, splits: tuple[str, ...]) -> dict[str, Any]:
+    """The image sources of the requested splits (train with the curation filters applied).
+
+    Every source gets the recipe's device; curation files live under ``<references.dir>/curation``.
+    """
+    refs = recipe.references
+    res, device, precision = int(refs.resolution), str(resolve_device(recipe.run.device)), str(recipe.train.precision)
+    work = Path(refs.dir) / "curation"
+    sources: dict[str, Any] = {}
+    if "train" in splits:
+        if refs.train.name in ("???", None):
+            raise RecipeError(
+                "references.train names no image source.",
+                "set references.train: {name: folder, args: {root: DIR}} (or jsonl, teacher, mix)",
+            )
+        train = build_source(
+            refs.train, res, device=device, precision=precision, work_dir=work / "train", where="references.train"
+        )
+        sources["train"] = apply_filters(train, refs.filters, work, device)
+    if "val" in splits and refs.val is not None:
+        sources["val"] = build_source(
+            refs.val, res, device=device, precision=precision, work_dir=work / "val", where="references.val"
+        )
+    return sources

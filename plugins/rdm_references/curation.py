@@ -7,10 +7,11 @@ half). The scorer is injected: a callable, a ``"module:attr"`` string, or a metr
 name whose object has ``score(images, captions)``.
 
 Each item is rendered once. A rendered source (a teacher) is read once for scoring; the renders
-a filter keeps are stored as 8-bit PNGs (:class:`KeptImages`) and feature extraction reads those,
-so nothing is rendered a second time. Scores are computed on the same 8-bit pixels. Scorers
-that score image files in one pass (:class:`FileScorer`, e.g. GenEval's external detector) get
-every render written once and are called once per filter, not once per batch.
+a filter keeps are stored as 8-bit PNGs (:class:`~rdm_references.kept_images.KeptImages`) and
+feature extraction reads those, so nothing is rendered a second time. Scores are computed on the
+same 8-bit pixels. Scorers that score image files in one pass
+(:class:`~rdm_references.scorers.FileScorer`, e.g. GenEval's external detector) get every render
+written once and are called once per filter, not once per batch.
 
 Scores are cached in a JSON file keyed by the fingerprint of the wrapped source (partial scores
 are saved as scoring goes, so a killed build resumes where it stopped).
@@ -25,19 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from rdm_core.artifacts import fingerprint_parts, read_json, write_json
-from rdm_core.capabilities import Scorer
 from rdm_core.errors import RecipeError
 from rdm_core.interfaces import ImageBatch
-from rdm_references.sources.optional import captions_of, stat_tokens
+from rdm_references.kept_images import KeptImages, quantize
+from rdm_references.scorers import FileScorer, resolve_scorer, scorer_identity
+from rdm_references.sources.optional import captions_of
+from rdm_references.sources.subset import SubsetSource
 
 SAVE_EVERY = 32  # batches between partial score saves
-
-
-@runtime_checkable
-class FileScorer(Protocol):
-    """A scorer that scores saved image files in one pass (one external process per filter)."""
-
-    def score_files(self, files: Sequence[Path], captions: Sequence[str], workdir: Path) -> list[float]: ...
 
 
 @runtime_checkable
@@ -45,149 +41,6 @@ class RenderedSource(Protocol):
     """A source whose images are rendered on demand (expensive: a filter stores what it keeps)."""
 
     def render(self, rows: Sequence[int]) -> Any: ...
-
-
-def _takes(factory: Any, name: str) -> bool:
-    """Whether ``factory`` declares a parameter ``name`` explicitly (``**kwargs`` does not count)."""
-    target = factory.__init__ if inspect.isclass(factory) else factory
-    try:
-        return name in inspect.signature(target).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def resolve_scorer(scorer: Any, scorer_args: dict[str, Any] | None = None, device: str | None = None) -> Any:
-    """The scorer object: a :class:`FileScorer`, or a callable ``(images, captions) -> scores``.
-
-    ``device`` is given to a scorer built here whose factory takes one and whose args set none.
-    """
-    from rdm_core.registry import import_object
-
-    args = dict(scorer_args or {})
-    obj = scorer
-    if isinstance(scorer, str):
-        if ":" in scorer:
-            obj = import_object(scorer)
-            if isinstance(obj, type):
-                if device is not None and "device" not in args and _takes(obj, "device"):
-                    args["device"] = device
-                obj = obj(**args)
-        else:
-            from rdm_core.plugins import registry
-
-            metrics = registry("metrics")
-            if device is not None and "device" not in args and _takes(metrics.resolve(scorer), "device"):
-                args["device"] = device
-            obj = metrics.create(scorer, **args)
-    if isinstance(obj, FileScorer):
-        return obj
-    if isinstance(obj, Scorer):
-        return obj.score
-    if callable(obj):
-        return obj
-    raise RecipeError(
-        f"scorer {scorer!r} is neither callable nor has a score() method.",
-        "pass a function (images, captions) -> scores, a 'module:attr' path, or a metric name",
-    )
-
-
-def scorer_identity(scorer: Any, scorer_args: dict[str, Any] | None) -> str:
-    """A stable name for a scorer, so cached scores are never reused for another scorer."""
-    import inspect
-    import json
-
-    if isinstance(scorer, str):
-        name = scorer
-    else:
-        target = scorer.__func__ if inspect.ismethod(scorer) else scorer  # a bound method: its function
-        named = target if inspect.isroutine(target) or inspect.isclass(target) else type(target)
-        name = f"{named.__module__}.{named.__qualname__}"
-    return f"{name}|{json.dumps(scorer_args or {}, sort_keys=True, default=str)}"
-
-
-def quantize(images: Any) -> Any:
-    """``[0,1]`` floats on the 8-bit grid, exactly the pixels a PNG of them reads back as."""
-    from rdm_core.images import to_uint8
-
-    return to_uint8(images).float() / 255.0
-
-
-class KeptImages:
-    """8-bit PNGs of rows a filter keeps, named by row and item fingerprint (a changed item never hits).
-
-    ``root=None`` keeps them in memory (small uses without a cache file).
-    """
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = root
-        self._memory: dict[str, Any] = {}
-
-    def path(self, row: int, fingerprint: str) -> Path:
-        assert self.root is not None
-        return self.root / f"{row:08d}_{fingerprint}.png"
-
-    def has(self, row: int, fingerprint: str) -> bool:
-        if self.root is None:
-            return f"{row}_{fingerprint}" in self._memory
-        return self.path(row, fingerprint).is_file()
-
-    def save(self, row: int, fingerprint: str, image: Any) -> None:
-        if self.root is None:
-            self._memory[f"{row}_{fingerprint}"] = image.clone()
-            return
-        from rdm_core.images import save_png
-
-        save_png(image, self.path(row, fingerprint))
-
-    def load(self, row: int, fingerprint: str) -> Any:
-        if self.root is None:
-            return self._memory[f"{row}_{fingerprint}"]
-        from rdm_core.images import read_image
-
-        return read_image(self.path(row, fingerprint))
-
-    def drop(self, row: int, fingerprint: str) -> None:
-        if self.root is None:
-            self._memory.pop(f"{row}_{fingerprint}", None)
-        else:
-            self.path(row, fingerprint).unlink(missing_ok=True)
-
-    def prune(self, keep: set[str]) -> None:
-        """Delete every stored image whose ``<row>_<fingerprint>`` name is not in ``keep``."""
-        if self.root is None:
-            self._memory = {k: v for k, v in self._memory.items() if k in keep}
-            return
-        for png in self.root.glob("*.png"):
-            row, _, fp = png.stem.partition("_")
-            if f"{int(row)}_{fp}" not in keep:
-                png.unlink()
-
-
-class SubsetSource:
-    """A view of ``source`` restricted to ``indices`` (in that order)."""
-
-    def __init__(self, source: Any, indices: Sequence[int]) -> None:
-        self.source = source
-        self.indices = [int(i) for i in indices]
-        self._stat_token = stat_tokens(source)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def key(self, index: int) -> str:
-        return self.source.key(self.indices[index])
-
-    def fingerprint(self, index: int) -> str:
-        return self.source.fingerprint(self.indices[index])
-
-    def stat_token(self, index: int) -> str | None:
-        return self._stat_token(self.indices[index])
-
-    def captions(self, indices: Sequence[int]) -> list[str] | None:
-        return captions_of(self.source, [self.indices[i] for i in indices])
-
-    def read(self, indices: Sequence[int]) -> ImageBatch:
-        return self.source.read([self.indices[i] for i in indices])
 
 
 class _ScoredFilter(SubsetSource):
@@ -413,7 +266,7 @@ class PickScoreTopK(_ScoredFilter):
         source: captioned source (e.g. teacher renders with ``repeats`` seeds per prompt), or a
             ``{name, args}`` component built here (a filtered part of a ``mix``).
         k: items kept per caption.
-        scorer: ``(images, captions) -> scores``; see :func:`resolve_scorer`.
+        scorer: ``(images, captions) -> scores``; see :func:`~rdm_references.scorers.resolve_scorer`.
         scorer_args: arguments for a scorer built from a class or a metric name.
         batch_size: images per scorer call.
         cache: JSON file for the scores; kept renders go beside it (``<cache stem>/kept``).
@@ -452,8 +305,10 @@ class GenevalCorrect(_ScoredFilter):
 
     Args:
         source: captioned source of renders of GenEval prompts.
-        scorer: ``(images, prompts) -> correct flags`` or a :class:`FileScorer`; see
-            :func:`resolve_scorer`. The ``geneval`` metric is a file scorer: one detector run.
+        scorer: ``(images, prompts) -> correct flags`` or a
+            :class:`~rdm_references.scorers.FileScorer`; see
+            :func:`~rdm_references.scorers.resolve_scorer`. The ``geneval`` metric is a file
+            scorer: one detector run.
         scorer_args: arguments for a scorer built from a class or a metric name (for ``geneval``
             with the official detector: ``repo`` and ``detector_dir``, see docs/evaluation.md).
         max_per_prompt: cap per prompt (the first correct rows in order are kept).

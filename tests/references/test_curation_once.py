@@ -144,7 +144,7 @@ def test_partial_scores_resume_where_scoring_stopped(tmp_path, monkeypatch, coun
 
 
 def test_filters_in_a_mix_build_their_scorer_on_the_recipe_device(tmp_path):
-    from rdm_references.pipeline import open_sources
+    from rdm_references.build_sources import open_sources
 
     DEVICES.clear()
     part = {
@@ -160,7 +160,7 @@ def test_filters_in_a_mix_build_their_scorer_on_the_recipe_device(tmp_path):
 
 
 def test_pickscore_metric_as_scorer_gets_the_device():
-    from rdm_references.curation import resolve_scorer
+    from rdm_references.scorers import resolve_scorer
 
     score = resolve_scorer("pickscore", {}, device="cuda:3")
     assert score.__self__._args["device"] == "cuda:3"  # the model is only loaded on first use
@@ -259,7 +259,7 @@ def test_validate_checks_a_curated_pool_down_to_the_scorer(tmp_path, geneval_set
 
 
 def test_teacher_renders_run_under_the_training_autocast(tmp_path, monkeypatch):
-    from rdm_references.pipeline import open_sources
+    from rdm_references.build_sources import open_sources
     from rdm_testing.references import refplugin
 
     seen = []

@@ -100,7 +100,7 @@ def test_joint_build_aligns_tau_with_curated_mixed_rows(joint_recipe, monkeypatc
     keys = [k for k, _, _ in manifest["sources"]["train"]["items"]]
     assert len(keys) == 6 + 10 and keys[0].startswith("0:teacher/") and keys[-1] == "1:00000009:9.png"
     tau, meta = load_tensors(f"{refs}/tau/train.safetensors")
-    from rdm_references.pipeline import open_sources
+    from rdm_references.build_sources import open_sources
 
     src = open_sources(recipe, ("train",))["train"]
     captions = src.captions(list(range(len(src))))
