@@ -9,36 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import time
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rdm_core.capabilities import (
     FeatureCoupling,
-    GradientCheckpointing,
     PlottingObjective,
     StatefulObjective,
     SteppedObjective,
-    require,
 )
 from rdm_core.console import err_console, progress
 from rdm_core.distributed import DistContext, all_reduce_mean_, barrier, init_from_env
 from rdm_core.errors import RecipeError
-from rdm_core.images import save_grid
 from rdm_core.interfaces import Conditions, ObjectiveContext, TrainerOptions, as_image_batch
 from rdm_core.recipe.assemble import build_encoders, build_generator, build_objective, plain
 from rdm_core.recipe.load import to_yaml
 from rdm_gradcache.budget import CpuBudget
 from rdm_gradcache.divergence import DivergenceGuard
+from rdm_gradcache.generator_setup import broadcast_module_, enable_gradient_checkpointing
 from rdm_gradcache.gradcache import Chunk
 from rdm_gradcache.layout import Layout, lr_at, resolve_layout
 from rdm_gradcache.plots import save_loss_curve
 from rdm_gradcache.rundir import RunDir, peak_memory_gb
+from rdm_gradcache.samples import save_sample_grid
 from rdm_gradcache.sharding import (
     full_model_state,
     full_optimizer_state,
@@ -53,45 +51,9 @@ from rdm_gradcache.step import StepResult, gradcache_step
 # Conditions get their own stream: seeding it like the noise stream would tie class/prompt
 # choices to the noise values drawn from the same Mersenne-Twister sequence.
 CONDITION_SEED_OFFSET = 1_000_003
-SAMPLE_SEED_OFFSET = 7_919
 # The dtype of the trained weights (and of the optimizer state) per train.precision: bf16 keeps
 # fp32 master weights and computes the forward passes under bf16 autocast.
 MASTER_WEIGHTS_DTYPE = {"bf16": torch.float32, "fp32": torch.float32, "fp64": torch.float64}
-
-
-@runtime_checkable
-class LibraryCheckpointing(Protocol):
-    """A library model's own checkpointing switch (diffusers and transformers models have one)."""
-
-    def enable_gradient_checkpointing(self) -> None: ...
-
-
-def enable_gradient_checkpointing(generator: Any) -> None:
-    """The generator's :class:`GradientCheckpointing` switch if it has one, else the switch of its
-    trainable module when that is a library model (diffusers style); refused otherwise."""
-    if isinstance(generator, GradientCheckpointing):
-        generator.set_gradient_checkpointing(True)
-        return
-    module = generator.trainable_module()
-    if isinstance(module, LibraryCheckpointing):
-        module.enable_gradient_checkpointing()
-        return
-    require(
-        generator,
-        GradientCheckpointing,
-        what=f"generator {type(generator).__name__}",
-        needed_by="generator.gradient_checkpointing: true",
-        fix="set generator.gradient_checkpointing: false (or add set_gradient_checkpointing to the generator)",
-    )
-
-
-def broadcast_module_(module: nn.Module) -> None:
-    """Make every rank's replica identical to rank 0's (parameters and buffers)."""
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for tensor in [*module.parameters(), *module.buffers()]:
-            dist.broadcast(tensor.data, src=0)
 
 
 class GradCacheTrainer:
@@ -202,27 +164,17 @@ class GradCacheTrainer:
 
     def save_samples(self, path: Path, ctx: DistContext) -> None:
         """A grid from fixed seeded noise and conditions (all ranks run it; FSDP needs them)."""
-        count = int(self.recipe.train.sample_count)
-        if count <= 0 or (not ctx.is_main and not is_sharded(self.module)):
+        if not ctx.is_main and not is_sharded(self.module):
             return  # replicated: rank 0 alone; FSDP: every rank must join the forward
-        seed = int(self.recipe.run.seed) + SAMPLE_SEED_OFFSET
-        noise_rng, cond_rng = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
-        shape = tuple(self.generator.noise_shape())
-        outs = []
-        # fork_rng: sampling must not move the training RNG (resume exactness).
-        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []), torch.no_grad():
-            for start in range(0, count, self.layout.micro_batch):
-                b = min(self.layout.micro_batch, count - start)
-                noise = torch.randn((b, *shape), generator=noise_rng).to(ctx.device, self.dtype)
-                cond = self.generator.sample_conditions(b, cond_rng)
-                cond = cond.to(ctx.device) if isinstance(cond, Conditions) else cond
-                with self._autocast(ctx.device):
-                    outs.append(self.generator.generate(noise, cond).float().cpu())
-        if ctx.is_main:
-            save_grid(torch.cat(outs), path)
-            real = Path(self.recipe.references.dir) / "real_grid.png"  # written by `rdm reference build`
-            if real.is_file() and not (path.parent / "real.png").exists():
-                shutil.copyfile(real, path.parent / "real.png")
+        save_sample_grid(
+            self.generator,
+            self.recipe,
+            path,
+            ctx,
+            batch=self.layout.micro_batch,
+            dtype=self.dtype,
+            autocast=lambda: self._autocast(ctx.device),
+        )
 
     # -- checkpoints ----------------------------------------------------------------------------
     def _rng_all_ranks(self, ctx: DistContext) -> list[dict[str, Tensor]]:

@@ -155,7 +155,7 @@ def test_gradient_checkpointing_passthrough():
     from torch import nn
 
     from rdm_core.capabilities import MissingCapabilityError
-    from rdm_gradcache.trainer import enable_gradient_checkpointing
+    from rdm_gradcache.generator_setup import enable_gradient_checkpointing
 
     class WithSwitch:
         calls: typing.ClassVar[list] = []
