@@ -12,11 +12,9 @@ one line instead of flowing into a number. JSON state files opt in the same way
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
-import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -24,7 +22,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.errors import ArtifactError, DiskFullError, RdmError
+from rdm_core.errors import ArtifactError, RdmError
+from rdm_core.write_failures import TEMP_SUFFIX, disk_full, is_disk_full
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor
@@ -34,7 +33,6 @@ META_KEY = "rdm"
 # with checksum=True. Version 2 files always carry it; version 1 files (older) load unverified.
 HASH_KEY = "content_sha256"
 FORMAT_VERSION = 2
-TEMP_SUFFIX = ".tmp"
 REWRITE_FIX = "delete it and re-run the command that wrote it"
 
 
@@ -63,52 +61,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
-
-
-def is_disk_full(exc: BaseException) -> bool:
-    """True for "no space left" / "quota exceeded", as an OSError or a library's wrapped text."""
-    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return True
-    text = str(exc)
-    return "No space left on device" in text or "Disk quota exceeded" in text or "StorageFull" in text
-
-
-def disk_full(path: Path, exc: BaseException | None = None) -> DiskFullError:
-    """The one-line error for a write to ``path`` that ran out of space (nothing was kept)."""
-    where = path.parent
-    while where.name.startswith(".") and where.name.endswith(TEMP_SUFFIX):  # inside a checkpoint's temp dir
-        path, where = Path(where.name.split(".")[1]) / path.name, where.parent
-    try:
-        free = f"{shutil.disk_usage(where).free / 2**20:.1f} MiB free"
-    except OSError:
-        free = "free space unknown"
-    return DiskFullError(
-        f"no space left on the disk of {where} while writing {path.name} ({free}); nothing was half-written.",
-        f"free space on that disk (delete old runs, checkpoints, eval renders or caches under {where}, "
-        "or point the output somewhere larger), then re-run the same command: it continues where it stopped",
-    )
-
-
-def remove_stale_temporaries(directory: str | os.PathLike[str], pattern: str = f"*{TEMP_SUFFIX}") -> list[Path]:
-    """Delete the temporary files a killed writer left in ``directory`` (not recursive).
-
-    Only names :func:`atomic_path` and :func:`~rdm_core.checkpoints.save_checkpoint` create
-    (``.<final name>.<random>.tmp`` files and ``.<step dir>.<random>`` directories) match the
-    default pattern; call it only on directories one process owns (e.g. under the run lock).
-    """
-    root = Path(directory)
-    removed: list[Path] = []
-    if not root.is_dir():
-        return removed
-    for p in root.glob(pattern):
-        if not p.name.startswith("."):
-            continue
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
-        removed.append(p)
-    return removed
 
 
 def write_json(path: str | os.PathLike[str], obj: Any, *, checksum: bool = False) -> None:

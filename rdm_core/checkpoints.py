@@ -25,8 +25,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rdm_core.artifacts import TEMP_SUFFIX, load_tensors, read_json, save_tensors, stored_digest, write_json
+from rdm_core.artifacts import load_tensors, read_json, save_tensors, stored_digest, write_json
 from rdm_core.errors import ArtifactError, NonFiniteError
+from rdm_core.write_failures import TEMP_SUFFIX
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import Tensor, nn

@@ -149,7 +149,7 @@ def run_lock(root: str | os.PathLike[str], command: str = "rdm") -> Iterator[Pat
 def clean_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
     """Delete the temporary files and checkpoint directories killed writers left in a run
     directory (``.<name>.<random>.tmp``), except under ``eval/``. Call it holding the lock."""
-    from rdm_core.artifacts import remove_stale_temporaries
+    from rdm_core.write_failures import remove_stale_temporaries
 
     run = Path(root)
     removed: list[Path] = []

@@ -152,7 +152,7 @@ class ReferenceBuild:
         """Delete the temporary files a killed build left beside this build's outputs: the
         references, eval banks and manifest/floor parts of its own encoders, and (under the
         merge lock, which every writer of them holds) the merged manifest and floors."""
-        from rdm_core.artifacts import remove_stale_temporaries
+        from rdm_core.write_failures import remove_stale_temporaries
         from rdm_references.manifest import locked
 
         for name in self.names:

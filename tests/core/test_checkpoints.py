@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from rdm_core.artifacts import TEMP_SUFFIX
 from rdm_core.checkpoints import (
     is_finite_checkpoint,
     list_checkpoints,
@@ -20,6 +19,7 @@ from rdm_core.checkpoints import (
     save_checkpoint,
 )
 from rdm_core.errors import ArtifactError, NonFiniteError
+from rdm_core.write_failures import TEMP_SUFFIX
 from rdm_gradcache.state import capture_rng, merge_state, restore_rng, split_state
 
 
