@@ -218,20 +218,6 @@ def test_empty_inputs_are_named():
         cross_kernel_mean(torch.ones(2, 3), torch.zeros(0, 3), GaussianKernel(1.0))
 
 
-@pytest.fixture
-def gram_calls(monkeypatch):
-    """(rows, cols) of every GaussianKernel.gram call: only the checkpoint path calls gram."""
-    calls: list[tuple[int, int]] = []
-    gram = GaussianKernel.gram
-
-    def spy(self, x, y):
-        calls.append((x.shape[0], y.shape[0]))
-        return gram(self, x, y)
-
-    monkeypatch.setattr(GaussianKernel, "gram", spy)
-    return calls
-
-
 def test_auto_takes_the_fused_path_for_radial_kernels_only_when_the_reference_is_frozen(gram_calls):
     x, y, w = _rand((20, 3), 1).requires_grad_(), _rand((9, 3), 2), _rand((9,), 3)
     k = GaussianKernel(1.5)

@@ -287,18 +287,11 @@ def test_the_pool_is_streamed_in_blocks_that_fit_the_memory_budget():
     assert mu32.dtype == torch.float64 and torch.equal(mu32, mu64)
 
 
-def test_runtime_options_reach_the_estimator(monkeypatch):
+def test_runtime_options_reach_the_estimator(gram_calls):
     ref = NystromReference.build(_pool(), "gaussian", landmarks=15, seed=0)
     g = torch.randn(30, 6, dtype=torch.float64)
     want_attraction, want_distance = ref.attraction(g).item(), ref.distance(g).item()
-    calls: list[tuple[int, int]] = []
-    gram = GaussianKernel.gram
-
-    def spy(self, x, y):
-        calls.append((x.shape[0], y.shape[0]))
-        return gram(self, x, y)
-
-    monkeypatch.setattr(GaussianKernel, "gram", spy)
+    calls = gram_calls
 
     def blocks(fn):
         calls.clear()
